@@ -1,0 +1,76 @@
+// Python binding of the CPU GEMM. dlcb_kernels.gemm validates and explains errors to users;
+// the checks here repeat the ones that guard memory safety, so a direct call into _cpu cannot
+// crash the process either.
+#include <omp.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <string>
+
+#include "gemm/gemm.h"
+
+namespace py = pybind11;
+
+namespace {
+
+using dlcb::gemm::StridedMatrix;
+
+StridedMatrix view_of(const py::array& x, const char* name, bool transpose, int64_t& rows,
+                      int64_t& cols) {
+  if (!py::isinstance<py::array_t<float>>(x) || !x.dtype().is(py::dtype::of<float>()))
+    throw py::type_error(std::string(name) + " must be a float32 array");
+  if (x.ndim() != 2) throw py::value_error(std::string(name) + " must be 2-D");
+  for (int d = 0; d < 2; ++d)
+    if (x.strides(d) % static_cast<py::ssize_t>(sizeof(float)) != 0)
+      throw py::value_error(std::string(name) + " has strides that are not a multiple of 4 bytes");
+  const int64_t rs = x.strides(0) / 4, cs = x.strides(1) / 4;
+  rows = transpose ? x.shape(1) : x.shape(0);
+  cols = transpose ? x.shape(0) : x.shape(1);
+  return StridedMatrix{static_cast<const float*>(x.data()), transpose ? cs : rs, transpose ? rs : cs};
+}
+
+int sgemm(const py::array& a, const py::array& b, py::array& c, bool trans_a, bool trans_b,
+          float alpha, float beta, const std::string& isa, int threads, int64_t kc, int64_t mc,
+          int64_t nc) {
+  dlcb::gemm::SgemmArgs g{};
+  int64_t ka = 0, kb = 0;
+  g.a = view_of(a, "a", trans_a, g.m, ka);
+  g.b = view_of(b, "b", trans_b, kb, g.n);
+  if (ka != kb) throw py::value_error("inner dimensions of a and b differ");
+  g.k = ka;
+  if (!py::isinstance<py::array_t<float>>(c) || !c.dtype().is(py::dtype::of<float>()) || c.ndim() != 2)
+    throw py::type_error("c must be a 2-D float32 array");
+  if (c.shape(0) != g.m || c.shape(1) != g.n) throw py::value_error("c has the wrong shape");
+  if (!c.writeable()) throw py::value_error("c is read-only");
+  if (c.strides(1) != sizeof(float) || c.strides(0) % 4 != 0 || (g.m > 1 && c.strides(0) < c.strides(1) * g.n))
+    throw py::value_error("c must have contiguous rows");
+  g.c = static_cast<float*>(c.mutable_data());
+  g.ldc = c.strides(0) / 4;
+  g.alpha = alpha;
+  g.beta = beta;
+  if (threads < 1) throw py::value_error("threads must be >= 1");
+  if (kc < 0 || mc < 0 || nc < 0) throw py::value_error("cache blocks must be >= 0 (0: default)");
+  const dlcb::gemm::KernelSet* ks = dlcb::gemm::select_kernel_set(isa.c_str());
+  if (ks == nullptr) throw py::value_error("isa '" + isa + "' is unknown or not supported by this CPU");
+  py::gil_scoped_release release;
+  return dlcb::gemm::sgemm(*ks, g, threads, dlcb::gemm::Blocking{kc, mc, nc});
+}
+
+}  // namespace
+
+void bind_gemm(py::module_& m) {
+  m.def("sgemm", &sgemm, py::arg("a"), py::arg("b"), py::arg("c"), py::arg("trans_a"),
+        py::arg("trans_b"), py::arg("alpha"), py::arg("beta"), py::arg("isa"), py::arg("threads"),
+        py::arg("kc") = 0, py::arg("mc") = 0, py::arg("nc") = 0,
+        "C = alpha * op(A) op(B) + beta * C on float32 arrays; returns the thread count used.\n"
+        "kc, mc, nc override the kernel set's cache blocks (0: default), for tuning.");
+  m.def(
+      "gemm_isa",
+      [](const std::string& isa) -> py::object {
+        const auto* ks = dlcb::gemm::select_kernel_set(isa.c_str());
+        if (ks == nullptr) return py::none();
+        return py::make_tuple(ks->isa, ks->mr, ks->nr, ks->kc, ks->mc, ks->nc);
+      },
+      py::arg("isa") = "auto",
+      "(isa, mr, nr, kc, mc, nc) of the kernel set `isa` would select, or None when unavailable.");
+}

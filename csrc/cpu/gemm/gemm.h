@@ -1,0 +1,56 @@
+#pragma once
+// Single-precision GEMM, Goto/BLIS style: C = alpha * A * B + beta * C, row-major C.
+//
+// A (m x k) and B (k x n) are read through arbitrary element strides, so transposed and
+// non-contiguous operands need no copy: the packing routines absorb the layout.
+#include <cstdint>
+
+namespace dlcb::gemm {
+
+struct StridedMatrix {
+  const float* data;
+  int64_t row_stride;  // elements between (i, j) and (i + 1, j)
+  int64_t col_stride;  // elements between (i, j) and (i, j + 1)
+};
+
+struct SgemmArgs {
+  int64_t m, n, k;
+  StridedMatrix a;  // logical m x k
+  StridedMatrix b;  // logical k x n
+  float* c;         // m x n, unit column stride
+  int64_t ldc;      // elements between rows of C
+  float alpha, beta;
+};
+
+// One instruction set's packing routines, micro-kernel and cache blocking.
+struct KernelSet {
+  const char* isa;
+  int64_t mr, nr;           // register block of the micro-kernel
+  int64_t kc, mc, nc;       // cache blocks (upper bounds; the driver balances them)
+  // Packs rows x kc of A (rows <= mr) into dst[kc][mr], scaled by alpha, zero-padded.
+  void (*pack_a)(int64_t rows, int64_t kc, const float* src, int64_t rs, int64_t cs, float alpha,
+                 float* dst);
+  // Packs kc x cols of B (cols <= nr) into dst[kc][nr], zero-padded.
+  void (*pack_b)(int64_t cols, int64_t kc, const float* src, int64_t rs, int64_t cs, float* dst);
+  // C[0:rows, 0:cols] = A_panel * B_panel + beta * C (C not read when beta == 0).
+  void (*micro)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float beta,
+                int64_t rows, int64_t cols);
+};
+
+const KernelSet* kernel_set_avx512();   // nullptr when not compiled for this target
+const KernelSet* kernel_set_avx2();     // nullptr when not compiled for this target
+const KernelSet& kernel_set_portable();
+
+// The best kernel set this CPU runs, or the named one ("avx512", "avx2", "portable");
+// nullptr when the name is unknown or the CPU cannot run it.
+const KernelSet* select_kernel_set(const char* isa);
+
+// Cache blocks to use instead of the kernel set's defaults (0 keeps the default); for tuning.
+struct Blocking {
+  int64_t kc = 0, mc = 0, nc = 0;
+};
+
+// Runs the blocked GEMM on `threads` OpenMP threads (>= 1). Returns the thread count used.
+int sgemm(const KernelSet& ks, const SgemmArgs& args, int threads, Blocking blocking = {});
+
+}  // namespace dlcb::gemm

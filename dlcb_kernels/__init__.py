@@ -1,0 +1,1 @@
+"""dlcb-kernels: own CPU/CUDA kernels timed against vendor libraries."""
