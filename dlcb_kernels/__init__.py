@@ -1,1 +1,16 @@
-"""dlcb-kernels: own CPU/CUDA kernels timed against vendor libraries."""
+"""dlcb-kernels: which hardware runs a deep-learning workload fastest, measured kernel by kernel.
+
+Our own CPU (and CUDA) kernels for GEMM, convolution and RNN cells, timed side by side with the
+vendor libraries, recorded in per-device throughput tables.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .ops.gemm import available_isas, gemm, kernel_info
+
+try:
+    __version__ = version("dlcb-kernels")
+except PackageNotFoundError:  # running from a source tree that was built in place
+    __version__ = "0+unknown"
+
+__all__ = ["__version__", "available_isas", "gemm", "kernel_info"]

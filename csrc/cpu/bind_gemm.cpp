@@ -42,7 +42,9 @@ int sgemm(const py::array& a, const py::array& b, py::array& c, bool trans_a, bo
     throw py::type_error("c must be a 2-D float32 array");
   if (c.shape(0) != g.m || c.shape(1) != g.n) throw py::value_error("c has the wrong shape");
   if (!c.writeable()) throw py::value_error("c is read-only");
-  if (c.strides(1) != sizeof(float) || c.strides(0) % 4 != 0 || (g.m > 1 && c.strides(0) < c.strides(1) * g.n))
+  const bool empty = g.m == 0 || g.n == 0;  // numpy gives empty arrays zero strides
+  if (!empty && (c.strides(1) != sizeof(float) || c.strides(0) % 4 != 0 ||
+                 (g.m > 1 && c.strides(0) < c.strides(1) * g.n)))
     throw py::value_error("c must have contiguous rows");
   g.c = static_cast<float*>(c.mutable_data());
   g.ldc = c.strides(0) / 4;

@@ -21,5 +21,6 @@ PYBIND11_MODULE(_cpu, m) {
   m.def("omp_max_threads", [] { return omp_get_max_threads(); },
         "OpenMP's default team size (follows OMP_NUM_THREADS).");
   m.attr("compiler") = DLCB_COMPILER_ID " " DLCB_COMPILER_VERSION;
+  m.attr("build_revision") = DLCB_BUILD_REVISION;
   bind_gemm(m);
 }

@@ -1,0 +1,162 @@
+"""A benchmark run: every problem of a suite on every chosen implementation, into a table.
+
+problem -> implementation -> measurement -> record -> table. For each problem the inputs are
+made once and shared by all implementations; each result is checked against the float64
+reference before any timing (a wrong result is recorded as failed and never timed).
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from . import devices, environment, registry
+from .measure import HostTimer, Settings, measure, measure_overhead
+from .records import base_record, compare_to_vendors, failed_record, now_iso, timed_record
+from .suites import SuiteProblem
+from .table import TableWriter
+
+
+@dataclass
+class BenchConfig:
+    problems: list[SuiteProblem]
+    implementations: list[registry.Implementation]
+    threads: int
+    caches: tuple[str, ...] = ("warm",)
+    settings: Settings = field(default_factory=Settings)
+    suite: str = "custom"
+    seed: int = 0
+    peak_basis: str = "measured"
+
+
+class Progress:
+    """One line per finished measurement on a stream (stderr by default), numbered n/total."""
+
+    def __init__(self, total: int, stream: TextIO | None = sys.stderr):
+        self.total = total
+        self.done = 0
+        self.stream = stream
+
+    def step(self, text: str) -> None:
+        self.done += 1
+        if self.stream is not None:
+            width = len(str(self.total))
+            print(f"[{self.done:>{width}}/{self.total}] {text}", file=self.stream, flush=True)
+
+    def note(self, text: str) -> None:
+        if self.stream is not None:
+            print(text, file=self.stream, flush=True)
+
+
+def device_id(device: dict) -> str:
+    return f"{device.get('kind', 'cpu')}:{device.get('hostname') or 'localhost'}"
+
+
+def run_bench(config: BenchConfig, out_path, *, progress_stream: TextIO | None = sys.stderr,
+              device: dict | None = None) -> dict:
+    """Runs the benchmark, writing the table to out_path after every record. Returns the table.
+
+    KeyboardInterrupt marks the run "interrupted" in the file (every finished record kept) and
+    propagates.
+    """
+    progress = Progress(len(config.problems) * len(config.implementations) * len(config.caches),
+                        progress_stream)
+    if device is None:
+        progress.note(f"probing the device ({config.threads} threads: clock, FMA peak, memory bandwidth)...")
+        device = devices.detect_cpu(threads=config.threads, measure=True)
+    device = dict(device, id=device_id(device))
+    timer = HostTimer()
+    overhead = measure_overhead(timer)
+    run = {
+        "run_id": uuid.uuid4().hex,
+        "suite": config.suite,
+        "started": now_iso(),
+        "finished": None,
+        "status": "running",
+        "threads": config.threads,
+        "caches": list(config.caches),
+        "settings": config.settings.as_dict(),
+        "harness": {"timer": timer.name, "overhead_s": overhead.as_dict(),
+                    "note": "a no-op timed the same way; stated, not subtracted"},
+        "environment": environment.describe(registry.blas_info()),
+    }
+    writer = TableWriter(out_path, run, device)
+    flush = _cache_flusher() if "cold" in config.caches else None
+    try:
+        for sp in config.problems:
+            _run_problem(sp, config, writer, device, timer, flush, progress)
+    except KeyboardInterrupt:
+        writer.finish("interrupted", now_iso())
+        raise
+    writer.finish("complete", now_iso())
+    return writer.doc
+
+
+def _cache_flusher():
+    from . import _cpu
+
+    return _cpu.LlcFlusher(0).flush
+
+
+def _run_problem(sp: SuiteProblem, config: BenchConfig, writer: TableWriter, device: dict, timer,
+                 flush, progress: Progress) -> None:
+    problem = sp.problem
+    inputs = problem.make_inputs(config.seed)
+    peak, peak_label = devices.peak_for(device, problem.dtype, config.peak_basis)
+    records: list[dict] = []
+    # Vendors first, so each of our records can be compared the moment it is written.
+    for impl in sorted(config.implementations, key=lambda i: i.provider != "vendor"):
+        if impl.op != problem.op:
+            continue
+        for cache in config.caches:
+            base = base_record(problem, impl, run_id=writer.run["run_id"], device_id=device["id"],
+                               cache=cache, threads=config.threads, labels=sp.labels)
+            record = _run_one(problem, inputs, impl, base, config, timer, flush, peak, peak_label)
+            records.append(record)
+            compare_to_vendors(records)
+            writer.append([record])
+            progress.step(_progress_text(record))
+
+
+def _run_one(problem, inputs, impl, base, config, timer, flush, peak, peak_label) -> dict:
+    if problem.dtype not in impl.dtypes:
+        return failed_record(base, "unavailable", f"{impl.name} does not support {problem.dtype}")
+    reason = impl.unavailable_reason()
+    if reason:
+        return failed_record(base, "unavailable", reason)
+    library = impl.library()
+    try:
+        with impl.prepare(problem, inputs, config.threads) as prepared:
+            base["threads"] = prepared.threads
+            prepared.run()
+            error = problem.check_error(inputs, prepared.output)
+            if not error <= problem.tolerance():
+                return failed_record(base, "failed", f"result differs from the reference: error {error:.3g} "
+                                     f"> tolerance {problem.tolerance():.3g}; not timed",
+                                     library=library, error=error)
+            measurement = measure(prepared.run, timer, config.settings, cache=base["cache"], flush=flush)
+            return timed_record(base, measurement, peak_gflops=peak, peak_label=peak_label, error=error,
+                                library=library, algorithm=prepared.algorithm)
+    except (MemoryError, RuntimeError, ValueError, TypeError) as exc:
+        return failed_record(base, "error", f"{type(exc).__name__}: {exc}", library=library)
+
+
+def _progress_text(record: dict) -> str:
+    head = f"{record['problem']:<28} {record['implementation'].split('/')[-1]:<14} {record['cache']:<4}"
+    if record["status"] != "ok":
+        return f"{head} {record['status']}: {record['reason']}"
+    text = f"{head} {record['stats']['median'] * 1e3:9.3f} ms {record['gflops']:8.1f} GFLOP/s"
+    if record.get("percent_of_peak") is not None:
+        text += f" {record['percent_of_peak']:5.1f}% peak"
+    vs = record.get("vs_best_vendor")
+    if vs:
+        text += f"  x{vs['speedup']:.3f} vs {vs['implementation'].split('/')[-1]}"
+    return text
+
+
+def default_output(suite: str) -> Path:
+    stamp = now_iso().replace(":", "").replace("-", "").replace("+0000", "Z")
+    return Path("results") / f"dlcb-{suite}-{stamp}.json"

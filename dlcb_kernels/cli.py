@@ -1,0 +1,187 @@
+"""The `dlcb` command line: bench, show, devices, merge."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXIT_FAILED_RECORDS = 3
+EXIT_INTERRUPTED = 130
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .suites import SUITES
+
+    parser = argparse.ArgumentParser(prog="dlcb", description="Deep-learning kernel benchmarks: our "
+                                     "kernels against vendor libraries, as per-device throughput tables.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    bench = sub.add_parser("bench", help="run a suite and write a throughput table")
+    bench.add_argument("--suite", choices=SUITES, default="quick", help="problem suite (default: quick)")
+    bench.add_argument("--ops", default="gemm", help="comma list of ops to run (default: gemm)")
+    bench.add_argument("--impl", default="ours,vendor",
+                       help="comma list: ours, vendor, all, or implementation names such as ours-avx2, numpy "
+                            "(default: ours,vendor)")
+    bench.add_argument("--threads", type=_positive_int, default=None,
+                       help="threads for every implementation (default: OpenMP's, i.e. OMP_NUM_THREADS or all cores)")
+    bench.add_argument("--cache", choices=("warm", "cold", "both"), default="warm",
+                       help="warm: back-to-back calls; cold: last-level cache flushed before each sample")
+    bench.add_argument("-o", "--output", type=Path, default=None,
+                       help="table file (JSON; a CSV is written beside it). Default: results/dlcb-SUITE-TIME.json")
+    bench.add_argument("--noise", type=_positive_float, default=0.02,
+                       help="target relative noise IQR/median that stops sampling (default: 0.02)")
+    bench.add_argument("--min-samples", type=_positive_int, default=10)
+    bench.add_argument("--max-time", type=_positive_float, default=5.0,
+                       help="seconds of sampling per measurement before giving up on the noise target")
+    bench.add_argument("--full", action="store_true",
+                       help="run DeepBench shapes at full size (default: scale down those above --max-gflop)")
+    bench.add_argument("--max-gflop", type=_positive_float, default=8.0,
+                       help="per-call GFLOP budget above which DeepBench shapes are scaled down (default: 8)")
+    bench.add_argument("--limit", type=_positive_int, default=None, help="run only the first N problems")
+    bench.add_argument("--peak", choices=("measured", "theoretical"), default="measured",
+                       help="the peak that %% of peak is held against (default: measured)")
+    bench.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+
+    show = sub.add_parser("show", help="print a table file")
+    show.add_argument("table", type=Path)
+    show.add_argument("--format", choices=("text", "csv", "json"), default="text")
+
+    devices = sub.add_parser("devices", help="print the detected devices and their peaks")
+    devices.add_argument("--threads", type=_positive_int, default=None)
+    devices.add_argument("--no-measure", action="store_true", help="skip the clock/peak/bandwidth probes")
+    devices.add_argument("--json", action="store_true")
+
+    merge = sub.add_parser("merge", help="merge tables (e.g. one per device) into one")
+    merge.add_argument("tables", type=Path, nargs="+")
+    merge.add_argument("-o", "--output", type=Path, required=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"bench": _bench, "show": _show, "devices": _devices, "merge": _merge}[args.command](args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"dlcb: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _bench(args) -> int:
+    from . import _cpu, registry
+    from .bench import BenchConfig, default_output, run_bench
+    from .measure import Settings
+    from .summary import format_summary
+    from .suites import load_suite
+    from .table import write_csv
+
+    ops = tuple(op.strip() for op in args.ops.split(",") if op.strip())
+    problems = load_suite(args.suite, ops, full=args.full, max_flops=args.max_gflop * 1e9)
+    if args.limit:
+        problems = problems[: args.limit]
+    impls = registry.select(list(ops), args.impl)
+    settings = Settings(noise_target=args.noise, min_samples=max(3, args.min_samples),
+                        max_samples=max(500, args.min_samples), max_time=args.max_time,
+                        min_time=min(0.2, args.max_time))
+    threads = args.threads or _cpu.omp_max_threads()
+    caches = ("warm", "cold") if args.cache == "both" else (args.cache,)
+    out = args.output or default_output(args.suite)
+    config = BenchConfig(problems, impls, threads, caches, settings, suite=args.suite, peak_basis=args.peak)
+    stream = None if args.quiet else sys.stderr
+    if stream:
+        print(f"dlcb bench: suite {args.suite}, {len(problems)} problems x {len(impls)} implementations "
+              f"({', '.join(i.variant for i in impls)}), {threads} threads, cache {args.cache} -> {out}",
+              file=stream, flush=True)
+    try:
+        doc = run_bench(config, out, progress_stream=stream)
+    except KeyboardInterrupt:
+        print(f"\ndlcb bench: interrupted; finished records are in {out}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    write_csv(out.with_suffix(".csv"), doc)
+    print(format_summary(doc))
+    print(f"\ntable: {out} (and {out.with_suffix('.csv')})")
+    if any(r["status"] in ("failed", "error") for r in doc["records"]):
+        return EXIT_FAILED_RECORDS
+    return 0
+
+
+def _show(args) -> int:
+    from .summary import format_summary
+    from .table import load, to_csv
+
+    doc = load(args.table)
+    if args.format == "json":
+        json.dump(doc, sys.stdout, indent=1)
+        print()
+    elif args.format == "csv":
+        sys.stdout.write(to_csv(doc))
+    else:
+        for run in doc["runs"]:
+            env = run.get("environment", {})
+            print(f"run {run['run_id'][:8]}  suite {run.get('suite')}  {run.get('status')}  "
+                  f"started {run.get('started')}  threads {run.get('threads')}  "
+                  f"dlcb-kernels {env.get('packages', {}).get('dlcb-kernels')} ({env.get('build_revision')})")
+        for device in doc["devices"]:
+            print(f"device {device['id']}: {device.get('name')}")
+        print()
+        print(format_summary(doc))
+    return 0
+
+
+def _devices(args) -> int:
+    from . import _cpu, cuda, devices
+
+    threads = args.threads or _cpu.omp_max_threads()
+    cpu = devices.detect_cpu(threads=threads, measure=not args.no_measure)
+    status = cuda.status()
+    gpus = []
+    if status.available:
+        gpus = [dict(cuda.device_properties(i), peaks=devices.gpu_peaks(cuda.device_properties(i)))
+                for i in range(status.device_count)]
+    if args.json:
+        json.dump({"cpu": cpu, "cuda": {"available": status.available, "reason": status.reason}, "gpus": gpus},
+                  sys.stdout, indent=1, default=str)
+        print()
+        return 0
+    print(devices.format_cpu(cpu))
+    if gpus:
+        for gpu in gpus:
+            print(devices.format_gpu(gpu))
+    else:
+        print(f"CUDA: unavailable ({status.reason})")
+    return 0
+
+
+def _merge(args) -> int:
+    from .table import load, merge, write_atomic
+
+    merged = merge([load(path) for path in args.tables])
+    write_atomic(args.output, merged)
+    print(f"merged {len(args.tables)} tables: {len(merged['devices'])} devices, "
+          f"{len(merged['records'])} records -> {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""Provenance of a run: software versions, BLAS, compiler, build revision, command line."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+from . import __version__, _cpu
+
+_PACKAGES = ("numpy", "threadpoolctl", "torch", "onnxruntime", "onnx", "cupy-cuda13x", "pytest-benchmark")
+_ENV_VARS = ("OMP_NUM_THREADS", "OMP_PROC_BIND", "OMP_PLACES", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT",
+             "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "DLCB_ENABLE_CUDA")
+
+
+def package_versions() -> dict:
+    found = {"dlcb-kernels": __version__}
+    for name in _PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def describe(blas: list[dict]) -> dict:
+    return {
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "hostname": platform.node(),
+        "packages": package_versions(),
+        "blas": blas,
+        "compiler": _cpu.compiler,
+        "build_revision": _cpu.build_revision,
+        "openmp_max_threads": _cpu.omp_max_threads(),
+        "env": {k: os.environ[k] for k in _ENV_VARS if k in os.environ},
+        "command": [os.path.basename(sys.argv[0])] + sys.argv[1:],
+    }

@@ -1,0 +1,1 @@
+"""Public kernel entry points: validate, then call the native kernels."""

@@ -1,0 +1,142 @@
+"""C = alpha * op(A) @ op(B) + beta * C on float32 numpy arrays, with our own CPU kernels."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _cpu
+from .._validate import (
+    element_strided,
+    require_array,
+    require_bool,
+    require_choice,
+    require_dtype,
+    require_ndim,
+    require_real,
+    require_threads,
+)
+
+BACKENDS = ("auto", "cpu")
+ISAS = ("auto", "avx512", "avx2", "portable")
+
+
+def available_isas() -> list[str]:
+    """The micro-kernel instruction sets this CPU runs, best first."""
+    return [isa for isa in ISAS[1:] if _cpu.gemm_isa(isa) is not None]
+
+
+def kernel_info(isa: str = "auto") -> dict:
+    """Register and cache blocking of the kernel set `isa` selects on this CPU."""
+    require_choice(isa, "isa", ISAS)
+    info = _cpu.gemm_isa(isa)
+    if info is None:
+        raise ValueError(f"isa {isa!r} is not supported by this CPU; available: {available_isas()}")
+    name, mr, nr, kc, mc, nc = info
+    return {"isa": name, "mr": mr, "nr": nr, "kc": kc, "mc": mc, "nc": nc}
+
+
+def gemm(
+    a,
+    b,
+    *,
+    trans_a: bool = False,
+    trans_b: bool = False,
+    alpha: float = 1.0,
+    beta: float = 0.0,
+    c: np.ndarray | None = None,
+    backend: str = "auto",
+    isa: str = "auto",
+    threads: int | None = None,
+) -> np.ndarray:
+    """General matrix multiply with our own kernels: C = alpha * op(a) @ op(b) + beta * c.
+
+    op(x) is x.T when the matching trans_* flag is set. a and b are 2-D float32 arrays of any
+    strides (transposed and sliced views are read in place, no copy). When c is given it must be
+    a float32 (M, N) array with contiguous rows that shares no memory with a or b; it is updated
+    in place and returned. beta != 0 needs c; with beta == 0, c is only written (like BLAS, NaNs
+    in it do not propagate). threads defaults to OpenMP's (OMP_NUM_THREADS); isa picks the
+    micro-kernel ("auto": the best this CPU runs). Returns C.
+    """
+    c_out, _ = gemm_with_threads(
+        a, b, trans_a=trans_a, trans_b=trans_b, alpha=alpha, beta=beta, c=c, backend=backend,
+        isa=isa, threads=threads,
+    )
+    return c_out
+
+
+def gemm_with_threads(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c=None,
+                      backend="auto", isa="auto", threads=None) -> tuple[np.ndarray, int]:
+    """gemm, also returning the number of threads the kernel ran on (small problems use fewer)."""
+    require_choice(backend, "backend", BACKENDS)
+    require_choice(isa, "isa", ISAS)
+    a = require_array(a, "a")
+    b = require_array(b, "b")
+    require_dtype(a, "a", np.float32)
+    require_dtype(b, "b", np.float32)
+    require_ndim(a, "a", 2)
+    require_ndim(b, "b", 2)
+    trans_a = require_bool(trans_a, "trans_a")
+    trans_b = require_bool(trans_b, "trans_b")
+    alpha = require_real(alpha, "alpha")
+    beta = require_real(beta, "beta")
+    threads = require_threads(threads, _cpu.omp_max_threads())
+
+    m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
+    k_b, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
+    if k != k_b:
+        raise ValueError(
+            f"inner dimensions differ: op(a) is {m}x{k} (a.shape={a.shape}, trans_a={trans_a}) but "
+            f"op(b) is {k_b}x{n} (b.shape={b.shape}, trans_b={trans_b})"
+        )
+    if c is None:
+        if beta != 0.0:
+            raise ValueError(f"beta={beta} needs c (the matrix to accumulate into)")
+        c = np.empty((m, n), dtype=np.float32)
+        c_native = c
+    else:
+        c = require_array(c, "c")
+        require_dtype(c, "c", np.float32)
+        require_ndim(c, "c", 2)
+        if c.shape != (m, n):
+            raise ValueError(f"c must have shape {(m, n)} (op(a) rows x op(b) columns), got {c.shape}")
+        if not c.flags.writeable:
+            raise ValueError("c is read-only")
+        c_native = _row_major_view(c)
+        if c_native is None and c.size:
+            raise ValueError(
+                f"c must have contiguous, non-overlapping rows (strides {c.strides}); "
+                "pass numpy.ascontiguousarray(c) and read the result back from the return value"
+            )
+        for other, name in ((a, "a"), (b, "b")):
+            if _overlaps(c, other):
+                raise ValueError(f"c shares memory with {name}: the result would overwrite its own input")
+    if isa != "auto" and _cpu.gemm_isa(isa) is None:
+        raise ValueError(f"isa {isa!r} is not supported by this CPU; available: {available_isas()}")
+    if c.size == 0:
+        return c, 1
+    used = _cpu.sgemm(element_strided(a), element_strided(b), c_native, trans_a, trans_b, alpha,
+                      beta, isa, threads)
+    return c, used
+
+
+def _row_major_view(c: np.ndarray) -> np.ndarray | None:
+    """A view of c with unit column stride and rows at least a row apart, or None if c's
+    elements cannot be addressed that way. A single column or row may carry any stride on its
+    length-1 axis, so that stride is replaced rather than rejected."""
+    m, n = c.shape
+    item = c.itemsize
+    col_stride = item if n <= 1 else c.strides[1]
+    row_stride = item * n if m <= 1 else c.strides[0]
+    if col_stride != item or row_stride < item * n:
+        return None
+    if (row_stride, col_stride) == c.strides:
+        return c
+    return np.lib.stride_tricks.as_strided(c, strides=(row_stride, col_stride))
+
+
+def _overlaps(x: np.ndarray, y: np.ndarray) -> bool:
+    """Whether x and y share memory; when the exact answer is too costly, assume they do."""
+    try:
+        return bool(np.shares_memory(x, y, max_work=100_000))
+    except np.exceptions.TooHardError if hasattr(np, "exceptions") else np.TooHardError:
+        return True

@@ -1,0 +1,56 @@
+"""Plain-text views of a table: the per-record summary and the geometric means of our speed
+against the best vendor."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+
+def _short(impl: str) -> str:
+    return impl.split("/")[-1]
+
+
+def format_records(doc: dict) -> str:
+    header = ("problem", "impl", "cache", "status", "time ms", "GFLOP/s", "GB/s", "% peak", "vs vendor")
+    rows = []
+    for r in doc["records"]:
+        if r["status"] == "ok":
+            vs = r.get("vs_best_vendor")
+            rows.append((r["problem"], _short(r["implementation"]), r["cache"], "ok",
+                         f"{r['stats']['median'] * 1e3:.3f}", f"{r['gflops']:.1f}", f"{r['gbs']:.1f}",
+                         "-" if r.get("percent_of_peak") is None else f"{r['percent_of_peak']:.1f}",
+                         f"x{vs['speedup']:.3f}" if vs else "-"))
+        else:
+            rows.append((r["problem"], _short(r["implementation"]), r["cache"], r["status"],
+                         "-", "-", "-", "-", (r.get("reason") or "")[:60]))
+    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+    return "\n".join(lines)
+
+
+def speedup_geomeans(doc: dict) -> dict:
+    """{(implementation, set, cache): (geometric-mean speedup vs best vendor, problem count)}."""
+    groups = defaultdict(list)
+    for r in doc["records"]:
+        vs = r.get("vs_best_vendor")
+        if r["status"] == "ok" and vs:
+            groups[(r["implementation"], r.get("set", "-"), r["cache"])].append(vs["speedup"])
+    return {key: (math.exp(sum(map(math.log, v)) / len(v)), len(v)) for key, v in groups.items()}
+
+
+def format_summary(doc: dict) -> str:
+    lines = [format_records(doc)]
+    means = speedup_geomeans(doc)
+    if means:
+        lines.append("")
+        lines.append("geometric-mean speed of ours against the best vendor (x > 1: ours faster):")
+        for (impl, set_name, cache), (mean, count) in sorted(means.items()):
+            lines.append(f"  {_short(impl):<16} {set_name:<28} {cache:<5} x{mean:.3f} over {count} problems")
+    failed = [r for r in doc["records"] if r["status"] in ("failed", "error")]
+    if failed:
+        lines.append("")
+        lines.append(f"{len(failed)} record(s) failed or errored: see their 'reason'.")
+    return "\n".join(lines)

@@ -1,0 +1,208 @@
+"""The throughput table: one JSON document per run (or a merge of runs), versioned schema.
+
+Layout (schema_version 1):
+  schema, schema_version
+  runs:     [{run_id, started, finished, status, command, suite, settings, harness, environment}]
+  devices:  [{id, run_id, ...device block from dlcb_kernels.devices...}]
+  records:  [{run_id, device_id, op, problem, params, implementation, provider, dtype, cache,
+              status, flops, bytes, arithmetic_intensity, stats, samples_ns, gflops, gbs,
+              peak, percent_of_peak, vs_best_vendor, ...}]
+  communication: {} (filled by the communication benchmarks)
+
+A run's file is rewritten whole after every problem, to a temporary file that then replaces
+it: killed at any point, the file on disk is valid JSON with every finished record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+SCHEMA = "dlcb-kernels/throughput-table"
+SCHEMA_VERSION = 1
+RECORD_STATUSES = ("ok", "failed", "error", "unavailable", "skipped")
+
+CSV_COLUMNS = (
+    "device_id", "op", "problem", "implementation", "provider", "dtype", "cache", "status",
+    "threads", "flops", "bytes", "arithmetic_intensity", "median_s", "q1_s", "q3_s", "rel_noise",
+    "samples", "gflops", "gbs", "percent_of_peak", "peak_gflops", "peak_label", "error",
+    "tolerance", "vendor", "speedup_vs_vendor", "reason", "library",
+)
+
+
+class TableError(ValueError):
+    """A file that is not a valid throughput table (foreign, corrupt, or a newer schema)."""
+
+
+def new_table() -> dict:
+    return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "runs": [], "devices": [],
+            "records": [], "communication": {}}
+
+
+def validate(doc, source: str = "table") -> dict:
+    """Checks the document's schema and structure; returns it, or raises TableError."""
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise TableError(f"{source} is not a dlcb-kernels throughput table (no schema {SCHEMA!r})")
+    version = doc.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise TableError(f"{source}: schema_version must be an int, got {version!r}")
+    if version > SCHEMA_VERSION:
+        raise TableError(f"{source} has schema version {version}; this dlcb-kernels reads up to "
+                         f"{SCHEMA_VERSION}: upgrade dlcb-kernels")
+    for key in ("runs", "devices", "records"):
+        if not isinstance(doc.get(key), list):
+            raise TableError(f"{source}: {key!r} must be a list")
+    device_ids = set()
+    for i, device in enumerate(doc["devices"]):
+        if not isinstance(device, dict) or not isinstance(device.get("id"), str):
+            raise TableError(f"{source}: devices[{i}] has no string id")
+        device_ids.add(device["id"])
+    for i, record in enumerate(doc["records"]):
+        if not isinstance(record, dict):
+            raise TableError(f"{source}: records[{i}] is not an object")
+        for key in ("op", "problem", "implementation", "dtype", "cache", "status", "device_id"):
+            if key not in record:
+                raise TableError(f"{source}: records[{i}] lacks {key!r}")
+        if record["status"] not in RECORD_STATUSES:
+            raise TableError(f"{source}: records[{i}] has unknown status {record['status']!r}")
+        if record["device_id"] not in device_ids:
+            raise TableError(f"{source}: records[{i}] names device {record['device_id']!r}, which is not in devices")
+    doc.setdefault("communication", {})
+    return doc
+
+
+def load(path) -> dict:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such table file: {path}") from None
+    except UnicodeDecodeError:
+        raise TableError(f"{path} is not a text file") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TableError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+    return validate(doc, str(path))
+
+
+def write_atomic(path, doc: dict) -> None:
+    """Writes doc to path via a temporary file in the same directory and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=1, allow_nan=False, default=_json_default)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _json_default(value):
+    # numpy scalars reach here from statistics and device probes
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def finite_or_none(x):
+    """JSON has no NaN/inf: such values are stored as null."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+class TableWriter:
+    """A run's table on disk, rewritten atomically after every batch of records."""
+
+    def __init__(self, path, run: dict, device: dict):
+        self.path = Path(path)
+        self.doc = new_table()
+        self.doc["runs"].append(run)
+        self.doc["devices"].append(device)
+        self.flush()
+
+    @property
+    def run(self) -> dict:
+        return self.doc["runs"][0]
+
+    def append(self, records: list[dict]) -> None:
+        self.doc["records"].extend(records)
+        self.flush()
+
+    def finish(self, status: str, finished: str) -> None:
+        self.run["status"] = status
+        self.run["finished"] = finished
+        self.flush()
+
+    def flush(self) -> None:
+        write_atomic(self.path, self.doc)
+
+
+def merge(docs: list[dict]) -> dict:
+    """One table holding the runs, devices and records of several (e.g. one per device)."""
+    merged = new_table()
+    seen_runs: set[str] = set()
+    for doc in docs:
+        validate(doc)
+        for run in doc["runs"]:
+            if run["run_id"] in seen_runs:
+                raise TableError(f"run {run['run_id']} appears in more than one table")
+            seen_runs.add(run["run_id"])
+            merged["runs"].append(run)
+        known = {d["id"] for d in merged["devices"]}
+        merged["devices"].extend(d for d in doc["devices"] if d["id"] not in known)
+        merged["records"].extend(doc["records"])
+        for key, value in doc.get("communication", {}).items():
+            merged["communication"].setdefault(key, value)
+    return merged
+
+
+def csv_row(record: dict) -> dict:
+    stats = record.get("stats") or {}
+    err = record.get("error") or {}
+    peak = record.get("peak") or {}
+    vs = record.get("vs_best_vendor") or {}
+    return {
+        "device_id": record.get("device_id"), "op": record.get("op"), "problem": record.get("problem"),
+        "implementation": record.get("implementation"), "provider": record.get("provider"),
+        "dtype": record.get("dtype"), "cache": record.get("cache"), "status": record.get("status"),
+        "threads": record.get("threads"), "flops": record.get("flops"), "bytes": record.get("bytes"),
+        "arithmetic_intensity": record.get("arithmetic_intensity"), "median_s": stats.get("median"),
+        "q1_s": stats.get("q1"), "q3_s": stats.get("q3"), "rel_noise": stats.get("rel_noise"),
+        "samples": stats.get("count"), "gflops": record.get("gflops"), "gbs": record.get("gbs"),
+        "percent_of_peak": record.get("percent_of_peak"), "peak_gflops": peak.get("gflops"),
+        "peak_label": peak.get("label"), "error": err.get("value"), "tolerance": err.get("tolerance"),
+        "vendor": vs.get("implementation"), "speedup_vs_vendor": vs.get("speedup"),
+        "reason": record.get("reason"), "library": record.get("library"),
+    }
+
+
+def to_csv(doc: dict) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for record in doc["records"]:
+        writer.writerow(csv_row(record))
+    return out.getvalue()
+
+
+def write_csv(path, doc: dict) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+        f.write(to_csv(doc))
+    os.replace(tmp, path)

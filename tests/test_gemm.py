@@ -1,0 +1,229 @@
+"""Our CPU GEMM against a float64 numpy reference: shapes, layouts, ISAs, threads, errors."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import dlcb_kernels as dk
+
+ISAS = dk.available_isas()
+
+
+def reference(a, b, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c=None):
+    a64 = (a.T if trans_a else a).astype(np.float64)
+    b64 = (b.T if trans_b else b).astype(np.float64)
+    out = alpha * (a64 @ b64)
+    if beta != 0.0:
+        out += beta * c.astype(np.float64)
+    return out
+
+
+def assert_close(got, want, k):
+    scale = max(1.0, float(np.abs(want).max()))
+    tol = 1e-6 * max(1.0, np.sqrt(k)) * 8
+    err = float(np.abs(got.astype(np.float64) - want).max()) / scale
+    assert err <= tol, f"relative error {err:.3g} > {tol:.3g}"
+
+
+def operands(rng, m, n, k, trans_a, trans_b):
+    a = rng.uniform(-1, 1, (k, m) if trans_a else (m, k)).astype(np.float32)
+    b = rng.uniform(-1, 1, (n, k) if trans_b else (k, n)).astype(np.float32)
+    return a, b
+
+
+SHAPES = [
+    (1, 1, 1), (1, 1, 7), (1, 37, 1), (29, 1, 1), (2, 3, 5), (13, 17, 19), (14, 32, 16), (15, 33, 17),
+    (28, 64, 384), (31, 97, 385), (101, 103, 107), (127, 1, 255), (1, 130, 300), (3, 3, 20000),
+    (150, 70, 1000), (257, 129, 513), (1009, 47, 61),
+]
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("m,n,k", SHAPES)
+def test_matches_reference(rng, isa, trans_a, trans_b, m, n, k):
+    a, b = operands(rng, m, n, k, trans_a, trans_b)
+    c = dk.gemm(a, b, trans_a=trans_a, trans_b=trans_b, isa=isa)
+    assert c.shape == (m, n) and c.dtype == np.float32
+    assert_close(c, reference(a, b, trans_a, trans_b), k)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_blocks_larger_than_cache_blocks(rng, isa):
+    # Crosses every cache block boundary (kc, mc, nc) of every kernel set, with remainders.
+    info = dk.kernel_info(isa)
+    m, n, k = info["mc"] + 3 * info["mr"] + 1, info["nc"] + info["nr"] + 5, 2 * info["kc"] + 7
+    a, b = operands(rng, m, n, k, False, False)
+    assert_close(dk.gemm(a, b, isa=isa), reference(a, b), k)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 7])
+def test_thread_counts_agree(rng, threads):
+    a, b = operands(rng, 300, 200, 150, False, False)
+    assert_close(dk.gemm(a, b, threads=threads), reference(a, b), 150)
+
+
+@pytest.mark.parametrize("alpha,beta", [(1.0, 1.0), (2.5, -0.5), (0.0, 1.0), (-1.0, 0.0), (1.0, 2.0)])
+def test_alpha_beta_accumulate_in_place(rng, alpha, beta):
+    a, b = operands(rng, 45, 67, 89, False, True)
+    c0 = rng.uniform(-1, 1, (45, 67)).astype(np.float32)
+    c = c0.copy()
+    out = dk.gemm(a, b, trans_b=True, alpha=alpha, beta=beta, c=c)
+    assert out is c
+    assert_close(c, reference(a, b, False, True, alpha, beta, c0), 89)
+
+
+def test_beta_zero_ignores_nan_in_c(rng):
+    a, b = operands(rng, 20, 20, 20, False, False)
+    c = np.full((20, 20), np.nan, dtype=np.float32)
+    dk.gemm(a, b, c=c)
+    assert np.isfinite(c).all()
+
+
+def test_nan_in_inputs_propagates(rng):
+    a, b = operands(rng, 20, 20, 20, False, False)
+    a[3, 4] = np.nan
+    c = dk.gemm(a, b)
+    assert np.isnan(c[3]).all() and np.isfinite(np.delete(c, 3, axis=0)).all()
+
+
+@pytest.mark.parametrize("view", ["strided", "reversed", "fortran", "broadcast", "sliced"])
+def test_non_contiguous_operands_are_read_in_place(rng, view):
+    base_a = rng.uniform(-1, 1, (90, 120)).astype(np.float32)
+    base_b = rng.uniform(-1, 1, (120, 70)).astype(np.float32)
+    a, b = {
+        "strided": (base_a[::2, ::3], base_b[::3, ::2]),
+        "reversed": (base_a[::-1, ::-1][:, :35], base_b[::-1][:35]),
+        "fortran": (np.asfortranarray(base_a[:, :40]), np.asfortranarray(base_b[:40])),
+        "broadcast": (np.broadcast_to(base_a[0], (90, 120)), base_b[:120]),
+        "sliced": (base_a[5:60, 7:50], base_b[10:53, 3:60]),
+    }[view]
+    assert_close(dk.gemm(a, b), reference(a, b), a.shape[1])
+
+
+def test_misaligned_strides_are_copied(rng):
+    # A float field of a packed record array: strides of 5 bytes, not a whole element.
+    records = np.zeros(30 * 20, dtype=[("tag", "u1"), ("value", "<f4")])
+    records["value"] = rng.uniform(-1, 1, 30 * 20)
+    a = records["value"].reshape(30, 20)
+    assert a.strides[1] == 5
+    b = rng.uniform(-1, 1, (20, 10)).astype(np.float32)
+    assert_close(dk.gemm(a, b), reference(a, b), 20)
+
+
+def test_c_with_row_padding_and_column_vectors(rng):
+    a, b = operands(rng, 17, 9, 11, False, False)
+    big = np.zeros((17, 40), np.float32)
+    dk.gemm(a, b, c=big[:, 5:14])
+    assert_close(big[:, 5:14], reference(a, b), 11)
+    assert not big[:, :5].any() and not big[:, 14:].any()
+    col = np.zeros((17, 1), np.float32, order="F")
+    dk.gemm(a, b[:, :1], c=col)
+    assert_close(col, reference(a, b[:, :1]), 11)
+
+
+@pytest.mark.parametrize("m,n,k", [(0, 5, 3), (4, 0, 3), (0, 0, 0)])
+def test_empty_results(m, n, k):
+    a = np.ones((m, k), np.float32)
+    b = np.ones((k, n), np.float32)
+    assert dk.gemm(a, b).shape == (m, n)
+
+
+def test_zero_k_scales_c():
+    a = np.ones((3, 0), np.float32)
+    b = np.ones((0, 4), np.float32)
+    assert (dk.gemm(a, b) == 0).all()
+    c = np.full((3, 4), 2.0, np.float32)
+    dk.gemm(a, b, beta=0.5, c=c)
+    assert (c == 1.0).all()
+
+
+@given(
+    m=st.integers(1, 70), n=st.integers(1, 70), k=st.integers(1, 90),
+    trans_a=st.booleans(), trans_b=st.booleans(), isa=st.sampled_from(ISAS),
+    threads=st.integers(1, 3), seed=st.integers(0, 2**31),
+)
+@settings(max_examples=120, deadline=None)
+def test_property_matches_numpy(m, n, k, trans_a, trans_b, isa, threads, seed):
+    rng = np.random.default_rng(seed)
+    a, b = operands(rng, m, n, k, trans_a, trans_b)
+    c = dk.gemm(a, b, trans_a=trans_a, trans_b=trans_b, isa=isa, threads=threads)
+    assert_close(c, reference(a, b, trans_a, trans_b), k)
+
+
+# Bad input: a clear error naming the argument, never a crash ------------------------------------
+
+A = np.ones((4, 3), np.float32)
+B = np.ones((3, 5), np.float32)
+
+
+@pytest.mark.parametrize("kwargs,exc,text", [
+    (dict(a=A.astype(np.float64)), TypeError, "a must have dtype float32"),
+    (dict(b=B.astype(np.int32)), TypeError, "b must have dtype float32"),
+    (dict(a=A.astype(">f4")), TypeError, "a must have dtype float32"),
+    (dict(a=A.tolist()), TypeError, "a must be a numpy.ndarray"),
+    (dict(b=np.ones(3, np.float32)), ValueError, "b must be 2-D"),
+    (dict(a=np.ones((2, 4, 3), np.float32)), ValueError, "a must be 2-D"),
+    (dict(b=np.ones((4, 5), np.float32)), ValueError, "inner dimensions differ"),
+    (dict(trans_a=True), ValueError, "inner dimensions differ"),
+    (dict(trans_a=1), TypeError, "trans_a must be a bool"),
+    (dict(alpha="2"), TypeError, "alpha must be a real number"),
+    (dict(beta=True), TypeError, "beta must be a real number"),
+    (dict(beta=1.0), ValueError, "needs c"),
+    (dict(c=np.ones((5, 4), np.float32)), ValueError, "c must have shape (4, 5)"),
+    (dict(c=np.ones((4, 5), np.float64)), TypeError, "c must have dtype float32"),
+    (dict(c=np.ones((4, 10), np.float32)[:, ::2]), ValueError, "c must have contiguous"),
+    (dict(c=np.ones((5, 4), np.float32).T), ValueError, "c must have contiguous"),
+    (dict(threads=0), ValueError, "threads must be >= 1"),
+    (dict(threads=-3), ValueError, "threads must be >= 1"),
+    (dict(threads=2.0), TypeError, "threads must be an int"),
+    (dict(threads=True), TypeError, "threads must be an int"),
+    (dict(isa="sse9"), ValueError, "isa must be one of"),
+    (dict(isa=3), TypeError, "isa must be a str"),
+    (dict(backend="tpu"), ValueError, "backend must be one of"),
+])
+def test_bad_arguments(kwargs, exc, text):
+    args = dict(a=A, b=B)
+    args.update(kwargs)
+    a, b = args.pop("a"), args.pop("b")
+    with pytest.raises(exc, match=text.replace("(", r"\(").replace(")", r"\)")):
+        dk.gemm(a, b, **args)
+
+
+def test_read_only_c_is_refused():
+    c = np.zeros((4, 5), np.float32)
+    c.flags.writeable = False
+    with pytest.raises(ValueError, match="c is read-only"):
+        dk.gemm(A, B, c=c)
+
+
+def test_c_aliasing_an_input_is_refused():
+    buf = np.ones((4, 4), np.float32)
+    with pytest.raises(ValueError, match="c shares memory with a"):
+        dk.gemm(buf, np.ones((4, 4), np.float32), c=buf)
+
+
+def test_unsupported_isa_names_the_available_ones(monkeypatch):
+    import dlcb_kernels.ops.gemm as g
+
+    monkeypatch.setattr(g._cpu, "gemm_isa", lambda isa: None if isa == "avx512" else ("x", 1, 1, 1, 1, 1))
+    with pytest.raises(ValueError, match="not supported by this CPU"):
+        dk.gemm(A, B, isa="avx512")
+
+
+def test_native_entry_point_rejects_bad_input_without_crashing():
+    from dlcb_kernels import _cpu
+
+    c = np.zeros((4, 5), np.float32)
+    with pytest.raises(TypeError):
+        _cpu.sgemm(A.astype(np.float64), B, c, False, False, 1.0, 0.0, "auto", 1)
+    with pytest.raises(ValueError):
+        _cpu.sgemm(A, B.T, c, False, False, 1.0, 0.0, "auto", 1)
+    with pytest.raises(ValueError):
+        _cpu.sgemm(A, B, np.zeros((5, 4), np.float32), False, False, 1.0, 0.0, "auto", 1)
+    with pytest.raises(ValueError):
+        _cpu.sgemm(A, B, c, False, False, 1.0, 0.0, "auto", 0)
+    with pytest.raises(ValueError):
+        _cpu.sgemm(A, B, c, False, False, 1.0, 0.0, "nope", 1)
