@@ -1,0 +1,112 @@
+"""pytest-benchmark integration: each benchmark verifies the result, times it with
+pytest-benchmark, and puts FLOPs, GFLOP/s and % of peak into extra_info. With
+--dlcb-table FILE the same records go into a dlcb throughput table (as `dlcb bench` writes),
+rewritten atomically after every benchmark.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from dlcb_kernels import _cpu, devices, environment, registry
+from dlcb_kernels.bench import device_id
+from dlcb_kernels.measure import Measurement, summarize
+from dlcb_kernels.records import base_record, compare_to_vendors, now_iso, timed_record
+from dlcb_kernels.table import TableWriter
+
+# Threading runtimes keep workers spinning after a call (OpenBLAS for up to ~0.1 s): pause
+# before each benchmark so the previous implementation's threads do not steal a core.
+SETTLE_SECONDS = 0.25
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("dlcb")
+    group.addoption("--dlcb-table", default=None, help="also write a dlcb throughput table (JSON) here")
+    group.addoption("--dlcb-threads", type=int, default=None,
+                    help="threads for every implementation (default: OpenMP's default)")
+
+
+class DlcbSession:
+    def __init__(self, config):
+        threads = config.getoption("--dlcb-threads") or _cpu.omp_max_threads()
+        if threads < 1:
+            raise pytest.UsageError("--dlcb-threads must be >= 1")
+        self.threads = threads
+        self.table_path = config.getoption("--dlcb-table")
+        self._device = None
+        self._writer = None
+        self._inputs = {}
+
+    @property
+    def device(self) -> dict:
+        if self._device is None:
+            device = devices.detect_cpu(threads=self.threads, measure=True)
+            self._device = dict(device, id=device_id(device))
+        return self._device
+
+    def inputs(self, problem):
+        if problem not in self._inputs:
+            self._inputs.clear()  # one problem's inputs at a time: they can be large
+            self._inputs[problem] = problem.make_inputs(seed=0)
+        return self._inputs[problem]
+
+    def writer(self) -> TableWriter | None:
+        if self.table_path and self._writer is None:
+            run = {"run_id": uuid.uuid4().hex, "suite": "pytest-benchmark", "started": now_iso(),
+                   "finished": None, "status": "running", "threads": self.threads, "caches": ["warm"],
+                   "harness": {"timer": "pytest-benchmark (time.perf_counter)"},
+                   "environment": environment.describe(registry.blas_info())}
+            self._writer = TableWriter(self.table_path, run, self.device)
+        return self._writer
+
+    def run(self, benchmark, suite_problem, impl):
+        problem = suite_problem.problem
+        reason = impl.unavailable_reason()
+        if reason:
+            pytest.skip(f"{impl.name}: {reason}")
+        inputs = self.inputs(problem)
+        with impl.prepare(problem, inputs, self.threads) as prepared:
+            prepared.run()
+            error = problem.check_error(inputs, prepared.output)
+            assert error <= problem.tolerance(), f"{impl.name} is wrong on {problem.key()}: error {error:.3g}"
+            time.sleep(SETTLE_SECONDS)
+            benchmark.group = problem.key()
+            benchmark(prepared.run)
+            if not benchmark.enabled:
+                return
+            samples = list(benchmark.stats.stats.data)
+            stats = summarize(samples)
+            peak, label = devices.peak_for(self.device, problem.dtype, "measured")
+            gflops = problem.flops() / stats.median / 1e9
+            benchmark.extra_info.update({
+                "implementation": impl.name, "library": impl.library(), "threads": prepared.threads,
+                "flops": problem.flops(), "bytes": problem.bytes_min(), "gflops": gflops,
+                "gbs": problem.bytes_min() / stats.median / 1e9,
+                "percent_of_peak": 100.0 * gflops / peak if peak else None, "peak_label": label,
+                "error": error,
+            })
+            writer = self.writer()
+            if writer is not None:
+                base = base_record(problem, impl, run_id=writer.run["run_id"], device_id=self.device["id"],
+                                   cache="warm", threads=prepared.threads, labels=suite_problem.labels)
+                measurement = Measurement("warm", samples, stats, 0, "pytest-benchmark rounds",
+                                          stats.rel_noise <= 0.02)
+                record = timed_record(base, measurement, peak_gflops=peak, peak_label=label, error=error,
+                                      library=impl.library(), algorithm=prepared.algorithm)
+                writer.doc["records"].append(record)
+                compare_to_vendors([r for r in writer.doc["records"] if r["problem"] == record["problem"]])
+                writer.flush()
+
+    def finish(self):
+        if self._writer is not None:
+            self._writer.finish("complete", now_iso())
+
+
+@pytest.fixture(scope="session")
+def dlcb(request):
+    session = DlcbSession(request.config)
+    yield session
+    session.finish()
