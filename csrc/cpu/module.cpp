@@ -7,6 +7,7 @@
 namespace py = pybind11;
 
 void bind_gemm(py::module_& m);
+void bind_probe(py::module_& m);
 
 PYBIND11_MODULE(_cpu, m) {
   m.doc() = "dlcb-kernels CPU kernels (OpenMP, run-time ISA dispatch)";
@@ -22,4 +23,5 @@ PYBIND11_MODULE(_cpu, m) {
         "OpenMP's default team size (follows OMP_NUM_THREADS).");
   m.attr("compiler") = DLCB_COMPILER_ID " " DLCB_COMPILER_VERSION;
   bind_gemm(m);
+  bind_probe(m);
 }
