@@ -7,6 +7,7 @@
 namespace py = pybind11;
 
 void bind_gemm(py::module_& m);
+void bind_probe(py::module_& m);
 
 PYBIND11_MODULE(_cpu, m) {
   m.doc() = "dlcb-kernels CPU kernels (OpenMP, run-time ISA dispatch)";
@@ -23,4 +24,5 @@ PYBIND11_MODULE(_cpu, m) {
   m.attr("compiler") = DLCB_COMPILER_ID " " DLCB_COMPILER_VERSION;
   m.attr("build_revision") = DLCB_BUILD_REVISION;
   bind_gemm(m);
+  bind_probe(m);
 }
