@@ -98,7 +98,7 @@ def run_bench(config: BenchConfig, out_path, *, progress_stream: TextIO | None =
 def _cache_flusher():
     from . import _cpu
 
-    return _cpu.LlcFlusher(0).flush
+    return _cpu.LlcFlusher().flush
 
 
 def _run_problem(sp: SuiteProblem, config: BenchConfig, writer: TableWriter, device: dict, timer,

@@ -157,8 +157,7 @@ def _devices(args) -> int:
     status = cuda.status()
     gpus = []
     if status.available:
-        gpus = [dict(cuda.device_properties(i), peaks=devices.gpu_peaks(cuda.device_properties(i)))
-                for i in range(status.device_count)]
+        gpus = [devices.gpu_peaks(cuda.device_properties(i)) for i in range(status.device_count)]
     if args.json:
         json.dump({"cpu": cpu, "cuda": {"available": status.available, "reason": status.reason}, "gpus": gpus},
                   sys.stdout, indent=1, default=str)

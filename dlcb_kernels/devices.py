@@ -16,6 +16,9 @@ from pathlib import Path
 from . import _cpu
 
 DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8")
+# numpy / framework names of the same types, as problems carry them.
+DTYPE_ALIASES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "tfloat32": "tf32",
+                 "float8_e4m3fn": "fp8", "float8_e5m2": "fp8"}
 BASES = ("measured", "theoretical")
 
 _SYSFS_CPU = Path("/sys/devices/system/cpu")
@@ -295,6 +298,7 @@ def detect_cpu(threads: int | None = None, measure: bool = True) -> dict:
 
     return {
         "kind": "cpu",
+        "hostname": platform.node(),
         "name": info.get("model name") or platform.processor() or platform.machine(),
         "vendor": vendor,
         "arch": platform.machine(),
@@ -337,6 +341,7 @@ def peak_for(device: dict, dtype: str, basis: str = "measured") -> tuple[float, 
     """
     if not isinstance(device, dict):
         raise TypeError(f"device must be a dict, got {type(device).__name__}")
+    dtype = DTYPE_ALIASES.get(dtype, dtype)
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}")
     if basis not in BASES:
@@ -489,3 +494,46 @@ def gpu_peaks(props: dict) -> dict:
         },
         "notes": notes,
     }
+
+
+def _fmt(value, spec: str, unit: str = "") -> str:
+    return "not measured" if value is None else f"{value:{spec}}{unit}"
+
+
+def format_cpu(cpu: dict) -> str:
+    """A human-readable summary of detect_cpu()'s result."""
+    clock = cpu["clock"]
+    caches = cpu.get("caches") or {}
+    cache_text = ", ".join(f"{level.upper()} {info['bytes'] // 1024} KiB x{info['instances']}"
+                           for level, info in caches.items() if isinstance(info, dict))
+    hyper = cpu.get("hypervisor")
+    lines = [
+        f"CPU {cpu['name']} ({cpu.get('microarchitecture') or 'unknown microarchitecture'}, {cpu['arch']})"
+        f"{' under ' + hyper['vendor'] if hyper and hyper.get('vendor') else ''}",
+        f"  cores {cpu.get('physical_cores')}, logical CPUs {cpu.get('logical_cpus')}, threads used "
+        f"{cpu['threads_used']}; ISA: {', '.join(k for k, v in cpu['isa'].items() if v is True) or 'baseline'}",
+        f"  caches: {cache_text or 'unknown'}",
+        f"  clock: measured {_fmt(clock['measured_ghz'], '.3f', ' GHz')} "
+        f"(reported {_fmt(clock['reported_mhz'], '.0f', ' MHz')}: {clock['note']})",
+    ]
+    for dtype, peak in cpu["peaks"].items():
+        lines.append(f"  {dtype} peak: theoretical {_fmt(peak['theoretical_gflops'], '.1f', ' GFLOP/s')}"
+                     f" ({peak['theoretical_formula']}), measured {_fmt(peak['measured_gflops'], '.1f', ' GFLOP/s')}"
+                     f"{' (' + peak['measured_summary'] + ')' if peak.get('measured_summary') else ''}")
+    lines.append(f"  memory: {cpu['memory']['total_bytes'] / 2**30:.1f} GiB, triad "
+                 f"{_fmt(cpu['memory']['triad_gbs'], '.1f', ' GB/s')}")
+    return "\n".join(lines)
+
+
+def format_gpu(gpu: dict) -> str:
+    """A human-readable summary of a GPU description from gpu_peaks()."""
+    lines = [f"GPU {gpu['name']} (compute capability {gpu['compute_capability']}, {gpu.get('architecture')}, "
+             f"{gpu['sm_count']} SMs, max {gpu['max_sm_clock_mhz']:.0f} MHz)"]
+    for dtype, peak in gpu["peaks"].items():
+        value = peak.get("theoretical_gflops")
+        text = f"{value / 1e3:.1f} TFLOPS ({peak['theoretical_formula']})" if value else f"n/a ({peak.get('reason')})"
+        lines.append(f"  {dtype} peak: {text}")
+    bandwidth = gpu.get("memory", {}).get("bandwidth_gbs")
+    if bandwidth:
+        lines.append(f"  memory bandwidth: {bandwidth:.0f} GB/s ({gpu['memory']['method']})")
+    return "\n".join(lines)
