@@ -227,3 +227,27 @@ def test_native_entry_point_rejects_bad_input_without_crashing():
         _cpu.sgemm(A, B, c, False, False, 1.0, 0.0, "auto", 0)
     with pytest.raises(ValueError):
         _cpu.sgemm(A, B, c, False, False, 1.0, 0.0, "nope", 1)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("schedule", ["blocked", "narrow-n", "narrow-m"])
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (5, 300, 70), (300, 5, 70), (61, 67, 1100), (200, 150, 33)])
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, True)])
+def test_every_schedule_matches_reference(rng, isa, schedule, m, n, k, trans_a, trans_b):
+    # Each loop nest is checked on every shape, not only where the heuristic would pick it.
+    from dlcb_kernels import _cpu
+
+    a, b = operands(rng, m, n, k, trans_a, trans_b)
+    c = np.full((m, n), np.nan, np.float32)
+    _cpu.sgemm(a, b, c, trans_a, trans_b, 1.0, 0.0, isa, 2, kc=64, schedule=schedule)
+    assert_close(c, reference(a, b, trans_a, trans_b), k)
+
+
+def test_schedule_heuristic():
+    from dlcb_kernels import _cpu
+
+    assert _cpu.gemm_schedule("auto", 2048, 2048) == "blocked"
+    assert _cpu.gemm_schedule("auto", 4096, 16) == "narrow-n"
+    assert _cpu.gemm_schedule("auto", 35, 8457) == "narrow-m"
+    with pytest.raises(ValueError, match="schedule must be"):
+        _cpu.sgemm(A, B, np.zeros((4, 5), np.float32), False, False, 1.0, 0.0, "auto", 1, schedule="fast")

@@ -29,9 +29,17 @@ StridedMatrix view_of(const py::array& x, const char* name, bool transpose, int6
   return StridedMatrix{static_cast<const float*>(x.data()), transpose ? cs : rs, transpose ? rs : cs};
 }
 
+dlcb::gemm::Schedule schedule_from_name(const std::string& name) {
+  using dlcb::gemm::Schedule;
+  for (Schedule s : {Schedule::kBlocked, Schedule::kNarrowN, Schedule::kNarrowM})
+    if (name == dlcb::gemm::schedule_name(s)) return s;
+  if (name == "auto") return Schedule::kAuto;
+  throw py::value_error("schedule must be auto, blocked, narrow-n or narrow-m, not '" + name + "'");
+}
+
 int sgemm(const py::array& a, const py::array& b, py::array& c, bool trans_a, bool trans_b,
           float alpha, float beta, const std::string& isa, int threads, int64_t kc, int64_t mc,
-          int64_t nc) {
+          int64_t nc, const std::string& schedule) {
   dlcb::gemm::SgemmArgs g{};
   int64_t ka = 0, kb = 0;
   g.a = view_of(a, "a", trans_a, g.m, ka);
@@ -52,10 +60,11 @@ int sgemm(const py::array& a, const py::array& b, py::array& c, bool trans_a, bo
   g.beta = beta;
   if (threads < 1) throw py::value_error("threads must be >= 1");
   if (kc < 0 || mc < 0 || nc < 0) throw py::value_error("cache blocks must be >= 0 (0: default)");
+  dlcb::gemm::Blocking blocking{kc, mc, nc, schedule_from_name(schedule)};
   const dlcb::gemm::KernelSet* ks = dlcb::gemm::select_kernel_set(isa.c_str());
   if (ks == nullptr) throw py::value_error("isa '" + isa + "' is unknown or not supported by this CPU");
   py::gil_scoped_release release;
-  return dlcb::gemm::sgemm(*ks, g, threads, dlcb::gemm::Blocking{kc, mc, nc});
+  return dlcb::gemm::sgemm(*ks, g, threads, blocking);
 }
 
 }  // namespace
@@ -63,9 +72,18 @@ int sgemm(const py::array& a, const py::array& b, py::array& c, bool trans_a, bo
 void bind_gemm(py::module_& m) {
   m.def("sgemm", &sgemm, py::arg("a"), py::arg("b"), py::arg("c"), py::arg("trans_a"),
         py::arg("trans_b"), py::arg("alpha"), py::arg("beta"), py::arg("isa"), py::arg("threads"),
-        py::arg("kc") = 0, py::arg("mc") = 0, py::arg("nc") = 0,
+        py::arg("kc") = 0, py::arg("mc") = 0, py::arg("nc") = 0, py::arg("schedule") = "auto",
         "C = alpha * op(A) op(B) + beta * C on float32 arrays; returns the thread count used.\n"
-        "kc, mc, nc override the kernel set's cache blocks (0: default), for tuning.");
+        "kc, mc, nc override the kernel set's cache blocks (0: default) and schedule forces a loop\n"
+        "nest (auto, blocked, narrow-n, narrow-m), for tuning and testing.");
+  m.def(
+      "gemm_schedule",
+      [](const std::string& isa, int64_t m, int64_t n) -> py::object {
+        const auto* ks = dlcb::gemm::select_kernel_set(isa.c_str());
+        if (ks == nullptr) return py::none();
+        return py::str(dlcb::gemm::schedule_name(dlcb::gemm::choose_schedule(*ks, m, n)));
+      },
+      py::arg("isa"), py::arg("m"), py::arg("n"), "The loop nest gemm picks for an m x n result.");
   m.def(
       "gemm_isa",
       [](const std::string& isa) -> py::object {

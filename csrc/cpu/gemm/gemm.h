@@ -45,9 +45,18 @@ const KernelSet& kernel_set_portable();
 // nullptr when the name is unknown or the CPU cannot run it.
 const KernelSet* select_kernel_set(const char* isa);
 
-// Cache blocks to use instead of the kernel set's defaults (0 keeps the default); for tuning.
+// The loop nest around the micro-kernel (see blocking_driver.cpp).
+enum class Schedule { kAuto, kBlocked, kNarrowN, kNarrowM };
+
+// The schedule kAuto picks for an m x n result, and a schedule's name.
+Schedule choose_schedule(const KernelSet& ks, int64_t m, int64_t n);
+const char* schedule_name(Schedule s);
+
+// Cache blocks to use instead of the kernel set's defaults (0 keeps the default) and a forced
+// schedule; for tuning and for testing every schedule.
 struct Blocking {
   int64_t kc = 0, mc = 0, nc = 0;
+  Schedule schedule = Schedule::kAuto;
 };
 
 // Runs the blocked GEMM on `threads` OpenMP threads (>= 1). Returns the thread count used.
