@@ -6,6 +6,7 @@ vendor libraries, recorded in per-device throughput tables.
 
 from importlib.metadata import PackageNotFoundError, version
 
+from . import cuda  # lazy: imports the CUDA extension only when asked (cuda.status())
 from .ops.gemm import available_isas, gemm, kernel_info
 
 try:
@@ -13,4 +14,4 @@ try:
 except PackageNotFoundError:  # running from a source tree that was built in place
     __version__ = "0+unknown"
 
-__all__ = ["__version__", "available_isas", "gemm", "kernel_info"]
+__all__ = ["__version__", "available_isas", "cuda", "gemm", "kernel_info"]

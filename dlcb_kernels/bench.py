@@ -15,6 +15,7 @@ from typing import TextIO
 
 from . import devices, environment, registry
 from .measure import HostTimer, Settings, measure, measure_overhead
+from .measure.monitor import CpuClockMonitor
 from .records import base_record, compare_to_vendors, failed_record, now_iso, timed_record
 from .suites import SuiteProblem
 from .table import TableWriter
@@ -85,9 +86,10 @@ def run_bench(config: BenchConfig, out_path, *, progress_stream: TextIO | None =
     }
     writer = TableWriter(out_path, run, device)
     flush = _cache_flusher() if "cold" in config.caches else None
+    monitor = CpuClockMonitor(config.threads, (device.get("clock") or {}).get("measured_ghz"))
     try:
         for sp in config.problems:
-            _run_problem(sp, config, writer, device, timer, flush, progress)
+            _run_problem(sp, config, writer, device, timer, flush, monitor, progress)
     except KeyboardInterrupt:
         writer.finish("interrupted", now_iso())
         raise
@@ -102,7 +104,7 @@ def _cache_flusher():
 
 
 def _run_problem(sp: SuiteProblem, config: BenchConfig, writer: TableWriter, device: dict, timer,
-                 flush, progress: Progress) -> None:
+                 flush, monitor, progress: Progress) -> None:
     problem = sp.problem
     inputs = problem.make_inputs(config.seed)
     peak, peak_label = devices.peak_for(device, problem.dtype, config.peak_basis)
@@ -114,14 +116,14 @@ def _run_problem(sp: SuiteProblem, config: BenchConfig, writer: TableWriter, dev
         for cache in config.caches:
             base = base_record(problem, impl, run_id=writer.run["run_id"], device_id=device["id"],
                                cache=cache, threads=config.threads, labels=sp.labels)
-            record = _run_one(problem, inputs, impl, base, config, timer, flush, peak, peak_label)
+            record = _run_one(problem, inputs, impl, base, config, timer, flush, monitor, peak, peak_label)
             records.append(record)
             compare_to_vendors(records)
             writer.append([record])
             progress.step(_progress_text(record))
 
 
-def _run_one(problem, inputs, impl, base, config, timer, flush, peak, peak_label) -> dict:
+def _run_one(problem, inputs, impl, base, config, timer, flush, monitor, peak, peak_label) -> dict:
     if problem.dtype not in impl.dtypes:
         return failed_record(base, "unavailable", f"{impl.name} does not support {problem.dtype}")
     reason = impl.unavailable_reason()
@@ -138,6 +140,7 @@ def _run_one(problem, inputs, impl, base, config, timer, flush, peak, peak_label
                                      f"> tolerance {problem.tolerance():.3g}; not timed",
                                      library=library, error=error)
             measurement = measure(prepared.run, timer, config.settings, cache=base["cache"], flush=flush)
+            measurement.extra["conditions"] = monitor.sample()
             return timed_record(base, measurement, peak_gflops=peak, peak_label=peak_label, error=error,
                                 library=library, algorithm=prepared.algorithm)
     except (MemoryError, RuntimeError, ValueError, TypeError) as exc:
@@ -149,6 +152,10 @@ def _progress_text(record: dict) -> str:
     if record["status"] != "ok":
         return f"{head} {record['status']}: {record['reason']}"
     text = f"{head} {record['stats']['median'] * 1e3:9.3f} ms {record['gflops']:8.1f} GFLOP/s"
+    if not record["converged"]:
+        text += f" (noise {record['stats']['rel_noise']:.1%})"
+    if record.get("conditions", {}).get("throttled"):
+        text += " THROTTLED"
     if record.get("percent_of_peak") is not None:
         text += f" {record['percent_of_peak']:5.1f}% peak"
     vs = record.get("vs_best_vendor")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -31,6 +32,23 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _gemm_shape(text: str):
+    from .problems import GemmProblem
+
+    dims, _, layout = text.partition(":")
+    layout = layout.upper() or "NN"
+    try:
+        m, n, k = (int(d) for d in dims.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MxNxK[:NN|TN|NT|TT], got {text!r}") from None
+    if layout not in ("NN", "TN", "NT", "TT"):
+        raise argparse.ArgumentTypeError(f"layout must be NN, TN, NT or TT, got {layout!r}")
+    try:
+        return GemmProblem(m, n, k, trans_a=layout[0] == "T", trans_b=layout[1] == "T")
+    except (TypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _parser() -> argparse.ArgumentParser:
     from .suites import SUITES
 
@@ -53,13 +71,16 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--noise", type=_positive_float, default=0.02,
                        help="target relative noise IQR/median that stops sampling (default: 0.02)")
     bench.add_argument("--min-samples", type=_positive_int, default=10)
-    bench.add_argument("--max-time", type=_positive_float, default=5.0,
+    bench.add_argument("--max-time", type=_positive_float, default=2.0,
                        help="seconds of sampling per measurement before giving up on the noise target")
     bench.add_argument("--full", action="store_true",
                        help="run DeepBench shapes at full size (default: scale down those above --max-gflop)")
     bench.add_argument("--max-gflop", type=_positive_float, default=8.0,
                        help="per-call GFLOP budget above which DeepBench shapes are scaled down (default: 8)")
     bench.add_argument("--limit", type=_positive_int, default=None, help="run only the first N problems")
+    bench.add_argument("--shape", action="append", type=_gemm_shape, default=None, metavar="MxNxK[:TT]",
+                       help="run this GEMM instead of a suite (repeatable); :NN, :TN, :NT or :TT sets "
+                            "which of A and B are transposed")
     bench.add_argument("--peak", choices=("measured", "theoretical"), default="measured",
                        help="the peak that %% of peak is held against (default: measured)")
     bench.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
@@ -93,11 +114,17 @@ def _bench(args) -> int:
     from .bench import BenchConfig, default_output, run_bench
     from .measure import Settings
     from .summary import format_summary
-    from .suites import load_suite
+    from .suites import SuiteProblem, load_suite
     from .table import write_csv
 
     ops = tuple(op.strip() for op in args.ops.split(",") if op.strip())
-    problems = load_suite(args.suite, ops, full=args.full, max_flops=args.max_gflop * 1e9)
+    if args.shape:
+        ops = ("gemm",)
+        problems = [SuiteProblem(p, {"set": "custom"}) for p in dict.fromkeys(args.shape)]
+        suite = "custom"
+    else:
+        problems = load_suite(args.suite, ops, full=args.full, max_flops=args.max_gflop * 1e9)
+        suite = args.suite
     if args.limit:
         problems = problems[: args.limit]
     impls = registry.select(list(ops), args.impl)
@@ -106,11 +133,12 @@ def _bench(args) -> int:
                         min_time=min(0.2, args.max_time))
     threads = args.threads or _cpu.omp_max_threads()
     caches = ("warm", "cold") if args.cache == "both" else (args.cache,)
-    out = args.output or default_output(args.suite)
-    config = BenchConfig(problems, impls, threads, caches, settings, suite=args.suite, peak_basis=args.peak)
+    out = args.output or default_output(suite)
+    config = BenchConfig(problems, impls, threads, caches, settings, suite=suite, peak_basis=args.peak)
+    _interrupt_on_signals()
     stream = None if args.quiet else sys.stderr
     if stream:
-        print(f"dlcb bench: suite {args.suite}, {len(problems)} problems x {len(impls)} implementations "
+        print(f"dlcb bench: suite {suite}, {len(problems)} problems x {len(impls)} implementations "
               f"({', '.join(i.variant for i in impls)}), {threads} threads, cache {args.cache} -> {out}",
               file=stream, flush=True)
     try:
@@ -124,6 +152,16 @@ def _bench(args) -> int:
     if any(r["status"] in ("failed", "error") for r in doc["records"]):
         return EXIT_FAILED_RECORDS
     return 0
+
+
+def _interrupt_on_signals() -> None:
+    """SIGINT and SIGTERM end a run as "interrupted", keeping every finished record, even where
+    the parent started us with SIGINT ignored (as shells do for background jobs)."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _show(args) -> int:

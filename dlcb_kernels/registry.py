@@ -115,8 +115,19 @@ def _ours_gemm(isa: str) -> Implementation:
                           default=isa == (available_isas() or ["portable"])[0])
 
 
+def _threadpoolctl_missing() -> str | None:
+    try:
+        import threadpoolctl  # noqa: F401
+    except ImportError:
+        return "threadpoolctl is not installed, so numpy's BLAS threads cannot be pinned: pip install threadpoolctl"
+    return None
+
+
 def blas_info() -> list[dict]:
     """The BLAS libraries numpy loaded, with vendor, version, threading layer and kernel core."""
+    missing = _threadpoolctl_missing()
+    if missing:
+        return [{"error": missing}]
     from threadpoolctl import threadpool_info
 
     np.ones(1) @ np.ones(1)  # make sure numpy's BLAS is loaded
@@ -145,7 +156,7 @@ def _numpy_gemm() -> Implementation:
             run()
             yield PreparedRun(run, c, threads, "sgemm via numpy.matmul")
 
-    return Implementation("gemm", "cpu", "numpy", "vendor", library, lambda: None, prepare)
+    return Implementation("gemm", "cpu", "numpy", "vendor", library, _threadpoolctl_missing, prepare)
 
 
 for _isa in ("avx512", "avx2", "portable"):

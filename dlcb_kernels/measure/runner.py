@@ -27,7 +27,7 @@ class Settings:
     noise_target: float = 0.02
     min_samples: int = 10
     min_time: float = 0.2        # seconds of samples before the noise test may stop the loop
-    max_time: float = 5.0        # seconds of samples before giving up on the noise target
+    max_time: float = 2.0        # seconds of samples before giving up on the noise target
     max_samples: int = 500
     warmup_time: float = 0.05
     min_warmup: int = 2

@@ -14,9 +14,10 @@
 //
 // Few columns ("narrow N", e.g. DeepBench's batch 8-128 GEMMs): each A element meets only a
 // few B panels, so packing A into a shared panel is a separate pass over memory that nothing
-// overlaps. Instead B (KC x N) is packed once per k block and every thread packs one A
-// micro-panel at a time into its own L1-sized buffer and runs all of N against it at once:
-// reading A from memory overlaps with the arithmetic.
+// overlaps. Instead B (KC x N) is packed once per k block and every thread takes one MR-row
+// block of A at a time and runs all of N against it at once: reading A from memory overlaps
+// with the arithmetic. Where the kernel set can, it reads a row-major A in place; otherwise it
+// packs the block into its own L1-sized buffer.
 //
 // Few rows ("narrow M", e.g. 35 x 8457): the mirror image: A packed once per k block, each
 // thread packs one B micro-panel at a time and runs every row of A against it.
@@ -142,6 +143,9 @@ int narrow_n(const KernelSet& ks, const SgemmArgs& g, int threads, const Blockin
   const int64_t KC = balanced_block(g.k, bl.kc > 0 ? bl.kc : ks.kc, 1);
   const int64_t a_panels = ceil_div(g.m, MR), b_panels = ceil_div(g.n, NR);
   const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, a_panels)));
+  // A row-major A would have to be transposed into each packed panel; the strided micro-kernel
+  // reads it where it is instead (edge panels, with fewer than mr rows, are still packed).
+  const bool read_a_in_place = ks.micro_strided_a != nullptr && g.a.col_stride == 1;
 
   thread_local Scratch a_scratch, b_scratch;
   float* const a_bufs = a_scratch.get(static_cast<size_t>(nt * MR * KC));
@@ -157,8 +161,16 @@ int narrow_n(const KernelSet& ks, const SgemmArgs& g, int threads, const Blockin
       for (int64_t jp = 0; jp < b_panels; ++jp) pack_b(ks, g, pc, jp * NR, kc, b_pack + jp * NR * kc);
 #pragma omp for schedule(static)
       for (int64_t ip = 0; ip < a_panels; ++ip) {
-        pack_a(ks, g, ip * MR, pc, kc, a_buf);
-        for (int64_t jp = 0; jp < b_panels; ++jp) micro(ks, g, kc, a_buf, b_pack + jp * NR * kc, ip * MR, jp * NR, beta);
+        const int64_t i0 = ip * MR;
+        if (read_a_in_place && i0 + MR <= g.m) {
+          const float* a = g.a.data + i0 * g.a.row_stride + pc * g.a.col_stride;
+          for (int64_t jp = 0; jp < b_panels; ++jp)
+            ks.micro_strided_a(kc, a, g.a.row_stride, g.a.col_stride, b_pack + jp * NR * kc,
+                               g.c + i0 * g.ldc + jp * NR, g.ldc, g.alpha, beta, std::min(NR, g.n - jp * NR));
+          continue;
+        }
+        pack_a(ks, g, i0, pc, kc, a_buf);
+        for (int64_t jp = 0; jp < b_panels; ++jp) micro(ks, g, kc, a_buf, b_pack + jp * NR * kc, i0, jp * NR, beta);
       }
     }
   }

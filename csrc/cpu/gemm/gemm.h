@@ -35,6 +35,10 @@ struct KernelSet {
   // C[0:rows, 0:cols] = A_panel * B_panel + beta * C (C not read when beta == 0).
   void (*micro)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float beta,
                 int64_t rows, int64_t cols);
+  // Optional (nullptr when absent): the micro-kernel reading a full mr-row block of A in place,
+  // element (i, p) at a[i * row_stride + p * k_stride]; C[0:mr, 0:cols] = alpha * A B + beta * C.
+  void (*micro_strided_a)(int64_t kc, const float* a, int64_t row_stride, int64_t k_stride,
+                          const float* b, float* c, int64_t ldc, float alpha, float beta, int64_t cols);
 };
 
 const KernelSet* kernel_set_avx512();   // nullptr when not compiled for this target

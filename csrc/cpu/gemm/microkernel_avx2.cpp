@@ -60,7 +60,7 @@ void micro_6x16(int64_t kc, const float* __restrict a, const float* __restrict b
 const KernelSet kAvx2{
     "avx2", MR, NR,
     /*kc=*/256, /*mc=*/1008, /*nc=*/512,
-    pack_a_panel<MR>, pack_b_panel<NR>, micro_6x16,
+    pack_a_panel<MR>, pack_b_panel<NR>, micro_6x16, /*micro_strided_a=*/nullptr,
 };
 
 }  // namespace

@@ -28,7 +28,7 @@ void micro_4x16(int64_t kc, const float* __restrict a, const float* __restrict b
 const KernelSet kPortable{
     "portable", MR, NR,
     /*kc=*/256, /*mc=*/512, /*nc=*/1024,
-    pack_a_panel<MR>, pack_b_panel<NR>, micro_4x16,
+    pack_a_panel<MR>, pack_b_panel<NR>, micro_4x16, /*micro_strided_a=*/nullptr,
 };
 
 }  // namespace

@@ -1,0 +1,121 @@
+"""The benchmark runner in-process: verification before timing, unavailable implementations,
+ours-vs-vendor comparison, incremental writes."""
+
+import contextlib
+import json
+
+import numpy as np
+import pytest
+
+from dlcb_kernels import devices, registry
+from dlcb_kernels.bench import BenchConfig, run_bench
+from dlcb_kernels.measure import Settings
+from dlcb_kernels.problems import GemmProblem
+from dlcb_kernels.suites import SuiteProblem
+
+FAST = Settings(min_samples=3, min_time=0.0, max_time=0.05, warmup_time=0.0, settle=0.0)
+
+
+def fake_impl(variant, provider, compute, reason=None):
+    calls = []
+
+    @contextlib.contextmanager
+    def prepare(problem, inputs, threads):
+        out = np.empty((problem.m, problem.n), np.float32)
+
+        def run():
+            calls.append(1)
+            out[:] = compute(inputs)
+
+        yield registry.PreparedRun(run, out, threads, "fake")
+
+    impl = registry.Implementation("gemm", "cpu", variant, provider, lambda: f"fake {variant}",
+                                   lambda: reason, prepare)
+    return impl, calls
+
+
+def right(inputs):
+    return inputs["a"] @ inputs["b"]
+
+
+@pytest.fixture(scope="module")
+def device():
+    return devices.detect_cpu(threads=1, measure=False) | {
+        "peaks": {"fp32": {"measured_gflops": 100.0, "measured_summary": "test", "theoretical_gflops": 120.0,
+                           "theoretical_formula": "test"}}}
+
+
+def run(tmp_path, impls, device, problems=None):
+    problems = problems or [SuiteProblem(GemmProblem(40, 30, 20), {"set": "test"})]
+    config = BenchConfig(problems, impls, threads=1, settings=FAST, suite="test")
+    return run_bench(config, tmp_path / "t.json", progress_stream=None, device=device)
+
+
+def test_wrong_result_is_recorded_failed_and_never_timed(tmp_path, device):
+    wrong, calls = fake_impl("wrong", "ours", lambda x: right(x) + 1.0)
+    doc = run(tmp_path, [wrong], device)
+    (record,) = doc["records"]
+    assert record["status"] == "failed" and "not timed" in record["reason"]
+    assert record["error"]["value"] > record["error"]["tolerance"]
+    assert "stats" not in record and "samples_ns" not in record
+    assert len(calls) == 1  # the verification call only
+
+
+def test_unavailable_implementation_is_recorded_with_its_reason(tmp_path, device):
+    missing, calls = fake_impl("missing", "vendor", right, reason="install dlcb-kernels[vendor]")
+    doc = run(tmp_path, [missing], device)
+    (record,) = doc["records"]
+    assert record["status"] == "unavailable" and record["reason"] == "install dlcb-kernels[vendor]"
+    assert not calls
+
+
+def test_ours_is_compared_with_the_fastest_vendor(tmp_path, device):
+    ours, _ = fake_impl("ours-fake", "ours", right)
+    fast, _ = fake_impl("fast-vendor", "vendor", right)
+
+    def slow_compute(x):
+        np.linalg.svd(np.ones((60, 60)))  # a little extra work
+        return right(x)
+
+    slow, _ = fake_impl("slow-vendor", "vendor", slow_compute)
+    doc = run(tmp_path, [ours, slow, fast], device)
+    by_variant = {r["implementation"].split("/")[-1]: r for r in doc["records"]}
+    vs = by_variant["ours-fake"]["vs_best_vendor"]
+    assert vs["implementation"] == "gemm/cpu/fast-vendor"
+    expected = by_variant["ours-fake"]["stats"]["median"] / by_variant["fast-vendor"]["stats"]["median"]
+    assert vs["time_ratio"] == pytest.approx(expected) and vs["speedup"] == pytest.approx(1 / expected)
+    assert by_variant["fast-vendor"]["vs_best_vendor"] is None
+    assert by_variant["ours-fake"]["percent_of_peak"] == pytest.approx(by_variant["ours-fake"]["gflops"])
+
+
+def test_records_reach_disk_one_by_one(tmp_path, device):
+    seen = []
+
+    def spy(x):
+        path = tmp_path / "t.json"
+        if path.exists():
+            seen.append(len(json.loads(path.read_text())["records"]))
+        return right(x)
+
+    first, _ = fake_impl("first", "vendor", right)
+    second, _ = fake_impl("second", "ours", spy)
+    run(tmp_path, [first, second], device)
+    assert seen and seen[0] == 1  # the first record was on disk before the second ran
+
+
+def test_real_implementations_agree(tmp_path, device):
+    impls = registry.select(["gemm"], "ours,vendor")
+    doc = run(tmp_path, impls, device, [SuiteProblem(GemmProblem(70, 50, 90, trans_a=True), {})])
+    assert all(r["status"] == "ok" for r in doc["records"]), doc["records"]
+    assert {r["provider"] for r in doc["records"]} == {"ours", "vendor"}
+
+
+def test_registry_selection():
+    names = {i.variant for i in registry.select(["gemm"], "ours")}
+    assert len(names) == 1 and next(iter(names)).startswith("ours-")
+    assert {i.variant for i in registry.select(["gemm"], "numpy")} == {"numpy"}
+    assert len(registry.select(["gemm"], "all")) == len(registry.implementations("gemm"))
+    with pytest.raises(ValueError, match="matches no implementation"):
+        registry.select(["gemm"], "nonesuch")
+    with pytest.raises(ValueError, match="at least one"):
+        registry.select(["gemm"], " , ")

@@ -1,0 +1,148 @@
+"""The dlcb command line, run as a user would: in a subprocess."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from dlcb_kernels import table
+
+FAST = ["--min-samples", "3", "--max-time", "0.2"]
+
+
+def dlcb(*args, timeout=300, **kwargs):
+    return subprocess.run([sys.executable, "-m", "dlcb_kernels", *args], capture_output=True, text=True,
+                          timeout=timeout, **kwargs)
+
+
+def test_help_lists_the_commands():
+    out = dlcb("--help")
+    assert out.returncode == 0
+    for command in ("bench", "show", "devices", "merge"):
+        assert command in out.stdout
+
+
+def test_bench_custom_shapes_writes_a_valid_table_and_csv(tmp_path):
+    path = tmp_path / "run.json"
+    out = dlcb("bench", "--shape", "96x80x70", "--shape", "33x65x17:TN", "--threads", "2", *FAST, "-o", str(path))
+    assert out.returncode == 0, out.stderr
+    doc = table.load(path)
+    assert doc["runs"][0]["status"] == "complete" and doc["runs"][0]["threads"] == 2
+    records = doc["records"]
+    assert {r["problem"] for r in records} == {"gemm 96x80x70 NN", "gemm 33x65x17 TN"}
+    assert {r["provider"] for r in records} == {"ours", "vendor"}
+    for r in records:
+        assert r["status"] == "ok", r
+        assert r["stats"]["count"] >= 3 and len(r["samples_ns"]) == r["stats"]["count"]
+        assert r["gflops"] > 0 and r["percent_of_peak"] > 0 and "measured peak" in r["peak"]["label"]
+        assert r["error"]["value"] <= r["error"]["tolerance"]
+        if r["provider"] == "ours":
+            assert r["vs_best_vendor"]["implementation"] == "gemm/cpu/numpy"
+    assert doc["devices"][0]["peaks"]["fp32"]["measured_gflops"] > 0
+    assert doc["runs"][0]["harness"]["overhead_s"]["median"] > 0
+    assert path.with_suffix(".csv").read_text().count("\n") == len(records) + 1
+    # progress went to stderr, the summary to stdout
+    assert "[1/4]" in out.stderr and "geometric-mean speed" in out.stdout
+
+    shown = dlcb("show", str(path))
+    assert shown.returncode == 0 and "gemm 96x80x70 NN" in shown.stdout
+    as_csv = dlcb("show", str(path), "--format", "csv")
+    assert as_csv.stdout.splitlines()[0].startswith("device_id,op,problem")
+
+
+def test_bench_cold_cache_labels_records(tmp_path):
+    path = tmp_path / "cold.json"
+    out = dlcb("bench", "--shape", "64x64x64", "--impl", "ours", "--cache", "both", *FAST, "-o", str(path))
+    assert out.returncode == 0, out.stderr
+    assert sorted(r["cache"] for r in table.load(path)["records"]) == ["cold", "warm"]
+
+
+def test_interrupted_run_keeps_finished_records(tmp_path):
+    path = tmp_path / "int.json"
+    proc = subprocess.Popen([sys.executable, "-m", "dlcb_kernels", "bench", "--suite", "deepbench-train",
+                             "--max-gflop", "0.05", *FAST, "-q", "-o", str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if path.exists() and len(json.loads(path.read_text())["records"]) >= 3:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("no records appeared")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    doc = table.load(path)
+    assert doc["runs"][0]["status"] == "interrupted" and len(doc["records"]) >= 3
+    assert "interrupted" in err
+
+
+def test_killed_run_leaves_valid_json(tmp_path):
+    path = tmp_path / "kill.json"
+    proc = subprocess.Popen([sys.executable, "-m", "dlcb_kernels", "bench", "--suite", "deepbench-train",
+                             "--max-gflop", "0.05", *FAST, "-q", "-o", str(path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (path.exists() and len(table.load(path)["records"]) >= 2):
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    doc = table.load(path)  # valid JSON, valid schema, whatever moment the kill hit
+    assert doc["runs"][0]["status"] == "running" and len(doc["records"]) >= 2
+
+
+def test_devices_json_without_probes():
+    out = dlcb("devices", "--no-measure", "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["cpu"]["kind"] == "cpu" and doc["cuda"]["reason"]
+
+
+def test_devices_text():
+    out = dlcb("devices", "--threads", "1")
+    assert out.returncode == 0 and "fp32 peak" in out.stdout and "GHz" in out.stdout
+
+
+def test_merge(tmp_path):
+    paths = []
+    for name in ("a", "b"):
+        path = tmp_path / f"{name}.json"
+        assert dlcb("bench", "--shape", "32x32x32", "--impl", "ours", *FAST, "-q", "-o", str(path)).returncode == 0
+        paths.append(str(path))
+    out = dlcb("merge", *paths, "-o", str(tmp_path / "all.json"))
+    assert out.returncode == 0, out.stderr
+    merged = table.load(tmp_path / "all.json")
+    assert len(merged["runs"]) == 2 and len(merged["records"]) == 2
+
+
+@pytest.mark.parametrize("args,message", [
+    (["bench", "--threads", "0"], "expected an integer >= 1"),
+    (["bench", "--shape", "3x4"], "expected MxNxK"),
+    (["bench", "--shape", "3x4x0"], "must be >= 1"),
+    (["bench", "--shape", "3x4x5:XX"], "layout must be"),
+    (["bench", "--suite", "nope"], "invalid choice"),
+    (["bench", "--noise", "-1"], "expected a number > 0"),
+])
+def test_bad_arguments_exit_2_with_a_message(args, message):
+    out = dlcb(*args)
+    assert out.returncode == 2 and message in out.stderr
+
+
+def test_bad_impl_and_bad_table_exit_1(tmp_path):
+    out = dlcb("bench", "--impl", "blas9000", "--shape", "8x8x8")
+    assert out.returncode == 1 and "matches no implementation" in out.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text("{oops")
+    out = dlcb("show", str(bad))
+    assert out.returncode == 1 and "not valid JSON" in out.stderr
+    out = dlcb("show", str(tmp_path / "missing.json"))
+    assert out.returncode == 1 and "no such table file" in out.stderr
