@@ -4,7 +4,9 @@ import json
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -13,9 +15,15 @@ from dlcb_kernels import table
 FAST = ["--min-samples", "3", "--max-time", "0.2"]
 
 
+# Run from a directory outside the source tree: `python -m` puts the working directory first on
+# sys.path, where a source checkout's dlcb_kernels (without its built extension) would shadow
+# the installed package.
+NEUTRAL_DIR = Path(tempfile.gettempdir())
+
+
 def dlcb(*args, timeout=300, **kwargs):
     return subprocess.run([sys.executable, "-m", "dlcb_kernels", *args], capture_output=True, text=True,
-                          timeout=timeout, **kwargs)
+                          timeout=timeout, cwd=NEUTRAL_DIR, **kwargs)
 
 
 def test_help_lists_the_commands():
@@ -64,7 +72,7 @@ def test_interrupted_run_keeps_finished_records(tmp_path):
     path = tmp_path / "int.json"
     proc = subprocess.Popen([sys.executable, "-m", "dlcb_kernels", "bench", "--suite", "deepbench-train",
                              "--max-gflop", "0.05", *FAST, "-q", "-o", str(path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=NEUTRAL_DIR)
     try:
         deadline = time.time() + 120
         while time.time() < deadline:
@@ -87,7 +95,7 @@ def test_killed_run_leaves_valid_json(tmp_path):
     path = tmp_path / "kill.json"
     proc = subprocess.Popen([sys.executable, "-m", "dlcb_kernels", "bench", "--suite", "deepbench-train",
                              "--max-gflop", "0.05", *FAST, "-q", "-o", str(path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=NEUTRAL_DIR)
     try:
         deadline = time.time() + 120
         while time.time() < deadline and not (path.exists() and len(table.load(path)["records"]) >= 2):

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -25,8 +26,10 @@ requires_extension = pytest.mark.skipif(
 
 
 def test_import_is_lazy():
-    code = "import sys, dlcb_kernels.cuda; print('dlcb_kernels._cuda' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    code = "import sys, dlcb_kernels, dlcb_kernels.cuda; print('dlcb_kernels._cuda' in sys.modules)"
+    # From outside the source tree, so the installed package is the one imported.
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=tempfile.gettempdir())
     assert out.stdout.strip() == "False"
 
 
