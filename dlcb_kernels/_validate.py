@@ -58,19 +58,22 @@ def require_real(x, name: str) -> float:
     return float(x)
 
 
+def require_int(x, name: str, minimum: int) -> int:
+    """An int (numpy integers too, never bool) that is at least `minimum`."""
+    if isinstance(x, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int, got bool")
+    try:
+        value = operator.index(x)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {type(x).__name__}") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
 def require_threads(threads, default: int) -> int:
     """None -> `default`; otherwise a positive int."""
-    if threads is None:
-        return default
-    if isinstance(threads, (bool, np.bool_)):
-        raise TypeError("threads must be an int or None, got bool")
-    try:
-        value = operator.index(threads)
-    except TypeError:
-        raise TypeError(f"threads must be an int or None, got {type(threads).__name__}") from None
-    if value < 1:
-        raise ValueError(f"threads must be >= 1, got {value}")
-    return value
+    return default if threads is None else require_int(threads, "threads", 1)
 
 
 def require_choice(x, name: str, choices) -> str:

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import functools
 import importlib
-import operator
 import os
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
+
+from ._validate import require_int
 
 _EXTENSION = "dlcb_kernels._cuda"
 
@@ -108,18 +109,6 @@ def module() -> ModuleType:
     return ext
 
 
-def _nonnegative_int(value: Any, name: str) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, not bool")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}") from None
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return value
-
-
 def _visible_device(index: int, name: str) -> ModuleType:
     """The extension, once CUDA is known usable and device ``index`` exists."""
     ext = module()
@@ -132,13 +121,13 @@ def _visible_device(index: int, name: str) -> ModuleType:
 def device_properties(index: int = 0) -> dict[str, Any]:
     """Static properties of device ``index``: name, compute capability, SM count, clocks (kHz),
     memory bus width, L2, memory and shared-memory sizes (bytes), PCI bus id."""
-    index = _nonnegative_int(index, "index")
+    index = require_int(index, "index", 0)
     return _visible_device(index, "index").device_properties(index)
 
 
 def synchronize(device: int = 0) -> None:
     """Wait for all work queued on ``device``; raises RuntimeError for a kernel that failed."""
-    device = _nonnegative_int(device, "device")
+    device = require_int(device, "device", 0)
     _visible_device(device, "device").synchronize(device)
 
 
@@ -148,8 +137,8 @@ class L2Flusher:
     the device's L2; the buffer is freed when the object is collected."""
 
     def __init__(self, device: int = 0, nbytes: int = 0) -> None:
-        device = _nonnegative_int(device, "device")
-        nbytes = _nonnegative_int(nbytes, "nbytes")
+        device = require_int(device, "device", 0)
+        nbytes = require_int(nbytes, "nbytes", 0)
         self._impl = _visible_device(device, "device").L2Flusher(device, nbytes)
 
     @property
@@ -164,4 +153,4 @@ class L2Flusher:
     def flush(self, stream: int = 0) -> None:
         """Queue the overwrite on ``stream``, a cudaStream_t handle of this device as an int
         (``torch.cuda.Stream.cuda_stream``, ``cupy.cuda.Stream.ptr``); 0 is the default stream."""
-        self._impl.flush(_nonnegative_int(stream, "stream"))
+        self._impl.flush(require_int(stream, "stream", 0))
