@@ -8,13 +8,14 @@ reference before any timing (a wrong result is recorded as failed and never time
 from __future__ import annotations
 
 import sys
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 from . import devices, environment, registry
-from .measure import HostTimer, Settings, measure, measure_overhead
+from .measure import HostTimer, Settings, combine, measure, measure_overhead
 from .measure.monitor import CpuClockMonitor
 from .records import base_record, compare_to_vendors, failed_record, now_iso, timed_record
 from .suites import SuiteProblem
@@ -31,25 +32,47 @@ class BenchConfig:
     suite: str = "custom"
     seed: int = 0
     peak_basis: str = "measured"
+    rounds: int = 1                 # alternating repetitions of every measurement, pooled
+
+    def __post_init__(self):
+        if self.rounds < 1:
+            raise ValueError(f"rounds must be >= 1, got {self.rounds}")
+        if self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
 
 
 class Progress:
-    """One line per finished measurement on a stream (stderr by default), numbered n/total."""
+    """One line per finished measurement on a stream (stderr by default): a bar, n/total, the
+    elapsed time and an estimate of the time left, then what was measured."""
+
+    BAR_WIDTH = 20
 
     def __init__(self, total: int, stream: TextIO | None = sys.stderr):
         self.total = total
         self.done = 0
         self.stream = stream
+        self.start = time.monotonic()
 
     def step(self, text: str) -> None:
         self.done += 1
-        if self.stream is not None:
-            width = len(str(self.total))
-            print(f"[{self.done:>{width}}/{self.total}] {text}", file=self.stream, flush=True)
+        if self.stream is None:
+            return
+        elapsed = time.monotonic() - self.start
+        left = elapsed / self.done * (self.total - self.done)
+        filled = self.BAR_WIDTH * self.done // max(1, self.total)
+        bar = "#" * filled + "." * (self.BAR_WIDTH - filled)
+        width = len(str(self.total))
+        print(f"[{bar}] {self.done:>{width}}/{self.total} {_clock(elapsed)} (~{_clock(left)} left) {text}",
+              file=self.stream, flush=True)
 
     def note(self, text: str) -> None:
         if self.stream is not None:
             print(text, file=self.stream, flush=True)
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}:{secs:02d}"
 
 
 def device_id(device: dict) -> str:
@@ -63,8 +86,8 @@ def run_bench(config: BenchConfig, out_path, *, progress_stream: TextIO | None =
     KeyboardInterrupt marks the run "interrupted" in the file (every finished record kept) and
     propagates.
     """
-    progress = Progress(len(config.problems) * len(config.implementations) * len(config.caches),
-                        progress_stream)
+    steps = sum(impl.op == sp.problem.op for sp in config.problems for impl in config.implementations)
+    progress = Progress(steps * len(config.caches) * config.rounds, progress_stream)
     if device is None:
         progress.note(f"probing the device ({config.threads} threads: clock, FMA peak, memory bandwidth)...")
         device = devices.detect_cpu(threads=config.threads, measure=True)
@@ -79,6 +102,7 @@ def run_bench(config: BenchConfig, out_path, *, progress_stream: TextIO | None =
         "status": "running",
         "threads": config.threads,
         "caches": list(config.caches),
+        "rounds": config.rounds,
         "settings": config.settings.as_dict(),
         "harness": {"timer": timer.name, "overhead_s": overhead.as_dict(),
                     "note": "a no-op timed the same way; stated, not subtracted"},
@@ -105,25 +129,48 @@ def _cache_flusher():
 
 def _run_problem(sp: SuiteProblem, config: BenchConfig, writer: TableWriter, device: dict, timer,
                  flush, monitor, progress: Progress) -> None:
+    """Every implementation and cache mode of one problem, `config.rounds` times.
+
+    Vendors run first, so each of our records can be compared the moment it is written. With
+    several rounds the order alternates (vendor, ours, ours, vendor, ...), so a slow drift of the
+    machine weighs on both sides alike; each record then pools the samples of all its rounds and
+    is rewritten after every round.
+    """
     problem = sp.problem
     inputs = problem.make_inputs(config.seed)
     peak, peak_label = devices.peak_for(device, problem.dtype, config.peak_basis)
-    records: list[dict] = []
-    # Vendors first, so each of our records can be compared the moment it is written.
-    for impl in sorted(config.implementations, key=lambda i: i.provider != "vendor"):
-        if impl.op != problem.op:
-            continue
-        for cache in config.caches:
-            base = base_record(problem, impl, run_id=writer.run["run_id"], device_id=device["id"],
-                               cache=cache, threads=config.threads, labels=sp.labels)
-            record = _run_one(problem, inputs, impl, base, config, timer, flush, monitor, peak, peak_label)
-            records.append(record)
-            compare_to_vendors(records)
-            writer.append([record])
-            progress.step(_progress_text(record))
+    impls = [i for i in sorted(config.implementations, key=lambda i: i.provider != "vendor") if i.op == problem.op]
+    records: dict[tuple[str, str], dict] = {}        # the problem's current records
+    positions: dict[tuple[str, str], int] = {}       # where each sits in the table
+    measurements: dict[tuple[str, str], list] = {}
+    for round_index in range(config.rounds):
+        for impl in impls if round_index % 2 == 0 else impls[::-1]:
+            for cache in config.caches:
+                key = (impl.name, cache)
+                if key in records and records[key]["status"] != "ok":
+                    progress.step(_progress_text(records[key]))  # failures are not repeated
+                    continue
+                base = base_record(problem, impl, run_id=writer.run["run_id"], device_id=device["id"],
+                                   cache=cache, threads=config.threads, labels=sp.labels)
+                previous = measurements.setdefault(key, [])
+                record = _run_one(problem, inputs, impl, base, config, timer, flush, monitor, peak,
+                                  peak_label, previous)
+                record["rounds"] = len(previous)
+                records[key] = record
+                compare_to_vendors(list(records.values()))
+                if key in positions:
+                    writer.doc["records"][positions[key]] = record
+                    writer.flush()
+                else:
+                    positions[key] = len(writer.doc["records"])
+                    writer.append([record])
+                progress.step(_progress_text(record))
 
 
-def _run_one(problem, inputs, impl, base, config, timer, flush, monitor, peak, peak_label) -> dict:
+def _run_one(problem, inputs, impl, base, config, timer, flush, monitor, peak, peak_label,
+             previous: list) -> dict:
+    """One round of one implementation: verify, then measure; the record pools this round's
+    measurement with `previous` ones (appended to it)."""
     if problem.dtype not in impl.dtypes:
         return failed_record(base, "unavailable", f"{impl.name} does not support {problem.dtype}")
     reason = impl.unavailable_reason()
@@ -141,7 +188,8 @@ def _run_one(problem, inputs, impl, base, config, timer, flush, monitor, peak, p
                                      library=library, error=error)
             measurement = measure(prepared.run, timer, config.settings, cache=base["cache"], flush=flush)
             measurement.extra["conditions"] = monitor.sample()
-            return timed_record(base, measurement, peak_gflops=peak, peak_label=peak_label, error=error,
+            previous.append(measurement)
+            return timed_record(base, combine(previous), peak_gflops=peak, peak_label=peak_label, error=error,
                                 library=library, algorithm=prepared.algorithm)
     except (MemoryError, RuntimeError, ValueError, TypeError) as exc:
         return failed_record(base, "error", f"{type(exc).__name__}: {exc}", library=library)

@@ -73,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--min-samples", type=_positive_int, default=10)
     bench.add_argument("--max-time", type=_positive_float, default=2.0,
                        help="seconds of sampling per measurement before giving up on the noise target")
+    bench.add_argument("--rounds", type=_positive_int, default=1,
+                       help="repeat every measurement N times, alternating implementations, and pool the "
+                            "samples (steadier ratios on a noisy machine; default: 1)")
     bench.add_argument("--full", action="store_true",
                        help="run DeepBench shapes at full size (default: scale down those above --max-gflop)")
     bench.add_argument("--max-gflop", type=_positive_float, default=8.0,
@@ -134,7 +137,8 @@ def _bench(args) -> int:
     threads = args.threads or _cpu.omp_max_threads()
     caches = ("warm", "cold") if args.cache == "both" else (args.cache,)
     out = args.output or default_output(suite)
-    config = BenchConfig(problems, impls, threads, caches, settings, suite=suite, peak_basis=args.peak)
+    config = BenchConfig(problems, impls, threads, caches, settings, suite=suite, peak_basis=args.peak,
+                         rounds=args.rounds)
     _interrupt_on_signals()
     stream = None if args.quiet else sys.stderr
     if stream:

@@ -45,9 +45,9 @@ def device():
                            "theoretical_formula": "test"}}}
 
 
-def run(tmp_path, impls, device, problems=None):
+def run(tmp_path, impls, device, problems=None, rounds=1):
     problems = problems or [SuiteProblem(GemmProblem(40, 30, 20), {"set": "test"})]
-    config = BenchConfig(problems, impls, threads=1, settings=FAST, suite="test")
+    config = BenchConfig(problems, impls, threads=1, settings=FAST, suite="test", rounds=rounds)
     return run_bench(config, tmp_path / "t.json", progress_stream=None, device=device)
 
 
@@ -119,3 +119,32 @@ def test_registry_selection():
         registry.select(["gemm"], "nonesuch")
     with pytest.raises(ValueError, match="at least one"):
         registry.select(["gemm"], " , ")
+
+
+def test_rounds_alternate_and_pool_samples(tmp_path, device):
+    order = []
+    ours, _ = fake_impl("ours-fake", "ours", lambda x: order.append("ours") or right(x))
+    vendor, _ = fake_impl("vendor-fake", "vendor", lambda x: order.append("vendor") or right(x))
+    doc = run(tmp_path, [ours, vendor], device, rounds=3)
+    assert len(doc["records"]) == 2  # one record per implementation, rewritten each round
+    for record in doc["records"]:
+        assert record["rounds"] == 3 and len(record["rounds_detail"]) == 3
+        assert record["stats"]["count"] == sum(r["count"] for r in record["rounds_detail"])
+        assert len(record["samples_ns"]) == record["stats"]["count"]
+    # vendor, ours | ours, vendor | vendor, ours: the first call of each block shows the order
+    firsts = [name for i, name in enumerate(order) if i == 0 or order[i - 1] != name]
+    assert firsts == ["vendor", "ours", "vendor", "ours"]
+    assert doc["runs"][0]["rounds"] == 3
+
+
+def test_failures_are_not_repeated_across_rounds(tmp_path, device):
+    wrong, calls = fake_impl("wrong", "ours", lambda x: right(x) + 1.0)
+    doc = run(tmp_path, [wrong], device, rounds=3)
+    assert len(calls) == 1 and doc["records"][0]["status"] == "failed"
+
+
+def test_config_is_checked():
+    with pytest.raises(ValueError, match="rounds"):
+        BenchConfig([], [], threads=1, rounds=0)
+    with pytest.raises(ValueError, match="threads"):
+        BenchConfig([], [], threads=0)

@@ -1,6 +1,6 @@
 """The measurement core: timers, sampling to a noise target, robust statistics."""
 
-from .runner import Measurement, Settings, measure, measure_overhead
+from .runner import Measurement, Settings, combine, measure, measure_overhead
 from .stats import Stats, summarize
 from .timer import HostTimer, Timer
 

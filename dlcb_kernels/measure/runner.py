@@ -102,3 +102,22 @@ def measure_overhead(timer: Timer, samples: int = 2000) -> Stats:
         return None
 
     return summarize([timer.time(noop) for _ in range(samples)])
+
+
+def combine(measurements: list[Measurement]) -> Measurement:
+    """Several rounds of the same measurement as one: samples pooled, statistics over all."""
+    if not measurements:
+        raise ValueError("measurements must not be empty")
+    caches = {m.cache for m in measurements}
+    if len(caches) != 1:
+        raise ValueError(f"cannot combine cache modes {sorted(caches)}")
+    if len(measurements) == 1:
+        return measurements[0]
+    samples = [s for m in measurements for s in m.samples]
+    extra = dict(measurements[-1].extra)
+    extra["rounds_detail"] = [{"median": m.stats.median, "count": m.stats.count, "stop_reason": m.stop_reason,
+                               **m.extra} for m in measurements]
+    stats = summarize(samples)
+    return Measurement(measurements[0].cache, samples, stats, sum(m.warmup_count for m in measurements),
+                       "; ".join(dict.fromkeys(m.stop_reason for m in measurements)),
+                       all(m.converged for m in measurements), extra)

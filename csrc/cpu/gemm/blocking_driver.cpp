@@ -143,9 +143,12 @@ int narrow_n(const KernelSet& ks, const SgemmArgs& g, int threads, const Blockin
   const int64_t KC = balanced_block(g.k, bl.kc > 0 ? bl.kc : ks.kc, 1);
   const int64_t a_panels = ceil_div(g.m, MR), b_panels = ceil_div(g.n, NR);
   const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, a_panels)));
-  // A row-major A would have to be transposed into each packed panel; the strided micro-kernel
-  // reads it where it is instead (edge panels, with fewer than mr rows, are still packed).
-  const bool read_a_in_place = ks.micro_strided_a != nullptr && g.a.col_stride == 1;
+  // A row-major A would have to be transposed into each packed panel. With a single B panel
+  // that transpose costs about a third of the arithmetic, so the strided micro-kernel reads A
+  // where it is instead (edge blocks, with fewer than mr rows, are still packed). With more B
+  // panels the packed copy pays for itself: it is read from L1 once per panel, while in-place
+  // reads of 14 rows at once keep too few cache misses in flight.
+  const bool read_a_in_place = ks.micro_strided_a != nullptr && g.a.col_stride == 1 && b_panels == 1;
 
   thread_local Scratch a_scratch, b_scratch;
   float* const a_bufs = a_scratch.get(static_cast<size_t>(nt * MR * KC));
