@@ -21,6 +21,9 @@ from dlcb_kernels.table import TableWriter
 # before each benchmark so the previous implementation's threads do not steal a core.
 SETTLE_SECONDS = 0.25
 
+# The record fields a benchmark also reports in pytest-benchmark's extra_info.
+EXTRA_INFO_KEYS = ("implementation", "library", "threads", "flops", "bytes", "gflops", "gbs", "percent_of_peak")
+
 
 def pytest_addoption(parser):
     group = parser.getgroup("dlcb")
@@ -80,22 +83,17 @@ class DlcbSession:
             samples = list(benchmark.stats.stats.data)
             stats = summarize(samples)
             peak, label = devices.peak_for(self.device, problem.dtype, "measured")
-            gflops = problem.flops() / stats.median / 1e9
-            benchmark.extra_info.update({
-                "implementation": impl.name, "library": impl.library(), "threads": prepared.threads,
-                "flops": problem.flops(), "bytes": problem.bytes_min(), "gflops": gflops,
-                "gbs": problem.bytes_min() / stats.median / 1e9,
-                "percent_of_peak": 100.0 * gflops / peak if peak else None, "peak_label": label,
-                "error": error,
-            })
             writer = self.writer()
+            base = base_record(problem, impl, run_id=writer.run["run_id"] if writer else "",
+                               device_id=self.device["id"], cache="warm", threads=prepared.threads,
+                               labels=suite_problem.labels)
+            measurement = Measurement("warm", samples, stats, 0, "pytest-benchmark rounds", stats.rel_noise <= 0.02)
+            record = timed_record(base, measurement, peak_gflops=peak, peak_label=label, error=error,
+                                  library=impl.library(), algorithm=prepared.algorithm)
+            benchmark.extra_info.update({key: record[key] for key in EXTRA_INFO_KEYS})
+            benchmark.extra_info["peak_label"] = label
+            benchmark.extra_info["error"] = error
             if writer is not None:
-                base = base_record(problem, impl, run_id=writer.run["run_id"], device_id=self.device["id"],
-                                   cache="warm", threads=prepared.threads, labels=suite_problem.labels)
-                measurement = Measurement("warm", samples, stats, 0, "pytest-benchmark rounds",
-                                          stats.rel_noise <= 0.02)
-                record = timed_record(base, measurement, peak_gflops=peak, peak_label=label, error=error,
-                                      library=impl.library(), algorithm=prepared.algorithm)
                 writer.doc["records"].append(record)
                 compare_to_vendors([r for r in writer.doc["records"] if r["problem"] == record["problem"]])
                 writer.flush()

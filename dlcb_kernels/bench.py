@@ -179,8 +179,8 @@ def _run_one(problem, inputs, impl, base, config, timer, flush, monitor, peak, p
     library = impl.library()
     try:
         with impl.prepare(problem, inputs, config.threads) as prepared:
-            base["threads"] = prepared.threads
             prepared.run()
+            base["threads"] = prepared.threads
             error = problem.check_error(inputs, prepared.output)
             if not error <= problem.tolerance():
                 return failed_record(base, "failed", f"result differs from the reference: error {error:.3g} "

@@ -24,7 +24,7 @@ PROVIDERS = ("ours", "vendor")
 class PreparedRun:
     run: Callable[[], None]          # one execution of the kernel, result into `output`
     output: np.ndarray
-    threads: int                     # threads the kernel runs on
+    threads: int                     # threads the kernel runs on (known after the first run)
     algorithm: str | None = None     # what the implementation says it ran, where it says
 
 
@@ -99,17 +99,19 @@ def _ours_gemm(isa: str) -> Implementation:
     def prepare(problem, inputs, threads: int) -> Iterator[PreparedRun]:
         a, b = inputs["a"], inputs["b"]
         c = np.empty((problem.m, problem.n), dtype=problem.dtype)
-        _, used = gemm_with_threads(a, b, trans_a=problem.trans_a, trans_b=problem.trans_b, c=c,
-                                    isa=isa, threads=threads)
         info = kernel_info(isa)
+        schedule = _cpu.gemm_schedule(isa, problem.m, problem.n)
+        prepared = PreparedRun(lambda: None, c, threads,
+                               f"goto-blis {schedule} schedule, {info['mr']}x{info['nr']} micro-kernel, "
+                               f"kc<={info['kc']} mc<={info['mc']} nc<={info['nc']}")
 
         def run() -> None:
-            gemm_with_threads(a, b, trans_a=problem.trans_a, trans_b=problem.trans_b, c=c,
-                              isa=isa, threads=threads)
+            # Small problems run on fewer threads than asked: the record states the count used.
+            _, prepared.threads = gemm_with_threads(a, b, trans_a=problem.trans_a, trans_b=problem.trans_b,
+                                                    c=c, isa=isa, threads=threads)
 
-        yield PreparedRun(run, c, used,
-                          f"goto-blis blocked, {info['mr']}x{info['nr']} micro-kernel, "
-                          f"kc<={info['kc']} mc<={info['mc']} nc<={info['nc']}")
+        prepared.run = run
+        yield prepared
 
     return Implementation("gemm", "cpu", f"ours-{isa}", "ours", library, unavailable, prepare,
                           default=isa == (available_isas() or ["portable"])[0])
@@ -153,7 +155,6 @@ def _numpy_gemm() -> Implementation:
             def run() -> None:
                 np.matmul(a, b, out=c)
 
-            run()
             yield PreparedRun(run, c, threads, "sgemm via numpy.matmul")
 
     return Implementation("gemm", "cpu", "numpy", "vendor", library, _threadpoolctl_missing, prepare)

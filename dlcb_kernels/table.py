@@ -92,15 +92,15 @@ def load(path) -> dict:
     return validate(doc, str(path))
 
 
-def write_atomic(path, doc: dict) -> None:
-    """Writes doc to path via a temporary file in the same directory and an atomic rename."""
+def _replace_atomically(path, text: str) -> None:
+    """Writes text to path via a temporary file in the same directory and an atomic rename:
+    readers see the old file or the new one, never a part."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=1, allow_nan=False, default=_json_default)
-            f.write("\n")
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -108,6 +108,11 @@ def write_atomic(path, doc: dict) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def write_atomic(path, doc: dict) -> None:
+    """Writes the table to path atomically (see _replace_atomically)."""
+    _replace_atomically(path, json.dumps(doc, indent=1, allow_nan=False, default=_json_default) + "\n")
 
 
 def _json_default(value):
@@ -201,8 +206,4 @@ def to_csv(doc: dict) -> str:
 
 
 def write_csv(path, doc: dict) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-        f.write(to_csv(doc))
-    os.replace(tmp, path)
+    _replace_atomically(path, to_csv(doc))
