@@ -67,7 +67,7 @@ class DlcbSession:
 
     def run(self, benchmark, suite_problem, impl):
         problem = suite_problem.problem
-        reason = impl.unavailable_reason()
+        reason = impl.unavailable_reason(problem)
         if reason:
             pytest.skip(f"{impl.name}: {reason}")
         inputs = self.inputs(problem)

@@ -173,7 +173,7 @@ def _run_one(problem, inputs, impl, base, config, timer, flush, monitor, peak, p
     measurement with `previous` ones (appended to it)."""
     if problem.dtype not in impl.dtypes:
         return failed_record(base, "unavailable", f"{impl.name} does not support {problem.dtype}")
-    reason = impl.unavailable_reason()
+    reason = impl.unavailable_reason(problem)
     if reason:
         return failed_record(base, "unavailable", reason)
     library = impl.library()

@@ -49,6 +49,27 @@ def _gemm_shape(text: str):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _problem_spec(text: str):
+    """OP:name=value,... -> that op's problem, e.g. conv:n=8,c=64,h=56,w=56,k=64,r=3,s=3,pad_h=1,pad_w=1."""
+    from .problems import PROBLEM_TYPES, problem_from_params
+
+    op, _, fields = text.partition(":")
+    if op not in PROBLEM_TYPES or not fields:
+        raise argparse.ArgumentTypeError(f"expected OP:name=value,... with OP one of {', '.join(PROBLEM_TYPES)}; "
+                                         f"got {text!r}")
+    params = {}
+    for item in fields.split(","):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise argparse.ArgumentTypeError(f"expected name=value in {text!r}, got {item!r}")
+        value = value.strip()
+        params[name.strip()] = int(value) if value.lstrip("-").isdigit() else value
+    try:
+        return problem_from_params(op, params)
+    except (TypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _parser() -> argparse.ArgumentParser:
     from .suites import SUITES
 
@@ -58,10 +79,12 @@ def _parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="run a suite and write a throughput table")
     bench.add_argument("--suite", choices=SUITES, default="quick", help="problem suite (default: quick)")
-    bench.add_argument("--ops", default="gemm", help="comma list of ops to run (default: gemm)")
+    bench.add_argument("--ops", default="gemm,conv,rnn",
+                       help="comma list of ops to run: gemm, conv, rnn (default: all three)")
     bench.add_argument("--impl", default="ours,vendor",
-                       help="comma list: ours, vendor, all, or implementation names such as ours-avx2, numpy "
-                            "(default: ours,vendor)")
+                       help="comma list: ours, vendor, all, or implementation names such as ours-avx2, numpy, "
+                            "torch, onnxruntime (default: ours,vendor; a vendor library that is not installed "
+                            "is recorded as unavailable)")
     bench.add_argument("--threads", type=_positive_int, default=None,
                        help="threads for every implementation (default: OpenMP's, i.e. OMP_NUM_THREADS or all cores)")
     bench.add_argument("--cache", choices=("warm", "cold", "both"), default="warm",
@@ -80,10 +103,16 @@ def _parser() -> argparse.ArgumentParser:
                        help="run DeepBench shapes at full size (default: scale down those above --max-gflop)")
     bench.add_argument("--max-gflop", type=_positive_float, default=8.0,
                        help="per-call GFLOP budget above which DeepBench shapes are scaled down (default: 8)")
+    bench.add_argument("--batch", type=_positive_int, default=8,
+                       help="batch size of the models suite's layers (default: 8)")
     bench.add_argument("--limit", type=_positive_int, default=None, help="run only the first N problems")
     bench.add_argument("--shape", action="append", type=_gemm_shape, default=None, metavar="MxNxK[:TT]",
                        help="run this GEMM instead of a suite (repeatable); :NN, :TN, :NT or :TT sets "
                             "which of A and B are transposed")
+    bench.add_argument("--problem", action="append", type=_problem_spec, default=None, metavar="OP:NAME=VALUE,...",
+                       help="run this problem instead of a suite (repeatable), with the fields of its problem "
+                            "type, e.g. conv:n=8,c=64,h=56,w=56,k=64,r=3,s=3,pad_h=1,pad_w=1,direction=fwd or "
+                            "rnn:hidden=512,batch=32,timesteps=25,cell=lstm,direction=bwd")
     bench.add_argument("--peak", choices=("measured", "theoretical"), default="measured",
                        help="the peak that %% of peak is held against (default: measured)")
     bench.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
@@ -121,12 +150,13 @@ def _bench(args) -> int:
     from .table import write_csv
 
     ops = tuple(op.strip() for op in args.ops.split(",") if op.strip())
-    if args.shape:
-        ops = ("gemm",)
-        problems = [SuiteProblem(p, {"set": "custom"}) for p in dict.fromkeys(args.shape)]
+    if args.shape or args.problem:
+        chosen = list(dict.fromkeys((args.shape or []) + (args.problem or [])))
+        ops = tuple(dict.fromkeys(p.op for p in chosen))
+        problems = [SuiteProblem(p, {"set": "custom"}) for p in chosen]
         suite = "custom"
     else:
-        problems = load_suite(args.suite, ops, full=args.full, max_flops=args.max_gflop * 1e9)
+        problems = load_suite(args.suite, ops, full=args.full, max_flops=args.max_gflop * 1e9, batch=args.batch)
         suite = args.suite
     if args.limit:
         problems = problems[: args.limit]
@@ -143,7 +173,7 @@ def _bench(args) -> int:
     stream = None if args.quiet else sys.stderr
     if stream:
         print(f"dlcb bench: suite {suite}, {len(problems)} problems x {len(impls)} implementations "
-              f"({', '.join(i.variant for i in impls)}), {threads} threads, cache {args.cache} -> {out}",
+              f"({', '.join(dict.fromkeys(i.variant for i in impls))}), {threads} threads, cache {args.cache} -> {out}",
               file=stream, flush=True)
     try:
         doc = run_bench(config, out, progress_stream=stream)

@@ -1,20 +1,30 @@
 """Problem suites: named lists of problems, with the sets they come from.
 
-deepbench-*: the shapes of Baidu's DeepBench (data/deepbench, see its README for the source).
-Problems above a FLOP budget per call are scaled down (the largest dimension halved until it
-fits) unless `full` is asked for; a scaled problem keeps its original shape in its labels.
+quick:      a few problems of each op; under two minutes on a 2-core machine.
+deepbench-train / deepbench-inference: the shapes of Baidu's DeepBench (data/deepbench, see its
+            README for the source). Training times convolutions in all three directions and RNNs
+            forward and backward; inference (server and device sets) times forward only.
+models:     every distinct conv and fully-connected layer of the reference models
+            (dlcb_kernels.models) at a batch size, forward; the labels say which layers of which
+            models each problem stands for, so the predictor can find them.
+Problems above a FLOP budget per call are scaled down unless `full` is asked for (GEMM halves
+its largest dimension, conv its batch, RNNs their timesteps); a scaled problem keeps its
+original shape and the reason in its labels.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 from dataclasses import dataclass, field
 from importlib import resources
 
-from .problems import GemmProblem
+from . import models
+from .problems import ConvProblem, GemmProblem, RnnProblem
 
-SUITES = ("quick", "deepbench-train", "deepbench-inference")
-OPS = ("gemm",)
+SUITES = ("quick", "deepbench-train", "deepbench-inference", "models")
+OPS = ("gemm", "conv", "rnn")
+DEFAULT_MODEL_BATCH = 8
 
 # A budget that keeps one call near 10-50 ms on a few-core CPU, so a problem times in a second.
 DEFAULT_MAX_FLOPS = 8e9
@@ -47,6 +57,68 @@ def deepbench_gemm(sets: tuple[str, ...]) -> list[SuiteProblem]:
     return out
 
 
+def deepbench_conv(sets: tuple[str, ...], directions: tuple[str, ...]) -> list[SuiteProblem]:
+    """DeepBench conv rows (s = filter width, r = filter height) in the given directions."""
+    out: list[SuiteProblem] = []
+    for row in _deepbench_rows("conv.csv"):
+        if row["set"] not in sets:
+            continue
+        for direction in directions:
+            problem = ConvProblem(n=int(row["n"]), c=int(row["c"]), h=int(row["h"]), w=int(row["w"]), k=int(row["k"]),
+                                  r=int(row["r"]), s=int(row["s"]), pad_h=int(row["pad_h"]), pad_w=int(row["pad_w"]),
+                                  stride_h=int(row["stride_h"]), stride_w=int(row["stride_w"]), direction=direction)
+            out.append(SuiteProblem(problem, {"set": f"deepbench-{row['set']}", "source": "DeepBench conv_problems.h"}))
+    return out
+
+
+def deepbench_rnn(sets: tuple[str, ...], directions: tuple[str, ...]) -> list[SuiteProblem]:
+    """DeepBench RNN rows; the input size is the hidden size, as DeepBench runs them."""
+    out: list[SuiteProblem] = []
+    for row in _deepbench_rows("rnn.csv"):
+        if row["set"] not in sets:
+            continue
+        for direction in directions:
+            problem = RnnProblem(int(row["hidden"]), int(row["batch"]), int(row["timesteps"]), row["cell"],
+                                 direction=direction)
+            out.append(SuiteProblem(problem, {"set": f"deepbench-{row['set']}", "source": "DeepBench rnn_problems.h"}))
+    return out
+
+
+def model_layers(ops: tuple[str, ...], batch: int = DEFAULT_MODEL_BATCH) -> list[SuiteProblem]:
+    """Each distinct forward layer problem of the reference models, once, labelled with every
+    (model, layer, count) it stands for."""
+    users: dict = {}
+    for model in models.MODELS.values():
+        for layer in model.layers:
+            problem = layer.problem(batch)
+            if problem.op in ops:
+                users.setdefault(problem, []).append({"model": model.name, "layer": layer.name, "count": layer.count})
+    return [SuiteProblem(problem, {"set": "models", "batch": batch, "layers": layers})
+            for problem, layers in users.items()]
+
+
+def quick_conv() -> list[SuiteProblem]:
+    shapes = [
+        # the 3x3 layer of ResNet-50's first stage at batch 8 (the conv goal's problem)
+        dict(n=8, c=64, h=56, w=56, k=64, r=3, s=3, pad_h=1, pad_w=1),
+        dict(n=8, c=256, h=56, w=56, k=64, r=1, s=1),                       # 1x1 bottleneck
+        dict(n=8, c=128, h=28, w=28, k=128, r=3, s=3, pad_h=1, pad_w=1, stride_h=2, stride_w=2),
+        dict(n=4, c=1, h=161, w=700, k=32, r=5, s=20, stride_h=2, stride_w=2),   # DeepBench speech
+    ]
+    out = [SuiteProblem(ConvProblem(**shape), {"set": "quick"}) for shape in shapes]
+    first = ConvProblem(**shapes[0])
+    for direction in ("bwd_data", "bwd_filter"):
+        out.append(SuiteProblem(dataclasses.replace(first, direction=direction), {"set": "quick"}))
+    return out
+
+
+def quick_rnn() -> list[SuiteProblem]:
+    # The RNN goal's shape for each cell, then an LSTM backward.
+    out = [SuiteProblem(RnnProblem(512, 32, 25, cell), {"set": "quick"}) for cell in ("lstm", "gru", "vanilla")]
+    out.append(SuiteProblem(RnnProblem(512, 32, 25, "lstm", direction="bwd"), {"set": "quick"}))
+    return out
+
+
 def quick_gemm() -> list[SuiteProblem]:
     shapes = [
         (2048, 2048, 2048, False, False),   # the headline square problem
@@ -62,7 +134,7 @@ def quick_gemm() -> list[SuiteProblem]:
 
 
 def load_suite(name: str, ops: tuple[str, ...] = OPS, *, full: bool = False,
-               max_flops: float = DEFAULT_MAX_FLOPS) -> list[SuiteProblem]:
+               max_flops: float = DEFAULT_MAX_FLOPS, batch: int = DEFAULT_MODEL_BATCH) -> list[SuiteProblem]:
     if name not in SUITES:
         raise ValueError(f"suite must be one of {', '.join(SUITES)}; got {name!r}")
     unknown = set(ops) - set(OPS)
@@ -70,15 +142,26 @@ def load_suite(name: str, ops: tuple[str, ...] = OPS, *, full: bool = False,
         raise ValueError(f"ops must be among {', '.join(OPS)}; got {', '.join(sorted(unknown))}")
     if max_flops <= 0:
         raise ValueError(f"max_flops must be > 0, got {max_flops}")
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
     problems: list[SuiteProblem] = []
-    if "gemm" in ops:
-        if name == "quick":
-            problems += quick_gemm()
-        elif name == "deepbench-train":
-            problems += deepbench_gemm(("train",))
-        else:
-            problems += deepbench_gemm(("inference_server", "inference_device"))
-    if name != "quick" and not full:
+    if name == "quick":
+        loaders = {"gemm": quick_gemm, "conv": quick_conv, "rnn": quick_rnn}
+        for op in OPS:
+            if op in ops:
+                problems += loaders[op]()
+    elif name == "models":
+        problems = model_layers(ops, batch)
+    else:
+        train = name == "deepbench-train"
+        sets = ("train",) if train else ("inference_server", "inference_device")
+        if "gemm" in ops:
+            problems += deepbench_gemm(sets)
+        if "conv" in ops:
+            problems += deepbench_conv(sets, ("fwd", "bwd_data", "bwd_filter") if train else ("fwd",))
+        if "rnn" in ops:
+            problems += deepbench_rnn(sets, ("fwd", "bwd") if train else ("fwd",))
+    if name.startswith("deepbench") and not full:
         problems = [_within_budget(sp, max_flops) for sp in problems]
     return _dedupe(problems)
 

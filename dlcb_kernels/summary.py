@@ -20,7 +20,7 @@ def format_records(doc: dict) -> str:
             rows.append((r["problem"], _short(r["implementation"]), r["cache"], "ok",
                          f"{r['stats']['median'] * 1e3:.3f}", f"{r['gflops']:.1f}", f"{r['gbs']:.1f}",
                          "-" if r.get("percent_of_peak") is None else f"{r['percent_of_peak']:.1f}",
-                         f"x{vs['speedup']:.3f}" if vs else "-"))
+                         f"x{vs['speedup']:.3f} {_short(vs['implementation'])}" if vs else "-"))
         else:
             rows.append((r["problem"], _short(r["implementation"]), r["cache"], r["status"],
                          "-", "-", "-", "-", (r.get("reason") or "")[:60]))
@@ -32,12 +32,14 @@ def format_records(doc: dict) -> str:
 
 
 def speedup_geomeans(doc: dict) -> dict:
-    """{(implementation, set, cache): (geometric-mean speedup vs best vendor, problem count)}."""
+    """{(implementation, set, direction, cache): (geometric-mean speedup vs best vendor, problem
+    count)}; direction is conv's/rnn's (fwd, bwd_data, ...) and "-" for GEMM."""
     groups = defaultdict(list)
     for r in doc["records"]:
         vs = r.get("vs_best_vendor")
         if r["status"] == "ok" and vs:
-            groups[(r["implementation"], r.get("set", "-"), r["cache"])].append(vs["speedup"])
+            direction = (r.get("params") or {}).get("direction", "-")
+            groups[(r["implementation"], r.get("set", "-"), direction, r["cache"])].append(vs["speedup"])
     return {key: (math.exp(sum(map(math.log, v)) / len(v)), len(v)) for key, v in groups.items()}
 
 
@@ -47,8 +49,10 @@ def format_summary(doc: dict) -> str:
     if means:
         lines.append("")
         lines.append("geometric-mean speed of ours against the best vendor (x > 1: ours faster):")
-        for (impl, set_name, cache), (mean, count) in sorted(means.items()):
-            lines.append(f"  {_short(impl):<16} {set_name:<28} {cache:<5} x{mean:.3f} over {count} problems")
+        for (impl, set_name, direction, cache), (mean, count) in sorted(means.items()):
+            op = impl.split("/")[0]
+            lines.append(f"  {op:<5} {_short(impl):<14} {set_name:<26} {direction:<10} {cache:<5} "
+                         f"x{mean:.3f} over {count} problems")
     failed = [r for r in doc["records"] if r["status"] in ("failed", "error")]
     if failed:
         lines.append("")

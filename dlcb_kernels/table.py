@@ -5,8 +5,9 @@ Layout (schema_version 1):
   runs:     [{run_id, started, finished, status, command, suite, settings, harness, environment}]
   devices:  [{id, run_id, ...device block from dlcb_kernels.devices...}]
   records:  [{run_id, device_id, op, problem, params, implementation, provider, dtype, cache,
-              status, flops, bytes, arithmetic_intensity, stats, samples_ns, gflops, gbs,
-              peak, percent_of_peak, vs_best_vendor, ...}]
+              status, flops, flops_full, bytes, arithmetic_intensity, stats, samples_ns,
+              gflops, gflops_full, gbs, peak, percent_of_peak, vs_best_vendor, library,
+              algorithm, ...}]
   communication: {} (filled by the communication benchmarks)
 
 A run's file is rewritten whole after every problem, to a temporary file that then replaces
@@ -30,9 +31,9 @@ RECORD_STATUSES = ("ok", "failed", "error", "unavailable", "skipped")
 
 CSV_COLUMNS = (
     "device_id", "op", "problem", "implementation", "provider", "dtype", "cache", "status",
-    "threads", "flops", "bytes", "arithmetic_intensity", "median_s", "q1_s", "q3_s", "rel_noise",
-    "samples", "gflops", "gbs", "percent_of_peak", "peak_gflops", "peak_label", "error",
-    "tolerance", "vendor", "speedup_vs_vendor", "reason", "library",
+    "threads", "flops", "flops_full", "bytes", "arithmetic_intensity", "median_s", "q1_s", "q3_s",
+    "rel_noise", "samples", "gflops", "gflops_full", "gbs", "percent_of_peak", "peak_gflops", "peak_label",
+    "error", "tolerance", "vendor", "speedup_vs_vendor", "reason", "library", "algorithm",
 )
 
 
@@ -185,14 +186,17 @@ def csv_row(record: dict) -> dict:
         "device_id": record.get("device_id"), "op": record.get("op"), "problem": record.get("problem"),
         "implementation": record.get("implementation"), "provider": record.get("provider"),
         "dtype": record.get("dtype"), "cache": record.get("cache"), "status": record.get("status"),
-        "threads": record.get("threads"), "flops": record.get("flops"), "bytes": record.get("bytes"),
+        "threads": record.get("threads"), "flops": record.get("flops"),
+        "flops_full": record.get("flops_full"), "bytes": record.get("bytes"),
         "arithmetic_intensity": record.get("arithmetic_intensity"), "median_s": stats.get("median"),
         "q1_s": stats.get("q1"), "q3_s": stats.get("q3"), "rel_noise": stats.get("rel_noise"),
-        "samples": stats.get("count"), "gflops": record.get("gflops"), "gbs": record.get("gbs"),
+        "samples": stats.get("count"), "gflops": record.get("gflops"),
+        "gflops_full": record.get("gflops_full"), "gbs": record.get("gbs"),
         "percent_of_peak": record.get("percent_of_peak"), "peak_gflops": peak.get("gflops"),
         "peak_label": peak.get("label"), "error": err.get("value"), "tolerance": err.get("tolerance"),
         "vendor": vs.get("implementation"), "speedup_vs_vendor": vs.get("speedup"),
         "reason": record.get("reason"), "library": record.get("library"),
+        "algorithm": record.get("algorithm"),
     }
 
 

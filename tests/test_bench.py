@@ -30,7 +30,7 @@ def fake_impl(variant, provider, compute, reason=None):
         yield registry.PreparedRun(run, out, threads, "fake")
 
     impl = registry.Implementation("gemm", "cpu", variant, provider, lambda: f"fake {variant}",
-                                   lambda: reason, prepare)
+                                   lambda problem=None: reason, prepare)
     return impl, calls
 
 

@@ -35,7 +35,8 @@ def test_help_lists_the_commands():
 
 def test_bench_custom_shapes_writes_a_valid_table_and_csv(tmp_path):
     path = tmp_path / "run.json"
-    out = dlcb("bench", "--shape", "96x80x70", "--shape", "33x65x17:TN", "--threads", "2", *FAST, "-o", str(path))
+    out = dlcb("bench", "--shape", "96x80x70", "--shape", "33x65x17:TN", "--threads", "2", "--impl", "ours,numpy",
+               *FAST, "-o", str(path))
     assert out.returncode == 0, out.stderr
     doc = table.load(path)
     assert doc["runs"][0]["status"] == "complete" and doc["runs"][0]["threads"] == 2
@@ -58,6 +59,42 @@ def test_bench_custom_shapes_writes_a_valid_table_and_csv(tmp_path):
 
     shown = dlcb("show", str(path))
     assert shown.returncode == 0 and "gemm 96x80x70 NN" in shown.stdout
+
+
+def test_bench_conv_and_rnn_problems_against_every_vendor(tmp_path):
+    path = tmp_path / "run.json"
+    out = dlcb("bench", "--problem", "conv:n=2,c=8,h=12,w=12,k=16,r=3,s=3,pad_h=1,pad_w=1",
+               "--problem", "conv:n=2,c=8,h=12,w=12,k=16,r=3,s=3,stride_h=2,stride_w=2,direction=bwd_filter",
+               "--problem", "rnn:hidden=40,batch=3,timesteps=4,cell=gru",
+               "--problem", "rnn:hidden=40,batch=3,timesteps=4,cell=lstm,direction=bwd",
+               "--threads", "2", *FAST, "-o", str(path))
+    assert out.returncode == 0, out.stderr
+    records = table.load(path)["records"]
+    assert {r["op"] for r in records} == {"conv", "rnn"}
+    by_impl = {}
+    for r in records:
+        by_impl.setdefault(r["implementation"].split("/", 1)[1], []).append(r)
+        if r["status"] == "unavailable":
+            assert r["reason"].startswith("unavailable:")
+            continue
+        assert r["status"] == "ok", r
+        assert r["algorithm"] and r["library"] and r["flops_full"] >= r["flops"]
+    assert all(r["status"] == "ok" for r in by_impl["cpu/ours"] + by_impl["cpu/numpy-im2col"] + by_impl["cpu/numpy"])
+    gru = next(r for r in records if r["problem"] == "rnn gru fwd h40 n3 t4" and r["provider"] == "ours")
+    assert gru["flops"] == 6 * 4 * 3 * 40 * 40 and gru["flops_full"] == 2 * gru["flops"]
+    assert gru["vs_best_vendor"]["speedup"] > 0
+    # onnxruntime has no backward: recorded as unavailable, not as a failure
+    ort_bwd = [r for r in records if r["implementation"].endswith("onnxruntime") and "bwd" in r["problem"]]
+    assert all(r["status"] == "unavailable" for r in ort_bwd)
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("conv:n=2,c=3", "missing"), ("fft:n=1", "expected OP:name=value"), ("conv:n=1,c=2,h=3,w=3,k=1,r=5,s=1", "does not fit"),
+    ("rnn:hidden=8,batch=1,timesteps=1,cell=elman", "cell"), ("conv:n", "expected name=value"),
+])
+def test_bad_problem_specs_are_usage_errors(spec, message):
+    out = dlcb("bench", "--problem", spec)
+    assert out.returncode == 2 and message in out.stderr
     as_csv = dlcb("show", str(path), "--format", "csv")
     assert as_csv.stdout.splitlines()[0].startswith("device_id,op,problem")
 

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from dlcb_kernels.problems import GemmProblem, problem_from_params
+from dlcb_kernels import models
+from dlcb_kernels.problems import ConvProblem, GemmProblem, RnnProblem, problem_from_params
 from dlcb_kernels.suites import DEFAULT_MAX_FLOPS, load_suite
 
 
@@ -63,17 +64,23 @@ def test_scaled_to_keeps_shape_class():
     assert skinny.n == 16
 
 
-def test_quick_suite():
-    problems = load_suite("quick")
-    assert len(problems) >= 5
-    assert problems[0].problem == GemmProblem(2048, 2048, 2048)
+def test_quick_suite_has_every_op_and_the_goal_problems():
+    problems = [sp.problem for sp in load_suite("quick")]
+    assert problems[0] == GemmProblem(2048, 2048, 2048)
+    assert {p.op for p in problems} == {"gemm", "conv", "rnn"}
+    assert ConvProblem(8, 64, 56, 56, 64, 3, 3, 1, 1) in problems
+    for direction in ("bwd_data", "bwd_filter"):
+        assert ConvProblem(8, 64, 56, 56, 64, 3, 3, 1, 1, direction=direction) in problems
+    for cell in ("lstm", "gru", "vanilla"):
+        assert RnnProblem(512, 32, 25, cell) in problems
+    assert [p.op for p in (sp.problem for sp in load_suite("quick", ("rnn",)))] == ["rnn"] * 4
 
 
 def test_deepbench_train_loads_every_unique_shape_scaled_to_budget():
-    full = load_suite("deepbench-train", full=True)
+    full = load_suite("deepbench-train", ("gemm",), full=True)
     assert len(full) == 160  # DeepBench's train GEMM list has no duplicate rows
     assert all(sp.labels["set"] == "deepbench-train" for sp in full)
-    scaled = load_suite("deepbench-train")
+    scaled = load_suite("deepbench-train", ("gemm",))
     assert all(sp.problem.flops() <= DEFAULT_MAX_FLOPS for sp in scaled)
     notes = [sp for sp in scaled if "scaled_from" in sp.labels]
     assert notes and all("--full" in sp.labels["scaled_reason"] for sp in notes)
@@ -88,6 +95,142 @@ def test_suite_arguments_are_checked():
     with pytest.raises(ValueError, match="suite must be one of"):
         load_suite("nope")
     with pytest.raises(ValueError, match="ops must be among"):
-        load_suite("quick", ("conv",))
+        load_suite("quick", ("fft",))
     with pytest.raises(ValueError, match="max_flops"):
         load_suite("deepbench-train", max_flops=0)
+
+
+def test_deepbench_conv_and_rnn_rows_in_every_direction():
+    train = load_suite("deepbench-train", ("conv", "rnn"), full=True)
+    conv = [sp.problem for sp in train if sp.problem.op == "conv"]
+    rnn = [sp.problem for sp in train if sp.problem.op == "rnn"]
+    # 94 conv rows x 3 directions and 53 RNN rows x 2, less the rows DeepBench lists twice.
+    assert 0 < len(conv) <= 94 * 3 and len(conv) % 3 == 0
+    assert 0 < len(rnn) <= 53 * 2 and len(rnn) % 2 == 0
+    # The speech filters: DeepBench's s is the width (20), r the height (5).
+    first = conv[0]
+    assert (first.w, first.h, first.c, first.n, first.k, first.s, first.r) == (700, 161, 1, 4, 32, 20, 5)
+    assert {p.direction for p in conv} == {"fwd", "bwd_data", "bwd_filter"}
+    assert {p.cell for p in rnn} == {"vanilla", "lstm", "gru"} and {p.direction for p in rnn} == {"fwd", "bwd"}
+    inference = load_suite("deepbench-inference", ("conv", "rnn"), full=True)
+    assert {sp.problem.direction for sp in inference} == {"fwd"}
+
+
+def test_conv_and_rnn_are_scaled_along_batch_and_time():
+    for name in ("deepbench-train", "deepbench-inference"):
+        scaled = load_suite(name, ("conv", "rnn"))
+        assert all(sp.problem.flops() <= DEFAULT_MAX_FLOPS for sp in scaled)
+        assert any("scaled_from" in sp.labels for sp in scaled)
+        for sp in scaled:
+            if "scaled_from" in sp.labels:
+                original = problem_from_params(sp.problem.op, sp.labels["scaled_from"])
+                kept = {k: v for k, v in original.params().items() if k not in ("n", "timesteps", "batch")}
+                assert kept == {k: v for k, v in sp.problem.params().items() if k not in ("n", "timesteps", "batch")}
+
+
+def test_models_suite_covers_every_layer_once_with_its_users():
+    suite = load_suite("models")
+    problems = [sp.problem for sp in suite]
+    assert len(problems) == len(set(problems))
+    assert all(sp.labels["batch"] == 8 for sp in suite)
+    resnet = models.MODELS["ResNet50"]
+    for layer in resnet.layers:
+        sp = next(sp for sp in suite if sp.problem == layer.problem(8))
+        assert {"model": "ResNet50", "layer": layer.name, "count": layer.count} in sp.labels["layers"]
+    assert load_suite("models", ("conv",), batch=1)[0].problem.n == 1
+    with pytest.raises(ValueError, match="batch"):
+        load_suite("models", batch=0)
+
+
+# Forward MACs per sample of the reference models (../shared/CONTEXT.md, to the digits given there).
+MODEL_GMACS = {"AlexNet": 0.724, "AlexNetOWT": 0.714, "GoogLeNet": 1.583, "VGG16": 15.470, "VGG19": 19.632,
+               "ResNet50": 3.858, "ResNet101": 7.570, "ResNet152": 11.282, "EnglishAcoustic": 0.0347,
+               "TextCNN": 0.0087, "DeepMNIST": 0.012}
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_GMACS))
+def test_model_layers_reproduce_the_cookbook_mac_counts(name):
+    digits = len(str(MODEL_GMACS[name]).split(".")[1])
+    assert round(models.MODELS[name].macs_per_sample() / 1e9, digits) == MODEL_GMACS[name]
+
+
+def test_conv_problem_model():
+    p = ConvProblem(8, 64, 56, 56, 64, 3, 3, 1, 1)
+    assert (p.p, p.q) == (56, 56)
+    assert p.flops() == 2 * 8 * 64 * 64 * 9 * 56 * 56
+    assert p.bytes_min() == 4 * (8 * 64 * 56 * 56 * 2 + 64 * 64 * 9)
+    assert p.key() == "conv fwd N8 C64 56x56 K64 3x3 pad1,1 str1,1"
+    assert problem_from_params("conv", p.params()) == p
+    g = ConvProblem(2, 8, 9, 9, 4, 3, 3, groups=2, stride_h=2, stride_w=2, dil_h=2, dil_w=2)
+    assert (g.p, g.q) == (3, 3) and g.flops() == 2 * 2 * 4 * 4 * 9 * 9
+    assert g.scaled_to(g.flops() / 2 - 1).n == 1 == g.scaled_to(1).n
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    (dict(n=0), ValueError, "n must be >= 1"), (dict(pad_h=-1), ValueError, "pad_h must be >= 0"),
+    (dict(groups=3), ValueError, "groups=3 must divide"), (dict(r=9), ValueError, "does not fit"),
+    (dict(direction="sideways"), ValueError, "direction"), (dict(c=2.0), TypeError, "c must be an int"),
+])
+def test_conv_problem_validation(kwargs, exc, match):
+    base = dict(n=1, c=4, h=5, w=5, k=4, r=3, s=3)
+    with pytest.raises(exc, match=match):
+        ConvProblem(**{**base, **kwargs})
+
+
+@pytest.mark.parametrize("direction", ["fwd", "bwd_data", "bwd_filter"])
+def test_conv_check_error_accepts_the_reference_and_catches_a_wrong_tap(direction):
+    from dlcb_kernels import numpy_ops
+
+    p = ConvProblem(3, 4, 9, 8, 20, 3, 3, 1, 1, direction=direction)
+    inputs = p.make_inputs(2)
+    args = p.conv_args()
+    if direction == "fwd":
+        good = numpy_ops.conv2d_forward(inputs["x"], inputs["w"], **args)
+        w = inputs["w"].copy()
+        w[:, :, 1, 1] = 0
+        bad = numpy_ops.conv2d_forward(inputs["x"], w, **args)
+    elif direction == "bwd_data":
+        good = numpy_ops.conv2d_backward_data(inputs["dy"], inputs["w"], p.x_shape, **args)
+        w = inputs["w"].copy()
+        w[:, :, 0, 2] = 0
+        bad = numpy_ops.conv2d_backward_data(inputs["dy"], w, p.x_shape, **args)
+    else:
+        good = numpy_ops.conv2d_backward_filter(inputs["x"], inputs["dy"], p.w_shape, **args)
+        bad = numpy_ops.conv2d_backward_filter(inputs["x"][:, :, ::-1].copy(), inputs["dy"], p.w_shape, **args)
+    assert p.check_error(inputs, good) <= p.tolerance()
+    assert p.check_error(inputs, bad) > 10 * p.tolerance()
+    assert p.check_error(inputs, good[:1]) == float("inf")
+
+
+def test_rnn_problem_flops_both_ways():
+    lstm = RnnProblem(1024, 128, 25, "lstm")
+    assert lstm.flops() == 8 * 25 * 128 * 1024 ** 2
+    assert lstm.flops_full() == 2 * lstm.flops()          # input size = hidden size
+    assert RnnProblem(1760, 16, 50, "vanilla").flops() == 2 * 50 * 16 * 1760 ** 2 + 50 * 16 * 1760
+    assert RnnProblem(512, 32, 25, "gru", direction="bwd").flops() == 2 * 6 * 25 * 32 * 512 ** 2
+    assert RnnProblem(64, 4, 10, "gru", input_size=32).flops_full() == 6 * 10 * 4 * 64 * (64 + 32)
+    assert RnnProblem(64, 4, 100, "lstm").scaled_to(RnnProblem(64, 4, 30, "lstm").flops()).timesteps == 25
+    assert RnnProblem(64, 4, 100, "lstm").scaled_to(RnnProblem(64, 2, 1, "lstm").flops()) == RnnProblem(64, 2, 1)
+    assert problem_from_params("rnn", lstm.params()) == lstm
+    with pytest.raises(ValueError, match="cell"):
+        RnnProblem(8, 1, 1, "elman")
+    with pytest.raises(ValueError, match="timesteps must be >= 1"):
+        RnnProblem(8, 1, 0)
+
+
+@pytest.mark.parametrize("cell", ["vanilla", "lstm", "gru"])
+@pytest.mark.parametrize("direction", ["fwd", "bwd"])
+def test_rnn_check_error_accepts_the_reference_and_catches_a_wrong_gate(cell, direction):
+    from dlcb_kernels import numpy_ops
+
+    p = RnnProblem(24, 6, 5, cell, input_size=7, direction=direction)
+    inputs = p.make_inputs(3)
+    assert inputs["weights"]["weight_ih"].shape == (p.gates * 24, 7)
+    wrong = dict(inputs["weights"])
+    wrong["weight_hh"] = wrong["weight_hh"] * 1.1
+    results = []
+    for weights in (inputs["weights"], wrong):
+        y, _, _, saved = numpy_ops.rnn_forward(inputs["x"], inputs["h0"], weights, cell, inputs.get("c0"))
+        results.append(y if direction == "fwd" else numpy_ops.rnn_backward(saved, weights, inputs["dy"]))
+    assert p.check_error(inputs, results[0]) <= p.tolerance()
+    assert p.check_error(inputs, results[1]) > 10 * p.tolerance()

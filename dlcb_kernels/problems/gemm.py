@@ -1,6 +1,4 @@
-"""Problem types: one per op, each with its shape parameters, FLOP and byte model, inputs and
-reference check. Nothing here knows how a problem is run or timed.
-"""
+"""The GEMM problem: C = op(A) op(B), DeepBench's shapes and FLOP count."""
 
 from __future__ import annotations
 
@@ -9,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DTYPES = ("float32",)
+from ._common import DTYPES, check_dims, from_params, relative_error, sample
 
 
 @dataclass(frozen=True)
@@ -31,13 +29,7 @@ class GemmProblem:
     error_metric = "max|C - C_ref| / rms(C_ref), float64 reference on sampled rows"
 
     def __post_init__(self):
-        for name in ("m", "n", "k"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise TypeError(f"GemmProblem.{name} must be an int, got {type(value).__name__}")
-            if value < 1:
-                raise ValueError(f"GemmProblem.{name} must be >= 1, got {value}")
-            object.__setattr__(self, name, int(value))
+        check_dims(self, ("m", "n", "k"), minimum=1)
         if self.dtype not in DTYPES:
             raise ValueError(f"GemmProblem.dtype must be one of {DTYPES}, got {self.dtype!r}")
 
@@ -66,11 +58,7 @@ class GemmProblem:
 
     @classmethod
     def from_params(cls, params: dict) -> "GemmProblem":
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(params) - fields
-        if unknown:
-            raise ValueError(f"unknown GemmProblem parameters: {sorted(unknown)}")
-        return cls(**params)
+        return from_params(cls, params)
 
     def scaled_to(self, max_flops: float) -> "GemmProblem":
         """The same shape class within a FLOP budget: halve the largest dimension until it fits."""
@@ -106,23 +94,6 @@ class GemmProblem:
         b = inputs["b"].T if self.trans_b else inputs["b"]
         if c.shape != (self.m, self.n):
             return float("inf")
-        rows = np.arange(self.m)
-        if self.m > max_rows:
-            rows = np.sort(np.random.default_rng(seed).choice(self.m, max_rows, replace=False))
+        rows = sample(self.m, max_rows, seed)
         ref = a[rows].astype(np.float64) @ b.astype(np.float64)
-        scale = float(np.sqrt(np.mean(ref * ref))) or 1.0
-        diff = np.abs(c[rows].astype(np.float64) - ref)
-        if not np.all(np.isfinite(diff)):
-            return float("inf")
-        return float(diff.max()) / scale
-
-
-PROBLEM_TYPES = {"gemm": GemmProblem}
-
-
-def problem_from_params(op: str, params: dict):
-    try:
-        cls = PROBLEM_TYPES[op]
-    except KeyError:
-        raise ValueError(f"unknown op {op!r}; known: {sorted(PROBLEM_TYPES)}") from None
-    return cls.from_params(params)
+        return relative_error(c[rows], ref)

@@ -1,0 +1,116 @@
+"""Our CPU kernels in the registry: GEMM (one entry per micro-kernel ISA), convolution, RNNs."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import numpy as np
+
+from .. import __version__ as package_version
+from .. import _cpu
+from ..ops import conv as conv_ops
+from ..ops import rnn as rnn_ops
+from ..ops.gemm import available_isas, gemm_with_threads, kernel_info
+from . import Implementation, PreparedRun, register
+
+
+def _library(detail: str = "") -> str:
+    isa = kernel_info("auto")
+    text = f"dlcb_kernels {package_version} ({isa['isa']} {isa['mr']}x{isa['nr']} micro-kernel"
+    return text + (f", {detail}" if detail else "") + f", {_cpu.compiler})"
+
+
+def _always_available(problem=None) -> str | None:
+    return None
+
+
+def _gemm(isa: str) -> Implementation:
+    def unavailable(problem=None) -> str | None:
+        if isa not in available_isas():
+            return f"this CPU does not run the {isa} micro-kernel"
+        return None
+
+    def library() -> str:
+        info = kernel_info(isa)
+        return f"dlcb_kernels {package_version} ({isa} {info['mr']}x{info['nr']} micro-kernel, {_cpu.compiler})"
+
+    @contextlib.contextmanager
+    def prepare(problem, inputs, threads: int) -> Iterator[PreparedRun]:
+        a, b = inputs["a"], inputs["b"]
+        c = np.empty((problem.m, problem.n), dtype=problem.dtype)
+        info = kernel_info(isa)
+        schedule = _cpu.gemm_schedule(isa, problem.m, problem.n)
+        prepared = PreparedRun(lambda: None, c, threads,
+                               f"goto-blis {schedule} schedule, {info['mr']}x{info['nr']} micro-kernel, "
+                               f"kc<={info['kc']} mc<={info['mc']} nc<={info['nc']}")
+
+        def run() -> None:
+            # Small problems run on fewer threads than asked: the record states the count used.
+            _, prepared.threads = gemm_with_threads(a, b, trans_a=problem.trans_a, trans_b=problem.trans_b,
+                                                    c=c, isa=isa, threads=threads)
+
+        prepared.run = run
+        yield prepared
+
+    return Implementation("gemm", "cpu", f"ours-{isa}", "ours", library, unavailable, prepare,
+                          default=isa == (available_isas() or ["portable"])[0])
+
+
+def _conv() -> Implementation:
+    @contextlib.contextmanager
+    def prepare(problem, inputs, threads: int) -> Iterator[PreparedRun]:
+        out = np.empty(problem.output_shape(), dtype=problem.dtype)
+        args = dict(problem.conv_args(), out=out, threads=threads)
+        if problem.direction == "fwd":
+            def call():
+                return conv_ops.conv2d_with_info(inputs["x"], inputs["w"], **args)
+        elif problem.direction == "bwd_data":
+            def call():
+                return conv_ops.conv2d_backward_data_with_info(inputs["dy"], inputs["w"],
+                                                               input_shape=problem.x_shape, **args)
+        else:
+            def call():
+                return conv_ops.conv2d_backward_filter_with_info(inputs["x"], inputs["dy"],
+                                                                 weight_shape=problem.w_shape, **args)
+        prepared = PreparedRun(lambda: None, out, threads)
+
+        def run() -> None:
+            _, info = call()
+            prepared.threads, prepared.algorithm = info["threads"], info["algorithm"]
+
+        prepared.run = run
+        yield prepared
+
+    return Implementation("conv", "cpu", "ours", "ours", _library, _always_available, prepare)
+
+
+def _rnn() -> Implementation:
+    @contextlib.contextmanager
+    def prepare(problem, inputs, threads: int) -> Iterator[PreparedRun]:
+        # Weights are validated and packed once, as a framework does when the layer is built.
+        weights = rnn_ops.prepare_rnn_weights(inputs["weights"], problem.cell)
+        kwargs = dict(cell=problem.cell, c0=inputs.get("c0"), threads=threads)
+        prepared = PreparedRun(lambda: None, None, threads)
+        if problem.direction == "fwd":
+            def run() -> None:
+                result = rnn_ops.rnn(inputs["x"], inputs["h0"], weights, **kwargs)
+                prepared.output, prepared.threads, prepared.algorithm = result.y, result.threads, result.algorithm
+        else:
+            # The forward pass that saves the states runs once; backward is what is timed.
+            forward = rnn_ops.rnn(inputs["x"], inputs["h0"], weights, training=True, **kwargs)
+
+            def run() -> None:
+                prepared.output = rnn_ops.rnn_backward(forward, inputs["dy"], threads=threads)
+                prepared.threads = forward.threads
+                prepared.algorithm = f"backprop through time for the weight gradients ({forward.algorithm})"
+        prepared.run = run
+        yield prepared
+
+    return Implementation("rnn", "cpu", "ours", "ours", _library, _always_available, prepare)
+
+
+for _isa in ("avx512", "avx2", "portable"):
+    register(_gemm(_isa))
+register(_conv())
+register(_rnn())
