@@ -1,0 +1,35 @@
+#pragma once
+// im2col without the matrix: the GEMM driver asks for B panel by panel (gemm::PanelSource) and
+// these routines gather each panel straight from one image, padding read as zeros. The matrix
+// itself (C*R*S x P*Q, R*S times the image) is never written to memory.
+#include <cstdint>
+
+#include "conv/conv.h"
+
+namespace dlcb::conv {
+
+// One image's channels of one group and the window geometry: what a panel source reads.
+struct ImageWindow {
+  const float* x;  // first channel
+  int64_t h, w, p, q, r, s;
+  int64_t stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+};
+
+inline ImageWindow image_window(const ConvShape& sh, const float* x) {
+  return {x, sh.h, sh.w, sh.p, sh.q, sh.r, sh.s, sh.stride_h, sh.stride_w, sh.pad_h, sh.pad_w, sh.dil_h, sh.dil_w};
+}
+
+// B = im2col(x): row (c, r, s), column (oh, ow) = x[c][oh*sh - ph + r*dh][ow*sw - pw + s*dw].
+// Forward convolution. ctx is an ImageWindow.
+void pack_im2col(const void* ctx, int64_t k0, int64_t kc, int64_t j0, int64_t cols, int64_t nr, float* dst);
+
+// B = im2col(x)^T: row (oh, ow), column (c, r, s). Backward filter. ctx is an ImageWindow.
+void pack_im2col_t(const void* ctx, int64_t k0, int64_t kc, int64_t j0, int64_t cols, int64_t nr, float* dst);
+
+// The adjoint of im2col for the columns j0 .. j0+cols-1 of a (C*R*S x P*Q) matrix held in
+// col[row * ld + (j - j0)]: dx[c][ih][iw] += col(c r s, oh ow) for channels c0 .. c1-1.
+// dx points at the group's first channel.
+void col2im_add(const ImageWindow& win, const float* col, int64_t ld, int64_t j0, int64_t cols,
+                int64_t c0, int64_t c1, float* dx);
+
+}  // namespace dlcb::conv
