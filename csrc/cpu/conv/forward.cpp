@@ -27,7 +27,7 @@ int forward_image(const gemm::KernelSet& ks, const ConvShape& sh, bool pointwise
     a.alpha = 1.0f;
     a.beta = 0.0f;
     const ImageWindow win = image_window(sh, xg);
-    const gemm::PanelSource src{pack_im2col, &win};
+    const gemm::PanelSource src{im2col_packer(ks), &win};
     if (pointwise) {
       a.b = {xg, sh.hw(), 1};
     } else {

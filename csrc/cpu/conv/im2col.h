@@ -23,6 +23,11 @@ inline ImageWindow image_window(const ConvShape& sh, const float* x) {
 // Forward convolution. ctx is an ImageWindow.
 void pack_im2col(const void* ctx, int64_t k0, int64_t kc, int64_t j0, int64_t cols, int64_t nr, float* dst);
 
+using PanelPackFn = void (*)(const void*, int64_t, int64_t, int64_t, int64_t, int64_t, float*);
+
+// The fastest pack_im2col equivalent for the kernel set (its ISA, its nr).
+PanelPackFn im2col_packer(const gemm::KernelSet& ks);
+
 // B = im2col(x)^T: row (oh, ow), column (c, r, s). Backward filter. ctx is an ImageWindow.
 void pack_im2col_t(const void* ctx, int64_t k0, int64_t kc, int64_t j0, int64_t cols, int64_t nr, float* dst);
 
