@@ -1,42 +1,86 @@
-// Forward convolution as one GEMM per image and group:
+// Forward convolution as GEMMs, one per group and batch of images:
 //   y[n, g] (K/g x P*Q) = w_g (K/g x C/g*R*S) * B
 // where B is x[n, g] itself (C/g x H*W) for a 1x1, stride-1, unpadded filter ("gemm-1x1"), and
 // otherwise the im2col matrix, packed panel by panel from the image ("implicit-im2col-gemm").
+//
+// Small images are batched: with few output pixels per image, a GEMM per image would pack the
+// whole weight matrix (A) again for every few columns of B. A GEMM over several images' pixels
+// (columns image by image) packs it once per batch; its result goes to scratch and is copied
+// into y, which costs little next to the arithmetic when images are small.
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
 #include "conv/conv.h"
 #include "conv/im2col.h"
 #include "conv/parallel.h"
 #include "conv/pointwise.h"
+#include "conv/scratch.h"
 
 namespace dlcb::conv {
 namespace {
 
-int forward_image(const gemm::KernelSet& ks, const ConvShape& sh, bool pointwise, const float* x,
-                  const float* w, float* y, int64_t n, int threads) {
-  int used = 1;
-  for (int64_t g = 0; g < sh.groups; ++g) {
-    const float* xg = x + (n * sh.c + g * sh.cg()) * sh.hw();
-    gemm::SgemmArgs a{};
-    a.m = sh.kg();
-    a.n = sh.pq();
-    a.k = sh.crs();
-    a.a = {w + g * sh.kg() * sh.crs(), sh.crs(), 1};
-    a.c = y + (n * sh.k + g * sh.kg()) * sh.pq();
-    a.ldc = sh.pq();
-    a.alpha = 1.0f;
-    a.beta = 0.0f;
-    const ImageWindow win = image_window(sh, xg);
-    const gemm::PanelSource src{im2col_packer(ks), &win};
-    if (pointwise) {
-      a.b = {xg, sh.hw(), 1};
-    } else {
-      a.b_source = &src;
-    }
-    used = std::max(used, gemm::sgemm(ks, a, threads));
-  }
-  return used;
+// Images per GEMM: enough for about this many pixel columns when an image has fewer.
+int64_t batch_columns() {
+  static const int64_t v = [] {
+    const char* e = std::getenv("DLCB_CONV_BATCH_COLUMNS");
+    return e ? std::atoll(e) : int64_t{2048};
+  }();
+  return v;
 }
+
+int64_t batch_images(const ConvShape& sh) {
+  if (sh.pq() * 2 > batch_columns()) return 1;
+  return std::max<int64_t>(1, std::min(sh.n, batch_columns() / sh.pq()));
+}
+
+struct Forward {
+  const gemm::KernelSet& ks;
+  const ConvShape& sh;
+  const float* x;
+  const float* w;
+  float* y;
+  bool pointwise;
+  int64_t batch;  // images per GEMM
+
+  // Images n0 .. n0+count-1; tmp (K/g x batch*P*Q floats) when batch > 1.
+  int run(int64_t n0, int64_t count, float* tmp, int threads) const {
+    int used = 1;
+    const int64_t pq = sh.pq(), cols = count * pq;
+    for (int64_t g = 0; g < sh.groups; ++g) {
+      const float* xg = x + (n0 * sh.c + g * sh.cg()) * sh.hw();
+      float* yg = y + (n0 * sh.k + g * sh.kg()) * pq;
+      gemm::SgemmArgs a{};
+      a.m = sh.kg();
+      a.n = cols;
+      a.k = sh.crs();
+      a.a = {w + g * sh.kg() * sh.crs(), sh.crs(), 1};
+      a.c = batch > 1 ? tmp : yg;
+      a.ldc = cols;
+      a.alpha = 1.0f;
+      a.beta = 0.0f;
+      const ImageWindow win = pointwise ? pointwise_window(sh, xg) : image_window(sh, xg);
+      const gemm::PanelSource src{im2col_packer(ks), &win};
+      if (pointwise && batch == 1) {
+        a.b = {xg, sh.hw(), 1};
+      } else {
+        a.b_source = &src;
+      }
+      used = std::max(used, gemm::sgemm(ks, a, threads));
+      if (batch > 1) scatter(tmp, count, yg, threads);
+    }
+    return used;
+  }
+
+  // tmp (K/g x count*P*Q, image by image) -> y's images.
+  void scatter(const float* tmp, int64_t count, float* yg, int threads) const {
+    const int64_t kg = sh.kg(), pq = sh.pq(), k = sh.k;
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (int64_t i = 0; i < kg; ++i)
+      for (int64_t b = 0; b < count; ++b)
+        std::memcpy(yg + (b * k + i) * pq, tmp + (i * count + b) * pq, sizeof(float) * pq);
+  }
+};
 
 }  // namespace
 
@@ -45,12 +89,21 @@ ConvRun forward(const gemm::KernelSet& ks, const ConvShape& sh, const float* x, 
   const bool pw = is_pointwise(sh);
   const char* name = pw ? "gemm-1x1" : "implicit-im2col-gemm";
   if (sh.n == 0) return {name, 1, "gemm"};
-  if (split_images(sh.n, threads)) {
-    for_each_image(sh.n, threads, [&](int64_t n, int) { forward_image(ks, sh, pw, x, w, y, n, 1); });
+  const int64_t batch = batch_images(sh);
+  const int64_t units = (sh.n + batch - 1) / batch;
+  const Forward f{ks, sh, x, w, y, pw, batch};
+  const int64_t tmp_floats = batch > 1 ? sh.kg() * batch * sh.pq() : 0;
+  if (split_images(units, threads)) {
+    auto tmp = scratch_floats(threads * tmp_floats);
+    for_each_image(units, threads, [&](int64_t u, int slot) {
+      f.run(u * batch, std::min(batch, sh.n - u * batch), tmp.get() + slot * tmp_floats, 1);
+    });
     return {name, threads, "images"};
   }
+  auto tmp = scratch_floats(tmp_floats);
   int used = 1;
-  for (int64_t n = 0; n < sh.n; ++n) used = std::max(used, forward_image(ks, sh, pw, x, w, y, n, threads));
+  for (int64_t u = 0; u < units; ++u)
+    used = std::max(used, f.run(u * batch, std::min(batch, sh.n - u * batch), tmp.get(), threads));
   return {name, used, "gemm"};
 }
 

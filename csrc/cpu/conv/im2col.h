@@ -8,15 +8,25 @@
 
 namespace dlcb::conv {
 
-// One image's channels of one group and the window geometry: what a panel source reads.
+// One group's channels of one or more consecutive images and the window geometry: what a
+// panel source reads. Pixel columns run over the images in turn: column j is pixel j % (p*q) of
+// image j / (p*q), whose channels start image_stride elements after the previous image's.
 struct ImageWindow {
-  const float* x;  // first channel
+  const float* x;  // first channel of the first image
   int64_t h, w, p, q, r, s;
   int64_t stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+  int64_t image_stride;
 };
 
 inline ImageWindow image_window(const ConvShape& sh, const float* x) {
-  return {x, sh.h, sh.w, sh.p, sh.q, sh.r, sh.s, sh.stride_h, sh.stride_w, sh.pad_h, sh.pad_w, sh.dil_h, sh.dil_w};
+  return {x, sh.h, sh.w, sh.p, sh.q, sh.r, sh.s, sh.stride_h, sh.stride_w, sh.pad_h, sh.pad_w, sh.dil_h, sh.dil_w,
+          sh.c * sh.hw()};
+}
+
+// A 1x1, stride-1, unpadded window seen as one row of h*w pixels: runs of pixels then span
+// whole images instead of single rows.
+inline ImageWindow pointwise_window(const ConvShape& sh, const float* x) {
+  return {x, 1, sh.hw(), 1, sh.hw(), 1, 1, 1, 1, 0, 0, 1, 1, sh.c * sh.hw()};
 }
 
 // B = im2col(x): row (c, r, s), column (oh, ow) = x[c][oh*sh - ph + r*dh][ow*sw - pw + s*dw].

@@ -40,20 +40,25 @@ inline void gather_run(const float* row, int64_t iw0, int64_t sw, int64_t w, int
   }
 }
 
-// Output pixels j .. j+len-1 starting at (oh, ow) of filter tap (r, s) on channel plane xc,
-// split into runs along output rows; writes out[t * os].
-inline void gather_pixels(const ImageWindow& g, const float* xc, int64_t r, int64_t s, int64_t oh, int64_t ow,
-                          int64_t len, float* out, int64_t os) {
+// Pixel columns j .. j+len-1 of filter tap (c, r, s), split into runs along output rows (and
+// images); writes out[t * os].
+inline void gather_pixels(const ImageWindow& g, int64_t c, int64_t r, int64_t s, int64_t j, int64_t len,
+                          float* out, int64_t os) {
+  const int64_t pq = g.p * g.q;
+  int64_t n = j / pq, oh = (j % pq) / g.q, ow = j % g.q;
   const int64_t ih_off = r * g.dil_h - g.pad_h, iw_off = s * g.dil_w - g.pad_w;
   int64_t t = 0;
   while (t < len) {
     const int64_t run = std::min(len - t, g.q - ow);
     const int64_t ih = oh * g.stride_h + ih_off;
-    const float* row = ih >= 0 && ih < g.h ? xc + ih * g.w : nullptr;
+    const float* row = ih >= 0 && ih < g.h ? g.x + n * g.image_stride + (c * g.h + ih) * g.w : nullptr;
     gather_run(row, ow * g.stride_w + iw_off, g.stride_w, g.w, run, out + t * os, os);
     t += run;
     ow = 0;
-    ++oh;
+    if (++oh == g.p) {
+      oh = 0;
+      ++n;
+    }
   }
 }
 
@@ -61,12 +66,11 @@ inline void gather_pixels(const ImageWindow& g, const float* xc, int64_t r, int6
 
 void pack_im2col(const void* ctx, int64_t k0, int64_t kc, int64_t j0, int64_t cols, int64_t nr, float* dst) {
   const ImageWindow& g = *static_cast<const ImageWindow*>(ctx);
-  const int64_t rs = g.r * g.s, plane = g.h * g.w;
+  const int64_t rs = g.r * g.s;
   int64_t c = k0 / rs, r = (k0 % rs) / g.s, s = k0 % g.s;
-  const int64_t oh0 = j0 / g.q, ow0 = j0 % g.q;
   for (int64_t p = 0; p < kc; ++p) {
     float* d = dst + p * nr;
-    gather_pixels(g, g.x + c * plane, r, s, oh0, ow0, cols, d, 1);
+    gather_pixels(g, c, r, s, j0, cols, d, 1);
     std::memset(d + cols, 0, (nr - cols) * sizeof(float));
     if (++s == g.s) {
       s = 0;
@@ -80,17 +84,16 @@ void pack_im2col(const void* ctx, int64_t k0, int64_t kc, int64_t j0, int64_t co
 
 void pack_im2col_t(const void* ctx, int64_t k0, int64_t kc, int64_t j0, int64_t cols, int64_t nr, float* dst) {
   const ImageWindow& g = *static_cast<const ImageWindow*>(ctx);
-  const int64_t rs = g.r * g.s, plane = g.h * g.w;
+  const int64_t rs = g.r * g.s;
   // Each panel column is one tap over consecutive pixels, written nr floats apart. A block of
   // kStep pixels at a time keeps the destination rows being filled (kStep x nr) in L1.
   constexpr int64_t kStep = 16;
   for (int64_t pb = 0; pb < kc; pb += kStep) {
     const int64_t len = std::min(kStep, kc - pb);
-    const int64_t oh = (k0 + pb) / g.q, ow = (k0 + pb) % g.q;
     int64_t c = j0 / rs, r = (j0 % rs) / g.s, s = j0 % g.s;
     float* d = dst + pb * nr;
     for (int64_t j = 0; j < cols; ++j) {
-      gather_pixels(g, g.x + c * plane, r, s, oh, ow, len, d + j, nr);
+      gather_pixels(g, c, r, s, k0 + pb, len, d + j, nr);
       if (++s == g.s) {
         s = 0;
         if (++r == g.r) {

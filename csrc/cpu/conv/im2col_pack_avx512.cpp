@@ -21,6 +21,7 @@ constexpr int64_t NR = 32;
 
 struct Run {
   int64_t j, len, oh, ow;  // panel columns j .. j+len-1 are pixels (oh, ow .. ow+len-1)
+  const float* x;          // the run's image
 };
 
 // Bits of columns [a, b) that fall in 16-lane vector v.
@@ -50,24 +51,28 @@ void pack_im2col_avx512(const void* ctx, int64_t k0, int64_t kc, int64_t j0, int
   }
   Run runs[NR + 1];
   int nruns = 0;
-  for (int64_t j = 0, oh = j0 / g.q, ow = j0 % g.q; j < cols; ow = 0, ++oh) {
+  const int64_t pq = g.p * g.q;
+  for (int64_t j = 0, n = j0 / pq, oh = (j0 % pq) / g.q, ow = j0 % g.q; j < cols; ow = 0) {
     const int64_t len = std::min(cols - j, g.q - ow);
-    runs[nruns++] = {j, len, oh, ow};
+    runs[nruns++] = {j, len, oh, ow, g.x + n * g.image_stride};
     j += len;
+    if (++oh == g.p) {
+      oh = 0;
+      ++n;
+    }
   }
   const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   const __m512i vsw = _mm512_set1_epi32(static_cast<int32_t>(sw));
   const int64_t rs = g.r * g.s, plane = g.h * g.w;
   int64_t c = k0 / rs, r = (k0 % rs) / g.s, s = k0 % g.s;
   for (int64_t p = 0; p < kc; ++p) {
-    const float* xc = g.x + c * plane;
     const int64_t ih_off = r * g.dil_h - g.pad_h, iw_off = s * g.dil_w - g.pad_w;
     __m512 out[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
     for (int u = 0; u < nruns; ++u) {
       const Run& run = runs[u];
       const int64_t ih = run.oh * g.stride_h + ih_off;
       if (ih < 0 || ih >= g.h) continue;
-      const float* row = xc + ih * g.w;
+      const float* row = run.x + c * plane + ih * g.w;
       const int64_t iw0 = run.ow * sw + iw_off;  // input column of the run's first pixel
       // Pixels t of the run with 0 <= iw0 + t * sw < w.
       const int64_t lo = iw0 >= 0 ? 0 : (-iw0 + sw - 1) / sw;
