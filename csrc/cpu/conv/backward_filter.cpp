@@ -31,7 +31,7 @@ int filter_image(const gemm::KernelSet& ks, const ConvShape& sh, bool pointwise,
     a.alpha = 1.0f;
     a.beta = beta;
     const ImageWindow win = image_window(sh, xg);
-    const gemm::PanelSource src{pack_im2col_t, &win};
+    const gemm::PanelSource src{im2col_t_packer(ks), &win};
     if (pointwise) {
       a.b = {xg, 1, sh.hw()};  // x[n, g]^T
     } else {

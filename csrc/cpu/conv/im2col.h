@@ -35,8 +35,9 @@ void pack_im2col(const void* ctx, int64_t k0, int64_t kc, int64_t j0, int64_t co
 
 using PanelPackFn = void (*)(const void*, int64_t, int64_t, int64_t, int64_t, int64_t, float*);
 
-// The fastest pack_im2col equivalent for the kernel set (its ISA, its nr).
+// The fastest pack_im2col (pack_im2col_t) equivalent for the kernel set (its ISA, its nr).
 PanelPackFn im2col_packer(const gemm::KernelSet& ks);
+PanelPackFn im2col_t_packer(const gemm::KernelSet& ks);
 
 // B = im2col(x)^T: row (oh, ow), column (c, r, s). Backward filter. ctx is an ImageWindow.
 void pack_im2col_t(const void* ctx, int64_t k0, int64_t kc, int64_t j0, int64_t cols, int64_t nr, float* dst);
