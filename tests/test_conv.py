@@ -4,6 +4,8 @@ argument checks."""
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import dlcb_kernels as dk
 
@@ -385,3 +387,52 @@ def test_native_entry_points_reject_bad_input_without_crashing():
         _cpu.conv2d_backward_filter(X, DY, dw, 1, 1, 0, 0, 1, 1, 2, 1 << 40)
     with pytest.raises(ValueError):  # sizes whose products would overflow
         _cpu.conv2d_forward(X, W, y, 1, 1, 1 << 40, 0, 1, 1, 2, 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 3), cg=st.integers(1, 3), kg=st.integers(1, 5), groups=st.integers(1, 2),
+    h=st.integers(1, 19), w=st.integers(1, 40), r=st.integers(1, 4), s=st.integers(1, 5),
+    stride=st.tuples(st.integers(1, 4), st.integers(1, 4)), pad=st.tuples(st.integers(0, 4), st.integers(0, 4)),
+    dil=st.tuples(st.integers(1, 3), st.integers(1, 3)), threads=st.integers(1, 3), seed=st.integers(0, 2**31),
+)
+def test_property_random_shapes(n, cg, kg, groups, h, w, r, s, stride, pad, dil, threads, seed):
+    # Random small geometry: exercises padding on every side of the packed runs, strides 1-4 (the
+    # unit-stride, stride-2 and gather paths), and runs that wrap rows and images.
+    p, q = out_size(h, r, stride[0], pad[0], dil[0]), out_size(w, s, stride[1], pad[1], dil[1])
+    assume(p >= 1 and q >= 1)
+    rng = np.random.default_rng(seed)
+    c, k = cg * groups, kg * groups
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    wt = rng.standard_normal((k, cg, r, s)).astype(np.float32)
+    dy = rng.standard_normal((n, k, p, q)).astype(np.float32)
+    kw = dict(stride=stride, padding=pad, dilation=dil, groups=groups, threads=threads)
+    ref = (stride, pad, dil, groups)
+    assert_close(dk.conv2d(x, wt, **kw), ref_forward(x, wt, *ref), cg * r * s)
+    assert_close(dk.conv2d_backward_data(dy, wt, input_shape=x.shape, **kw),
+                 ref_backward_data(dy, wt, x.shape, *ref), kg * r * s)
+    assert_close(dk.conv2d_backward_filter(x, dy, weight_shape=wt.shape, **kw),
+                 ref_backward_filter(x, dy, wt.shape, *ref), n * p * q)
+
+
+@pytest.mark.parametrize("isa", dk.available_isas())
+@pytest.mark.parametrize("case", [CASES[0], CASES[3], CASES[6], CASES[12], CASES[15], CASES[18], CASES[20]], ids=case_id)
+def test_every_kernel_set(rng, isa, case):
+    # The public API runs the best kernel set; the native entry points take any, so the portable
+    # packing (used where AVX-512 is absent) is checked on this machine too.
+    from dlcb_kernels import _cpu
+
+    x, w, dy, kw = make(rng, case)
+    args = (*kw["stride"], *kw["padding"], *kw["dilation"], kw["groups"], 2, isa)
+    ref = (kw["stride"], kw["padding"], kw["dilation"], kw["groups"])
+    k, cg, r, s = w.shape
+    n, p, q = dy.shape[0], dy.shape[2], dy.shape[3]
+    y = np.empty((n, k, p, q), np.float32)
+    _cpu.conv2d_forward(x, w, y, *args)
+    assert_close(y, ref_forward(x, w, *ref), cg * r * s)
+    dx = np.empty_like(x)
+    _cpu.conv2d_backward_data(dy, w, dx, *args)
+    assert_close(dx, ref_backward_data(dy, w, x.shape, *ref), (k // kw["groups"]) * r * s)
+    dw = np.empty_like(w)
+    _cpu.conv2d_backward_filter(x, dy, dw, *args)
+    assert_close(dw, ref_backward_filter(x, dy, w.shape, *ref), n * p * q)

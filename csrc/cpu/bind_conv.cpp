@@ -52,9 +52,9 @@ ConvShape shape_of(std::array<int64_t, 4> x, std::array<int64_t, 4> w, int64_t s
   return s;
 }
 
-const dlcb::gemm::KernelSet& kernels() {
-  const dlcb::gemm::KernelSet* ks = dlcb::gemm::select_kernel_set("auto");
-  if (ks == nullptr) throw std::runtime_error("no GEMM kernel set");
+const dlcb::gemm::KernelSet& kernels(const std::string& isa) {
+  const dlcb::gemm::KernelSet* ks = dlcb::gemm::select_kernel_set(isa.c_str());
+  if (ks == nullptr) throw py::value_error("isa '" + isa + "' is unknown or not supported by this CPU");
   return *ks;
 }
 
@@ -65,12 +65,12 @@ void require_threads(int threads) {
 }
 
 py::tuple forward(const py::array& x, const py::array& w, py::array& y, int64_t sh, int64_t sw, int64_t ph,
-                  int64_t pw, int64_t dh, int64_t dw, int64_t groups, int threads) {
+                  int64_t pw, int64_t dh, int64_t dw, int64_t groups, int threads, const std::string& isa) {
   require_threads(threads);
   const ConvShape s = shape_of(dims_of(x, "x"), dims_of(w, "w"), sh, sw, ph, pw, dh, dw, groups);
   require_shape(y, "y", {s.n, s.k, s.p, s.q});
   require_output(y, "y", x, w);
-  const auto& ks = kernels();
+  const auto& ks = kernels(isa);
   const auto* xp = static_cast<const float*>(x.data());
   const auto* wp = static_cast<const float*>(w.data());
   auto* yp = static_cast<float*>(y.mutable_data());
@@ -83,12 +83,12 @@ py::tuple forward(const py::array& x, const py::array& w, py::array& y, int64_t 
 }
 
 py::tuple backward_data(const py::array& dy, const py::array& w, py::array& dx, int64_t sh, int64_t sw,
-                        int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t groups, int threads) {
+                        int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t groups, int threads, const std::string& isa) {
   require_threads(threads);
   const ConvShape s = shape_of(dims_of(dx, "dx"), dims_of(w, "w"), sh, sw, ph, pw, dh, dw, groups);
   require_shape(dy, "dy", {s.n, s.k, s.p, s.q});
   require_output(dx, "dx", dy, w);
-  const auto& ks = kernels();
+  const auto& ks = kernels(isa);
   const auto* dyp = static_cast<const float*>(dy.data());
   const auto* wp = static_cast<const float*>(w.data());
   auto* dxp = static_cast<float*>(dx.mutable_data());
@@ -101,12 +101,12 @@ py::tuple backward_data(const py::array& dy, const py::array& w, py::array& dx, 
 }
 
 py::tuple backward_filter(const py::array& x, const py::array& dy, py::array& dw_out, int64_t sh, int64_t sw,
-                          int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t groups, int threads) {
+                          int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t groups, int threads, const std::string& isa) {
   require_threads(threads);
   const ConvShape s = shape_of(dims_of(x, "x"), dims_of(dw_out, "dw"), sh, sw, ph, pw, dh, dw, groups);
   require_shape(dy, "dy", {s.n, s.k, s.p, s.q});
   require_output(dw_out, "dw", x, dy);
-  const auto& ks = kernels();
+  const auto& ks = kernels(isa);
   const auto* xp = static_cast<const float*>(x.data());
   const auto* dyp = static_cast<const float*>(dy.data());
   auto* dwp = static_cast<float*>(dw_out.mutable_data());
@@ -123,14 +123,14 @@ py::tuple backward_filter(const py::array& x, const py::array& dy, py::array& dw
 void bind_conv(py::module_& m) {
   m.def("conv2d_forward", &forward, py::arg("x"), py::arg("w"), py::arg("y"), py::arg("stride_h"),
         py::arg("stride_w"), py::arg("pad_h"), py::arg("pad_w"), py::arg("dil_h"), py::arg("dil_w"),
-        py::arg("groups"), py::arg("threads"),
+        py::arg("groups"), py::arg("threads"), py::arg("isa") = "auto",
         "y = conv(x, w), NCHW float32, C-contiguous; returns (algorithm, threads, parallel).");
   m.def("conv2d_backward_data", &backward_data, py::arg("dy"), py::arg("w"), py::arg("dx"), py::arg("stride_h"),
         py::arg("stride_w"), py::arg("pad_h"), py::arg("pad_w"), py::arg("dil_h"), py::arg("dil_w"),
-        py::arg("groups"), py::arg("threads"),
+        py::arg("groups"), py::arg("threads"), py::arg("isa") = "auto",
         "dx = conv_transpose(dy, w) (dx's shape fixes the input size); returns (algorithm, threads, parallel).");
   m.def("conv2d_backward_filter", &backward_filter, py::arg("x"), py::arg("dy"), py::arg("dw"),
         py::arg("stride_h"), py::arg("stride_w"), py::arg("pad_h"), py::arg("pad_w"), py::arg("dil_h"),
-        py::arg("dil_w"), py::arg("groups"), py::arg("threads"),
+        py::arg("dil_w"), py::arg("groups"), py::arg("threads"), py::arg("isa") = "auto",
         "dw = sum_n dy[n] im2col(x[n])^T (dw's shape fixes the filter size); returns (algorithm, threads, parallel).");
 }

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <exception>
 
 namespace dlcb::conv {
@@ -12,8 +14,16 @@ namespace dlcb::conv {
 // barrier between packing and multiplying, and each thread's packed panels stay in its own
 // core's cache. Otherwise (fewer images than threads, or a remainder that would idle a thread
 // for a long image) each GEMM is split over all threads by the driver.
+// DLCB_CONV_PARALLEL=images|gemm forces one or the other (where images >= threads), for tuning.
 inline bool split_images(int64_t images, int threads) {
-  return threads > 1 && images >= threads && (images % threads == 0 || images >= 4 * threads);
+  static const int forced = [] {
+    const char* e = std::getenv("DLCB_CONV_PARALLEL");
+    if (e == nullptr) return 0;
+    return std::strcmp(e, "images") == 0 ? 1 : std::strcmp(e, "gemm") == 0 ? 2 : 0;
+  }();
+  if (threads <= 1 || images < threads) return false;
+  if (forced != 0) return forced == 1;
+  return images % threads == 0 || images >= 4 * threads;
 }
 
 // The first image of slot `slot` when `images` are cut into `slots` contiguous blocks.
