@@ -5,6 +5,10 @@
 //   backward data    dx (N, C, H, W) = conv_transpose(dy (N, K, P, Q), w)
 //   backward filter  dw (K, C/groups, R, S) = sum over images of dy[n] * im2col(x[n])^T
 //
+// Tuning overrides, read once per process (for experiments; the defaults are the measured
+// choices): DLCB_CONV_PARALLEL=images|gemm (how threads share the work, see parallel.h),
+// DLCB_CONV_BATCH_COLUMNS / DLCB_CONV_BATCH_COLUMNS_1X1 (images per GEMM, see forward.cpp).
+//
 // Every size is int64_t. The entry points throw std::invalid_argument for an inconsistent
 // shape and std::bad_alloc when scratch cannot be allocated; either happens before or after
 // the parallel regions, never inside one.
