@@ -7,6 +7,14 @@ vendor libraries, recorded in per-device throughput tables.
 from importlib.metadata import PackageNotFoundError, version
 
 from . import cuda  # lazy: imports the CUDA extension only when asked (cuda.status())
+from .ops.conv import (
+    conv2d,
+    conv2d_backward_data,
+    conv2d_backward_data_with_info,
+    conv2d_backward_filter,
+    conv2d_backward_filter_with_info,
+    conv2d_with_info,
+)
 from .ops.gemm import available_isas, gemm, kernel_info
 
 try:
@@ -14,4 +22,16 @@ try:
 except PackageNotFoundError:  # running from a source tree that was built in place
     __version__ = "0+unknown"
 
-__all__ = ["__version__", "available_isas", "cuda", "gemm", "kernel_info"]
+__all__ = [
+    "__version__",
+    "available_isas",
+    "conv2d",
+    "conv2d_backward_data",
+    "conv2d_backward_data_with_info",
+    "conv2d_backward_filter",
+    "conv2d_backward_filter_with_info",
+    "conv2d_with_info",
+    "cuda",
+    "gemm",
+    "kernel_info",
+]

@@ -82,3 +82,50 @@ def require_choice(x, name: str, choices) -> str:
     if x not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {x!r}")
     return x
+
+
+def require_int_pair(x, name: str, minimum: int) -> tuple[int, int]:
+    """An int or a pair of ints (height, width), each at least `minimum`."""
+    if isinstance(x, (tuple, list)):
+        if len(x) != 2:
+            raise ValueError(f"{name} must be an int or a pair (height, width), got {tuple(x)!r}")
+        pair = tuple(require_int(v, name, minimum=-(2**63)) for v in x)
+    else:
+        try:
+            v = require_int(x, name, minimum=-(2**63))
+        except TypeError:
+            raise TypeError(
+                f"{name} must be an int or a pair of ints (height, width), got {type(x).__name__}"
+            ) from None
+        pair = (v, v)
+    if min(pair) < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {pair}")
+    return pair
+
+
+def shares_memory(x: np.ndarray, y: np.ndarray) -> bool:
+    """Whether x and y share memory; when the exact answer is too costly, assume they do."""
+    try:
+        return bool(np.shares_memory(x, y, max_work=100_000))
+    except np.exceptions.TooHardError if hasattr(np, "exceptions") else np.TooHardError:
+        return True
+
+
+def require_output(out, name: str, shape: tuple, dtype, inputs: dict) -> np.ndarray:
+    """A writeable, C-contiguous array of exactly `shape` and `dtype` that shares no memory with
+    any of `inputs` ({name: array})."""
+    out = require_array(out, name)
+    require_dtype(out, name, dtype)
+    if out.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {out.shape}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} is read-only")
+    if not out.flags.c_contiguous:
+        raise ValueError(
+            f"{name} must be C-contiguous (strides {out.strides}); pass numpy.ascontiguousarray({name}) "
+            "and read the result back from the return value"
+        )
+    for other_name, other in inputs.items():
+        if shares_memory(out, other):
+            raise ValueError(f"{name} shares memory with {other_name}: the result would overwrite its own input")
+    return out

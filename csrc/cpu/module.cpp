@@ -6,6 +6,7 @@
 
 namespace py = pybind11;
 
+void bind_conv(py::module_& m);
 void bind_gemm(py::module_& m);
 void bind_probe(py::module_& m);
 
@@ -23,6 +24,7 @@ PYBIND11_MODULE(_cpu, m) {
         "OpenMP's default team size (follows OMP_NUM_THREADS).");
   m.attr("compiler") = DLCB_COMPILER_ID " " DLCB_COMPILER_VERSION;
   m.attr("build_revision") = DLCB_BUILD_REVISION;
+  bind_conv(m);
   bind_gemm(m);
   bind_probe(m);
 }

@@ -84,6 +84,10 @@ void pack_a(const KernelSet& ks, const SgemmArgs& g, int64_t i0, int64_t pc, int
 }
 
 void pack_b(const KernelSet& ks, const SgemmArgs& g, int64_t pc, int64_t j0, int64_t kc, float* dst) {
+  if (g.b_source != nullptr) {
+    g.b_source->pack(g.b_source->ctx, pc, kc, j0, std::min(ks.nr, g.n - j0), ks.nr, dst);
+    return;
+  }
   ks.pack_b(std::min(ks.nr, g.n - j0), kc, g.b.data + pc * g.b.row_stride + j0 * g.b.col_stride,
             g.b.row_stride, g.b.col_stride, dst);
 }

@@ -13,13 +13,24 @@ struct StridedMatrix {
   int64_t col_stride;  // elements between (i, j) and (i, j + 1)
 };
 
+// B given by a function instead of a matrix in memory (implicit GEMM: a convolution's im2col
+// matrix is packed panel by panel straight from the image and never materialized).
+struct PanelSource {
+  // Writes rows k0 .. k0+kc-1, columns j0 .. j0+cols-1 (cols <= nr) of the logical B into
+  // dst[p * nr + j], columns cols .. nr-1 zero: the layout of KernelSet::pack_b. Called from
+  // OpenMP worker threads, concurrently, so it must only read ctx; it must not throw.
+  void (*pack)(const void* ctx, int64_t k0, int64_t kc, int64_t j0, int64_t cols, int64_t nr, float* dst);
+  const void* ctx;
+};
+
 struct SgemmArgs {
   int64_t m, n, k;
   StridedMatrix a;  // logical m x k
-  StridedMatrix b;  // logical k x n
+  StridedMatrix b;  // logical k x n (ignored when b_source is set)
   float* c;         // m x n, unit column stride
   int64_t ldc;      // elements between rows of C
   float alpha, beta;
+  const PanelSource* b_source = nullptr;  // when set, B's panels come from it
 };
 
 // One instruction set's packing routines, micro-kernel and cache blocking.

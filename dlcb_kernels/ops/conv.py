@@ -1,0 +1,257 @@
+"""2-D convolution (forward, backward data, backward filter) with our own CPU kernels.
+
+Tensors are float32 numpy arrays. Layout "NCHW" (default) is native: x is (N, C, H, W), the
+filters w are (K, C/groups, R, S) and y is (N, K, P, Q) with
+P = (H + 2*pad_h - dil_h*(R-1) - 1) // stride_h + 1 (Q likewise). Layout "NHWC" is supported by
+transposing copies: x, dy and results are (N, H, W, C) / (N, P, Q, K), the filters stay
+(K, C/groups, R, S), and the algorithm name says "nhwc-transpose+".
+
+Inputs that are not C-contiguous are copied to contiguous arrays first. A batch of zero images
+(N = 0) is allowed and gives an empty result (for the filter gradient, zeros: an empty sum).
+NaN and Inf propagate like any other value. Every argument is checked before native code runs;
+errors name the argument (TypeError for a wrong kind of value, ValueError for a bad value).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _cpu
+from .._validate import (
+    require_array,
+    require_choice,
+    require_dtype,
+    require_int,
+    require_int_pair,
+    require_ndim,
+    require_output,
+    require_threads,
+)
+
+LAYOUTS = ("NCHW", "NHWC")
+
+
+class _Params:
+    """Checked stride, padding, dilation, groups, layout and threads."""
+
+    def __init__(self, stride, padding, dilation, groups, layout, threads):
+        self.stride = require_int_pair(stride, "stride", 1)
+        self.padding = require_int_pair(padding, "padding", 0)
+        self.dilation = require_int_pair(dilation, "dilation", 1)
+        self.groups = require_int(groups, "groups", 1)
+        self.layout = require_choice(layout, "layout", LAYOUTS)
+        self.threads = require_threads(threads, _cpu.omp_max_threads())
+
+    def native(self):
+        return (*self.stride, *self.padding, *self.dilation, self.groups, self.threads)
+
+    def output_size(self, hw, rs) -> tuple[int, int]:
+        out = []
+        for axis, size, k, st, pad, dil in zip("HW", hw, rs, self.stride, self.padding, self.dilation):
+            span = dil * (k - 1) + 1
+            n = (size + 2 * pad - span) // st + 1
+            if n < 1:
+                raise ValueError(
+                    f"output {'height' if axis == 'H' else 'width'} would be {n} < 1: the "
+                    f"{'dilated ' if dil > 1 else ''}filter spans {span} but the padded input has "
+                    f"{size + 2 * pad} (input {size}, padding {pad})"
+                )
+            out.append(n)
+        return out[0], out[1]
+
+
+def _tensor(x, name: str) -> np.ndarray:
+    x = require_array(x, name)
+    require_dtype(x, name, np.float32)
+    require_ndim(x, name, 4)
+    return x
+
+
+def _to_nchw(x: np.ndarray, layout: str) -> np.ndarray:
+    """A C-contiguous NCHW array with x's values (x itself when it already is one)."""
+    if layout == "NHWC":
+        x = x.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(x)
+
+
+def _shape4(shape, name: str) -> tuple[int, int, int, int]:
+    if not isinstance(shape, (tuple, list)) or len(shape) != 4:
+        raise ValueError(f"{name} must be a 4-tuple of ints, got {shape!r}")
+    return tuple(require_int(v, f"{name}[{i}]", 0) for i, v in enumerate(shape))
+
+
+def _check_groups(groups: int, c: int, k: int, c_name: str, k_name: str) -> None:
+    if c % groups:
+        raise ValueError(f"groups={groups} must divide the input channels ({c_name} = {c})")
+    if k % groups:
+        raise ValueError(f"groups={groups} must divide the output channels ({k_name} = {k})")
+
+
+def _nchw_shape(shape, layout):
+    n, a, b, c = shape
+    return (n, c, a, b) if layout == "NHWC" else (n, a, b, c)
+
+
+def _layout_shape(nchw, layout):
+    n, c, h, w = nchw
+    return (n, h, w, c) if layout == "NHWC" else (n, c, h, w)
+
+
+def _finish(result_nchw, out, layout, algorithm, threads):
+    """Writes the NCHW result into out (if given) in the caller's layout; returns (result, info)."""
+    name = ("nhwc-transpose+" if layout == "NHWC" else "") + algorithm
+    result = result_nchw.transpose(0, 2, 3, 1) if layout == "NHWC" else result_nchw
+    if out is not None and result is not out:
+        out[...] = result
+        result = out
+    elif layout == "NHWC":
+        result = np.ascontiguousarray(result)
+    return result, {"algorithm": name, "threads": int(threads)}
+
+
+def conv2d_with_info(x, w, *, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, layout="NCHW",
+                     out=None, threads=None):
+    """conv2d, also returning {"algorithm": ..., "threads": ...}: what ran and on how many threads.
+
+    Algorithms: "gemm-1x1" (1x1 filter, stride 1, no padding: one GEMM per image and group on the
+    tensors in place) or "implicit-im2col-gemm" (one GEMM per image and group whose B operand,
+    the im2col matrix, is packed panel by panel straight from the image).
+    """
+    p = _Params(stride, padding, dilation, groups, layout, threads)
+    x_in, w_in = _tensor(x, "x"), _tensor(w, "w")
+    n, c, h, wd = _nchw_shape(x_in.shape, p.layout)
+    k, cg, r, s = w_in.shape
+    if k < 1 or r < 1 or s < 1 or cg < 1:
+        raise ValueError(f"w must have a non-zero shape (K, C/groups, R, S), got {w_in.shape}")
+    if c < 1 or h < 1 or wd < 1:
+        raise ValueError(f"x must have at least one channel, row and column, got shape {x_in.shape}")
+    _check_groups(p.groups, c, k, "x's C", "w.shape[0]")
+    if cg * p.groups != c:
+        raise ValueError(
+            f"channel mismatch: x has C={c} channels but w.shape[1] * groups = {cg} * {p.groups} = {cg * p.groups}"
+        )
+    pq = p.output_size((h, wd), (r, s))
+    y_shape = (n, k, *pq)
+    if out is not None:
+        out = require_output(out, "out", _layout_shape(y_shape, p.layout), np.float32, {"x": x_in, "w": w_in})
+    x_n, w_n = _to_nchw(x_in, p.layout), np.ascontiguousarray(w_in)
+    y = out if (out is not None and p.layout == "NCHW") else np.empty(y_shape, np.float32)
+    algorithm, used, _ = _cpu.conv2d_forward(x_n, w_n, y, *p.native())
+    return _finish(y, out, p.layout, algorithm, used)
+
+
+def conv2d(x, w, *, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, layout="NCHW", out=None,
+           threads=None) -> np.ndarray:
+    """y = conv(x, w) (cross-correlation, as in deep-learning frameworks), float32.
+
+    x: (N, C, H, W) ("NCHW", native) or (N, H, W, C) ("NHWC", by transposing copies); w: (K,
+    C/groups, R, S) in either layout. stride, padding (symmetric, per side) and dilation take an
+    int or a (height, width) pair. out, when given, must be a C-contiguous float32 array of y's
+    shape sharing no memory with x or w; it is overwritten and returned. threads defaults to
+    OpenMP's (OMP_NUM_THREADS). Non-contiguous inputs are copied. N = 0 gives an empty y.
+    """
+    return conv2d_with_info(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                            layout=layout, out=out, threads=threads)[0]
+
+
+def conv2d_backward_data_with_info(dy, w, *, input_shape, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
+                                   groups=1, layout="NCHW", out=None, threads=None):
+    """conv2d_backward_data, also returning {"algorithm": ..., "threads": ...}.
+
+    Algorithms: "gemm-1x1" (1x1, stride 1, no padding: dx = W^T dy per image), "flipped-forward"
+    (stride 1 and padding <= dilation * (filter - 1): a forward implicit-im2col convolution of dy
+    with the flipped, channel-transposed filters) or "gemm-col2im" (otherwise: W^T dy by GEMM,
+    then scatter-added into dx).
+    """
+    p = _Params(stride, padding, dilation, groups, layout, threads)
+    dy_in, w_in = _tensor(dy, "dy"), _tensor(w, "w")
+    n, c, h, wd = _nchw_shape(_shape4(input_shape, "input_shape"), p.layout)
+    k, cg, r, s = w_in.shape
+    if k < 1 or r < 1 or s < 1 or cg < 1:
+        raise ValueError(f"w must have a non-zero shape (K, C/groups, R, S), got {w_in.shape}")
+    if c < 1 or h < 1 or wd < 1:
+        raise ValueError(f"input_shape must have at least one channel, row and column, got {tuple(input_shape)}")
+    _check_groups(p.groups, c, k, "input_shape's C", "w.shape[0]")
+    if cg * p.groups != c:
+        raise ValueError(
+            f"channel mismatch: input_shape has C={c} channels but w.shape[1] * groups = {cg} * {p.groups} = "
+            f"{cg * p.groups}"
+        )
+    pq = p.output_size((h, wd), (r, s))
+    want_dy = _layout_shape((n, k, *pq), p.layout)
+    if dy_in.shape != want_dy:
+        raise ValueError(
+            f"dy must have shape {want_dy} (the output of input_shape={tuple(input_shape)} with these filters and "
+            f"parameters), got {dy_in.shape}"
+        )
+    dx_shape = (n, c, h, wd)
+    if out is not None:
+        out = require_output(out, "out", _layout_shape(dx_shape, p.layout), np.float32, {"dy": dy_in, "w": w_in})
+    dy_n, w_n = _to_nchw(dy_in, p.layout), np.ascontiguousarray(w_in)
+    dx = out if (out is not None and p.layout == "NCHW") else np.empty(dx_shape, np.float32)
+    algorithm, used, _ = _cpu.conv2d_backward_data(dy_n, w_n, dx, *p.native())
+    return _finish(dx, out, p.layout, algorithm, used)
+
+
+def conv2d_backward_data(dy, w, *, input_shape, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1,
+                         layout="NCHW", out=None, threads=None) -> np.ndarray:
+    """dx, the gradient of conv2d with respect to x (a transposed convolution of dy), float32.
+
+    dy: (N, K, P, Q) (or (N, P, Q, K) for "NHWC"); w: (K, C/groups, R, S); input_shape: x's shape
+    in the same layout (several input sizes give the same output size, so it must be given).
+    Other arguments as in conv2d.
+    """
+    return conv2d_backward_data_with_info(dy, w, input_shape=input_shape, stride=stride, padding=padding,
+                                          dilation=dilation, groups=groups, layout=layout, out=out,
+                                          threads=threads)[0]
+
+
+def conv2d_backward_filter_with_info(x, dy, *, weight_shape, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
+                                     groups=1, layout="NCHW", out=None, threads=None):
+    """conv2d_backward_filter, also returning {"algorithm": ..., "threads": ...}.
+
+    Algorithms: "gemm-1x1" (1x1, stride 1, no padding: dw = sum_n dy[n] x[n]^T) or
+    "implicit-im2col-gemm" (dw = sum_n dy[n] im2col(x[n])^T with the transposed im2col matrix
+    packed panel by panel from the image).
+    """
+    p = _Params(stride, padding, dilation, groups, layout, threads)
+    x_in, dy_in = _tensor(x, "x"), _tensor(dy, "dy")
+    k, cg, r, s = _shape4(weight_shape, "weight_shape")
+    n, c, h, wd = _nchw_shape(x_in.shape, p.layout)
+    if k < 1 or r < 1 or s < 1 or cg < 1:
+        raise ValueError(f"weight_shape must be non-zero (K, C/groups, R, S), got {tuple(weight_shape)}")
+    if c < 1 or h < 1 or wd < 1:
+        raise ValueError(f"x must have at least one channel, row and column, got shape {x_in.shape}")
+    _check_groups(p.groups, c, k, "x's C", "weight_shape[0]")
+    if cg * p.groups != c:
+        raise ValueError(
+            f"channel mismatch: x has C={c} channels but weight_shape[1] * groups = {cg} * {p.groups} = "
+            f"{cg * p.groups}"
+        )
+    pq = p.output_size((h, wd), (r, s))
+    want_dy = _layout_shape((n, k, *pq), p.layout)
+    if dy_in.shape != want_dy:
+        raise ValueError(
+            f"dy must have shape {want_dy} (the output of x {x_in.shape} with weight_shape={tuple(weight_shape)} "
+            f"and these parameters), got {dy_in.shape}"
+        )
+    dw_shape = (k, cg, r, s)
+    if out is not None:
+        out = require_output(out, "out", dw_shape, np.float32, {"x": x_in, "dy": dy_in})
+    x_n, dy_n = _to_nchw(x_in, p.layout), _to_nchw(dy_in, p.layout)
+    dw = out if out is not None else np.empty(dw_shape, np.float32)
+    algorithm, used, _ = _cpu.conv2d_backward_filter(x_n, dy_n, dw, *p.native())
+    name = ("nhwc-transpose+" if p.layout == "NHWC" else "") + algorithm
+    return dw, {"algorithm": name, "threads": int(used)}
+
+
+def conv2d_backward_filter(x, dy, *, weight_shape, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1,
+                           layout="NCHW", out=None, threads=None) -> np.ndarray:
+    """dw, the gradient of conv2d with respect to w, summed over the batch, float32.
+
+    x: (N, C, H, W) (or (N, H, W, C) for "NHWC"); dy: (N, K, P, Q) (or (N, P, Q, K)); weight_shape:
+    (K, C/groups, R, S) in either layout. Other arguments as in conv2d; out has weight_shape.
+    """
+    return conv2d_backward_filter_with_info(x, dy, weight_shape=weight_shape, stride=stride, padding=padding,
+                                            dilation=dilation, groups=groups, layout=layout, out=out,
+                                            threads=threads)[0]

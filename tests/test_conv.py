@@ -1,0 +1,438 @@
+"""Our CPU convolutions (forward, backward data, backward filter) against a float64 numpy
+reference, against each other (adjoint identities), against torch when it imports, and their
+argument checks."""
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import dlcb_kernels as dk
+
+
+# ---------------------------------------------------------------------------------------------
+# float64 reference: one strided window view per filter tap (r, s), contracted with einsum.
+
+
+def out_size(size, k, stride, pad, dil):
+    return (size + 2 * pad - dil * (k - 1) - 1) // stride + 1
+
+
+def taps(x_padded, r, s, p, q, stride, dil):
+    """x_padded[:, :, r*dh + oh*sh, s*dw + ow*sw] for every output pixel (oh, ow)."""
+    (sh, sw), (dh, dw) = stride, dil
+    return x_padded[:, :, r * dh: r * dh + sh * (p - 1) + 1: sh, s * dw: s * dw + sw * (q - 1) + 1: sw]
+
+
+def ref_forward(x, w, stride, pad, dil, groups):
+    n, c, h, wd = x.shape
+    k, cg, r_, s_ = w.shape
+    p, q = out_size(h, r_, stride[0], pad[0], dil[0]), out_size(wd, s_, stride[1], pad[1], dil[1])
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pad[0],) * 2, (pad[1],) * 2))
+    w64 = w.astype(np.float64)
+    y = np.zeros((n, k, p, q))
+    kg = k // groups
+    for g in range(groups):
+        xs, ks = slice(g * cg, (g + 1) * cg), slice(g * kg, (g + 1) * kg)
+        for r in range(r_):
+            for s in range(s_):
+                y[:, ks] += np.einsum("ncpq,kc->nkpq", taps(xp[:, xs], r, s, p, q, stride, dil), w64[ks, :, r, s])
+    return y
+
+
+def ref_backward_data(dy, w, x_shape, stride, pad, dil, groups):
+    n, c, h, wd = x_shape
+    k, cg, r_, s_ = w.shape
+    p, q = dy.shape[2:]
+    dxp = np.zeros((n, c, h + 2 * pad[0], wd + 2 * pad[1]))
+    dy64, w64 = dy.astype(np.float64), w.astype(np.float64)
+    kg = k // groups
+    for g in range(groups):
+        xs, ks = slice(g * cg, (g + 1) * cg), slice(g * kg, (g + 1) * kg)
+        for r in range(r_):
+            for s in range(s_):
+                taps(dxp[:, xs], r, s, p, q, stride, dil)[...] += np.einsum("nkpq,kc->ncpq", dy64[:, ks], w64[ks, :, r, s])
+    return dxp[:, :, pad[0]: pad[0] + h, pad[1]: pad[1] + wd]
+
+
+def ref_backward_filter(x, dy, w_shape, stride, pad, dil, groups):
+    k, cg, r_, s_ = w_shape
+    p, q = dy.shape[2:]
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pad[0],) * 2, (pad[1],) * 2))
+    dy64 = dy.astype(np.float64)
+    dw = np.zeros(w_shape)
+    kg = k // groups
+    for g in range(groups):
+        xs, ks = slice(g * cg, (g + 1) * cg), slice(g * kg, (g + 1) * kg)
+        for r in range(r_):
+            for s in range(s_):
+                dw[ks, :, r, s] = np.einsum("nkpq,ncpq->kc", dy64[:, ks], taps(xp[:, xs], r, s, p, q, stride, dil))
+    return dw
+
+
+def assert_close(got, want, terms):
+    """Max error relative to the reference's rms, allowed to grow with sqrt(summed terms)."""
+    assert got.shape == want.shape and got.dtype == np.float32
+    rms = float(np.sqrt(np.mean(want**2))) if want.size else 0.0
+    err = float(np.abs(got.astype(np.float64) - want).max()) if want.size else 0.0
+    tol = 4e-7 * np.sqrt(max(terms, 1)) * 8
+    assert err <= tol * max(rms, 1e-30), f"error {err:.3g} > {tol:.3g} * rms {rms:.3g}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Shapes: (N, C, H, W, K, R, S, stride, padding, dilation, groups).
+
+CASES = [
+    (2, 3, 8, 8, 4, 3, 3, 1, 1, 1, 1),
+    (1, 1, 7, 5, 1, 1, 1, 1, 0, 1, 1),  # C = K = 1, 1x1
+    (2, 16, 9, 11, 33, 1, 1, 1, 0, 1, 1),  # 1x1 across the 14 x 32 tiles
+    (2, 4, 6, 6, 30, 1, 1, 2, 0, 1, 1),  # 1x1 stride 2 (ResNet downsampling)
+    (1, 4, 5, 5, 3, 1, 1, 1, 1, 1, 1),  # 1x1 padded
+    (3, 8, 13, 17, 15, 3, 3, 2, 1, 1, 1),
+    (2, 4, 11, 11, 6, 3, 3, 3, 2, 1, 2),
+    (2, 8, 10, 12, 8, 3, 3, 1, 2, 2, 4),
+    (2, 8, 9, 9, 8, 3, 3, 1, 1, 1, 8),  # depthwise
+    (2, 6, 12, 12, 12, 3, 3, 2, 1, 1, 6),  # depthwise, channel multiplier 2, stride 2
+    (1, 3, 23, 23, 8, 7, 7, 2, 3, 1, 1),  # ResNet conv1 in miniature
+    (2, 4, 13, 11, 5, 5, 5, 1, 2, 1, 1),
+    (1, 2, 32, 41, 4, 5, 20, 2, 0, 1, 1),  # DeepBench speech: 5 (height) x 20 (width), stride 2
+    (2, 3, 32, 41, 5, 5, 20, 2, (2, 9), 1, 1),
+    (1, 64, 9, 9, 20, 3, 3, 1, 1, 1, 1),  # C*R*S = 576 crosses the k block
+    (2, 1, 17, 19, 3, 3, 3, 1, 3, 1, 1),  # padding wider than the filter span
+    (1, 5, 31, 29, 29, 3, 3, 1, 0, 2, 1),  # primes, dilation 2
+    (1, 7, 7, 7, 1, 2, 2, 3, 0, 1, 1),  # K = 1, even filter
+    (2, 4, 15, 14, 6, 3, 2, (1, 2), (0, 2), (2, 1), 2),  # different stride/padding/dilation per axis
+    (1, 3, 30, 30, 70, 3, 3, 1, 1, 1, 1),  # K = 70: five 14-row blocks; P*Q = 900
+    (5, 2, 6, 7, 3, 3, 3, 1, 1, 1, 1),  # batch not a multiple of the threads
+    (1, 32, 121, 121, 4, 3, 3, 2, 1, 1, 1),  # column gradient larger than one col2im block
+]
+
+
+def pair(v):
+    return v if isinstance(v, tuple) else (v, v)
+
+
+def case_id(case):
+    n, c, h, w, k, r, s, st, pad, dil, g = case
+    return f"n{n}c{c}h{h}w{w}k{k}r{r}s{s}st{st}p{pad}d{dil}g{g}".replace(" ", "")
+
+
+def make(rng, case):
+    n, c, h, w, k, r, s, st, pad, dil, g = case
+    st, pad, dil = pair(st), pair(pad), pair(dil)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    wt = rng.standard_normal((k, c // g, r, s)).astype(np.float32)
+    p, q = out_size(h, r, st[0], pad[0], dil[0]), out_size(w, s, st[1], pad[1], dil[1])
+    dy = rng.standard_normal((n, k, p, q)).astype(np.float32)
+    return x, wt, dy, dict(stride=st, padding=pad, dilation=dil, groups=g)
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_all_directions_match_reference(rng, case):
+    x, w, dy, kw = make(rng, case)
+    ref_args = (kw["stride"], kw["padding"], kw["dilation"], kw["groups"])
+    n, c = x.shape[:2]
+    k, cg, r, s = w.shape
+    p, q = dy.shape[2:]
+
+    y, info = dk.conv2d_with_info(x, w, **kw)
+    assert_close(y, ref_forward(x, w, *ref_args), cg * r * s)
+    assert info["algorithm"] in ("gemm-1x1", "implicit-im2col-gemm") and info["threads"] >= 1
+
+    dx, info_d = dk.conv2d_backward_data_with_info(dy, w, input_shape=x.shape, **kw)
+    assert_close(dx, ref_backward_data(dy, w, x.shape, *ref_args), (k // kw["groups"]) * r * s)
+    assert info_d["algorithm"] in ("gemm-1x1", "flipped-forward", "gemm-col2im")
+
+    dw, info_f = dk.conv2d_backward_filter_with_info(x, dy, weight_shape=w.shape, **kw)
+    assert_close(dw, ref_backward_filter(x, dy, w.shape, *ref_args), n * p * q)
+    assert info_f["algorithm"] in ("gemm-1x1", "implicit-im2col-gemm")
+
+    # The backward ops are the adjoints of the forward one: <conv(x,w), dy> = <x, dx> = <w, dw>.
+    inner = float(np.vdot(y.astype(np.float64), dy))
+    scale = np.sqrt(float(np.sum(y.astype(np.float64) ** 2)) * float(np.sum(dy.astype(np.float64) ** 2)))
+    assert abs(inner - float(np.vdot(x.astype(np.float64), dx))) <= 1e-5 * scale
+    assert abs(inner - float(np.vdot(w.astype(np.float64), dw))) <= 1e-5 * scale
+
+
+@pytest.mark.parametrize("case", CASES[::3], ids=case_id)
+def test_matches_torch(rng, case):
+    torch = pytest.importorskip("torch")
+    x, w, dy, kw = make(rng, case)
+    t = dict(stride=kw["stride"], padding=kw["padding"], dilation=kw["dilation"], groups=kw["groups"])
+    tx, tw, tdy = (torch.from_numpy(a.astype(np.float64)) for a in (x, w, dy))
+    k, cg, r, s = w.shape
+    n, p, q = dy.shape[0], dy.shape[2], dy.shape[3]
+    assert_close(dk.conv2d(x, w, **kw), torch.nn.functional.conv2d(tx, tw, **t).numpy(), cg * r * s)
+    assert_close(dk.conv2d_backward_data(dy, w, input_shape=x.shape, **kw),
+                 torch.nn.grad.conv2d_input(x.shape, tw, tdy, **t).numpy(), (k // kw["groups"]) * r * s)
+    assert_close(dk.conv2d_backward_filter(x, dy, weight_shape=w.shape, **kw),
+                 torch.nn.grad.conv2d_weight(tx, w.shape, tdy, **t).numpy(), n * p * q)
+
+
+EXPECTED_ALGORITHMS = [
+    # case, forward, backward data, backward filter
+    ((2, 16, 9, 11, 33, 1, 1, 1, 0, 1, 1), "gemm-1x1", "gemm-1x1", "gemm-1x1"),
+    ((2, 4, 6, 6, 30, 1, 1, 2, 0, 1, 1), "implicit-im2col-gemm", "gemm-col2im", "implicit-im2col-gemm"),
+    ((2, 3, 8, 8, 4, 3, 3, 1, 1, 1, 1), "implicit-im2col-gemm", "flipped-forward", "implicit-im2col-gemm"),
+    ((2, 8, 10, 12, 8, 3, 3, 1, 2, 2, 4), "implicit-im2col-gemm", "flipped-forward", "implicit-im2col-gemm"),
+    ((2, 1, 17, 19, 3, 3, 3, 1, 3, 1, 1), "implicit-im2col-gemm", "gemm-col2im", "implicit-im2col-gemm"),
+    ((3, 8, 13, 17, 15, 3, 3, 2, 1, 1, 1), "implicit-im2col-gemm", "gemm-col2im", "implicit-im2col-gemm"),
+]
+
+
+@pytest.mark.parametrize("case,fwd,bwd_data,bwd_filter", EXPECTED_ALGORITHMS, ids=lambda v: str(v))
+def test_algorithm_choice(rng, case, fwd, bwd_data, bwd_filter):
+    x, w, dy, kw = make(rng, case)
+    assert dk.conv2d_with_info(x, w, **kw)[1]["algorithm"] == fwd
+    assert dk.conv2d_backward_data_with_info(dy, w, input_shape=x.shape, **kw)[1]["algorithm"] == bwd_data
+    assert dk.conv2d_backward_filter_with_info(x, dy, weight_shape=w.shape, **kw)[1]["algorithm"] == bwd_filter
+
+
+@pytest.mark.parametrize("case", [CASES[0], CASES[5], CASES[8], CASES[13], CASES[20]], ids=case_id)
+def test_thread_counts_agree(rng, case):
+    x, w, dy, kw = make(rng, case)
+    for op in (
+        lambda t: dk.conv2d(x, w, threads=t, **kw),
+        lambda t: dk.conv2d_backward_data(dy, w, input_shape=x.shape, threads=t, **kw),
+    ):
+        one = op(1)
+        for t in (2, 3):  # each image's GEMMs sum in the same order whatever the split
+            np.testing.assert_array_equal(op(t), one)
+    dw1 = dk.conv2d_backward_filter(x, dy, weight_shape=w.shape, threads=1, **kw)
+    for t in (2, 3):  # the sum over images is split differently: equal up to rounding
+        dwt = dk.conv2d_backward_filter(x, dy, weight_shape=w.shape, threads=t, **kw)
+        np.testing.assert_allclose(dwt, dw1, rtol=1e-5, atol=1e-5 * float(np.abs(dw1).max()))
+    info = dk.conv2d_with_info(x, w, threads=2, **kw)[1]
+    assert 1 <= info["threads"] <= 2
+
+
+def test_nhwc_layout_by_transposing_copies(rng):
+    x, w, dy, kw = make(rng, CASES[5])
+    x_nhwc, dy_nhwc = x.transpose(0, 2, 3, 1).copy(), dy.transpose(0, 2, 3, 1).copy()
+    y, info = dk.conv2d_with_info(x_nhwc, w, layout="NHWC", **kw)
+    assert info["algorithm"].startswith("nhwc-transpose+")
+    np.testing.assert_array_equal(y, dk.conv2d(x, w, **kw).transpose(0, 2, 3, 1))
+    dx = dk.conv2d_backward_data(dy_nhwc, w, input_shape=x_nhwc.shape, layout="NHWC", **kw)
+    np.testing.assert_array_equal(dx, dk.conv2d_backward_data(dy, w, input_shape=x.shape, **kw).transpose(0, 2, 3, 1))
+    dw = dk.conv2d_backward_filter(x_nhwc, dy_nhwc, weight_shape=w.shape, layout="NHWC", **kw)
+    np.testing.assert_array_equal(dw, dk.conv2d_backward_filter(x, dy, weight_shape=w.shape, **kw))
+    out = np.empty_like(y)
+    assert dk.conv2d(x_nhwc, w, layout="NHWC", out=out, **kw) is out
+    np.testing.assert_array_equal(out, y)
+
+
+def test_int_parameters_and_out(rng):
+    x, w, dy, kw = make(rng, CASES[0])
+    y = dk.conv2d(x, w, stride=1, padding=1, dilation=1)
+    np.testing.assert_array_equal(y, dk.conv2d(x, w, **kw))
+    out = np.full_like(y, np.nan)
+    assert dk.conv2d(x, w, out=out, **kw) is out
+    np.testing.assert_array_equal(out, y)
+    dx = np.full(x.shape, np.nan, np.float32)
+    assert dk.conv2d_backward_data(dy, w, input_shape=x.shape, out=dx, **kw) is dx
+    dw = np.full(w.shape, np.nan, np.float32)
+    assert dk.conv2d_backward_filter(x, dy, weight_shape=w.shape, out=dw, **kw) is dw
+    assert_close(dw, ref_backward_filter(x, dy, w.shape, (1, 1), (1, 1), (1, 1), 1), 128)
+
+
+def test_non_contiguous_inputs_are_copied(rng):
+    x, w, dy, kw = make(rng, CASES[5])
+    x_view = np.zeros((x.shape[0], x.shape[1], x.shape[2], 2 * x.shape[3]), np.float32)
+    x_view[..., ::2] = x
+    x_view = x_view[..., ::2]
+    w_view = np.asfortranarray(w)
+    np.testing.assert_array_equal(dk.conv2d(x_view, w_view, **kw), dk.conv2d(x, w, **kw))
+
+
+def test_empty_batch_gives_empty_result(rng):
+    x = np.zeros((0, 3, 8, 8), np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    y, info = dk.conv2d_with_info(x, w, padding=1)
+    assert y.shape == (0, 4, 8, 8)
+    dy = np.zeros((0, 4, 8, 8), np.float32)
+    assert dk.conv2d_backward_data(dy, w, input_shape=x.shape, padding=1).shape == (0, 3, 8, 8)
+    dw = dk.conv2d_backward_filter(x, dy, weight_shape=w.shape, padding=1)
+    np.testing.assert_array_equal(dw, np.zeros(w.shape, np.float32))  # an empty sum
+
+
+def test_nan_and_inf_propagate(rng):
+    x, w, dy, kw = make(rng, CASES[0])
+    x[0, 0, 3, 3] = np.nan
+    x[1, 1, 0, 0] = np.inf
+    y = dk.conv2d(x, w, **kw)
+    assert np.isnan(y[0]).any() and not np.isnan(y[0, :, 6:, 6:]).any()
+    assert np.isinf(y[1]).any() or np.isnan(y[1]).any()
+    w[0, 0, 0, 0] = np.nan
+    assert np.isnan(dk.conv2d_backward_data(dy, w, input_shape=x.shape, **kw)).any()
+    assert np.isnan(dk.conv2d_backward_filter(x, dy, weight_shape=w.shape, **kw)).any()
+
+
+# ---------------------------------------------------------------------------------------------
+# Argument checks: each raises before any native call, naming the argument.
+
+X = np.zeros((2, 4, 8, 8), np.float32)
+W = np.zeros((6, 2, 3, 3), np.float32)  # groups=2
+DY = np.zeros((2, 6, 6, 6), np.float32)
+
+
+def fwd(**kw):
+    args = dict(x=X, w=W, groups=2)
+    args.update(kw)
+    return dk.conv2d(args.pop("x"), args.pop("w"), **args)
+
+
+def bwd_data(**kw):
+    args = dict(dy=DY, w=W, input_shape=X.shape, groups=2)
+    args.update(kw)
+    return dk.conv2d_backward_data(args.pop("dy"), args.pop("w"), **args)
+
+
+def bwd_filter(**kw):
+    args = dict(x=X, dy=DY, weight_shape=W.shape, groups=2)
+    args.update(kw)
+    return dk.conv2d_backward_filter(args.pop("x"), args.pop("dy"), **args)
+
+
+BAD = [
+    (fwd, dict(x=X.astype(np.float64)), TypeError, "x must have dtype float32"),
+    (fwd, dict(w=W.astype(np.float16)), TypeError, "w must have dtype float32"),
+    (fwd, dict(x=X.tolist()), TypeError, "x must be a numpy.ndarray"),
+    (fwd, dict(x=X[0]), ValueError, "x must be 4-D"),
+    (fwd, dict(w=W[0]), ValueError, "w must be 4-D"),
+    (fwd, dict(w=np.zeros((6, 3, 3, 3), np.float32)), ValueError, "channel mismatch"),
+    (fwd, dict(groups=3), ValueError, "groups=3 must divide the input channels"),
+    (fwd, dict(groups=4, w=np.zeros((6, 1, 3, 3), np.float32)), ValueError, "groups=4 must divide the output channels"),
+    (fwd, dict(groups=0), ValueError, "groups must be >= 1"),
+    (fwd, dict(padding=(-1, 0)), ValueError, "padding must be >= 0, got (-1, 0)"),
+    (fwd, dict(stride=0), ValueError, "stride must be >= 1, got (0, 0)"),
+    (fwd, dict(dilation=(1, 0)), ValueError, "dilation must be >= 1, got (1, 0)"),
+    (fwd, dict(stride=(1, 2, 3)), ValueError, "stride must be an int or a pair"),
+    (fwd, dict(stride=1.5), TypeError, "stride must be an int or a pair"),
+    (fwd, dict(padding=(1.0, 1)), TypeError, "padding must be an int"),
+    (fwd, dict(dilation=5), ValueError, "output height would be"),
+    (fwd, dict(w=np.zeros((6, 2, 9, 3), np.float32)), ValueError, "output height would be"),
+    (fwd, dict(layout="CHWN"), ValueError, "layout must be one of"),
+    (fwd, dict(threads=0), ValueError, "threads must be >= 1"),
+    (fwd, dict(threads=2.0), TypeError, "threads must be an int"),
+    (fwd, dict(out=np.zeros((2, 6, 6, 5), np.float32)), ValueError, "out must have shape (2, 6, 6, 6)"),
+    (fwd, dict(out=np.zeros((2, 6, 6, 6), np.float64)), TypeError, "out must have dtype float32"),
+    (fwd, dict(out=np.zeros((2, 6, 6, 12), np.float32)[..., ::2]), ValueError, "out must be C-contiguous"),
+    (fwd, dict(x=np.zeros((2, 4, 0, 8), np.float32)), ValueError, "x must have at least one"),
+    (bwd_data, dict(dy=DY.astype(np.float64)), TypeError, "dy must have dtype float32"),
+    (bwd_data, dict(dy=DY[:, :, :5]), ValueError, "dy must have shape (2, 6, 6, 6)"),
+    (bwd_data, dict(input_shape=(2, 4, 8)), ValueError, "input_shape must be a 4-tuple"),
+    (bwd_data, dict(input_shape=(2, 6, 8, 8)), ValueError, "channel mismatch"),
+    (bwd_data, dict(input_shape=(2, 4, 8, 8.0)), TypeError, "input_shape[3] must be an int"),
+    (bwd_data, dict(out=np.zeros((2, 4, 8, 9), np.float32)), ValueError, "out must have shape (2, 4, 8, 8)"),
+    (bwd_data, dict(padding=-2), ValueError, "padding must be >= 0, got (-2, -2)"),
+    (bwd_filter, dict(dy=DY[:1]), ValueError, "dy must have shape (2, 6, 6, 6)"),
+    (bwd_filter, dict(weight_shape=(6, 3, 3, 3)), ValueError, "channel mismatch"),
+    (bwd_filter, dict(weight_shape=(6, 2, 3)), ValueError, "weight_shape must be a 4-tuple"),
+    (bwd_filter, dict(x=X.astype(np.int32)), TypeError, "x must have dtype float32"),
+    (bwd_filter, dict(out=np.zeros((6, 2, 3, 3), np.float64)), TypeError, "out must have dtype float32"),
+]
+
+
+@pytest.mark.parametrize("op,kwargs,exc,text", BAD, ids=[f"{b[0].__name__}-{b[3]}" for b in BAD])
+def test_bad_arguments(op, kwargs, exc, text):
+    with pytest.raises(exc) as info:
+        op(**kwargs)
+    assert text in str(info.value)
+
+
+def test_read_only_and_aliased_outputs_are_refused():
+    out = np.zeros((2, 6, 6, 6), np.float32)
+    out.flags.writeable = False
+    with pytest.raises(ValueError, match="out is read-only"):
+        fwd(out=out)
+    buf = np.zeros(X.size + DY.size, np.float32)
+    x_alias = buf[: X.size].reshape(X.shape)
+    out_alias = buf[X.size - DY.size // 2: X.size + DY.size // 2].reshape(DY.shape)
+    with pytest.raises(ValueError, match="out shares memory with x"):
+        fwd(x=x_alias, out=out_alias)
+    buf = np.zeros(max(X.size, DY.size), np.float32)
+    with pytest.raises(ValueError, match="out shares memory with dy"):
+        bwd_data(dy=buf[: DY.size].reshape(DY.shape), out=buf[: X.size].reshape(X.shape))
+    buf = np.zeros(max(W.size, DY.size), np.float32)
+    with pytest.raises(ValueError, match="out shares memory with dy"):
+        bwd_filter(dy=buf[: DY.size].reshape(DY.shape), out=buf[: W.size].reshape(W.shape))
+
+
+def test_native_entry_points_reject_bad_input_without_crashing():
+    from dlcb_kernels import _cpu
+
+    y = np.zeros((2, 6, 6, 6), np.float32)
+    args = (1, 1, 0, 0, 1, 1, 2, 1)
+    with pytest.raises(TypeError):
+        _cpu.conv2d_forward(X.astype(np.float64), W, y, *args)
+    with pytest.raises(ValueError):
+        _cpu.conv2d_forward(X[..., ::2], W, y, *args)
+    with pytest.raises(ValueError):
+        _cpu.conv2d_forward(X, W, y[:, :, :5].copy(), *args)
+    with pytest.raises(ValueError):
+        _cpu.conv2d_forward(X, W, y, 1, 1, -1, 0, 1, 1, 2, 1)
+    with pytest.raises(ValueError):
+        _cpu.conv2d_forward(X, W, y, 1, 1, 0, 0, 1, 1, 3, 1)
+    with pytest.raises(ValueError):
+        _cpu.conv2d_forward(X, W, y, 1, 1, 0, 0, 1, 1, 2, 0)
+    with pytest.raises(ValueError):
+        _cpu.conv2d_forward(X, W, X, *args)  # wrong shape and aliasing x
+    y.flags.writeable = False
+    with pytest.raises(ValueError):
+        _cpu.conv2d_forward(X, W, y, *args)
+    dw = np.zeros((6, 2, 3, 3), np.float32)
+    with pytest.raises(ValueError):
+        _cpu.conv2d_backward_filter(X, DY, dw, 1, 1, 0, 0, 1, 1, 2, 0)
+    with pytest.raises(TypeError):  # does not fit a C int
+        _cpu.conv2d_backward_filter(X, DY, dw, 1, 1, 0, 0, 1, 1, 2, 1 << 40)
+    with pytest.raises(ValueError):  # sizes whose products would overflow
+        _cpu.conv2d_forward(X, W, y, 1, 1, 1 << 40, 0, 1, 1, 2, 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 3), cg=st.integers(1, 3), kg=st.integers(1, 5), groups=st.integers(1, 2),
+    h=st.integers(1, 19), w=st.integers(1, 40), r=st.integers(1, 4), s=st.integers(1, 5),
+    stride=st.tuples(st.integers(1, 4), st.integers(1, 4)), pad=st.tuples(st.integers(0, 4), st.integers(0, 4)),
+    dil=st.tuples(st.integers(1, 3), st.integers(1, 3)), threads=st.integers(1, 3), seed=st.integers(0, 2**31),
+)
+def test_property_random_shapes(n, cg, kg, groups, h, w, r, s, stride, pad, dil, threads, seed):
+    # Random small geometry: exercises padding on every side of the packed runs, strides 1-4 (the
+    # unit-stride, stride-2 and gather paths), and runs that wrap rows and images.
+    p, q = out_size(h, r, stride[0], pad[0], dil[0]), out_size(w, s, stride[1], pad[1], dil[1])
+    assume(p >= 1 and q >= 1)
+    rng = np.random.default_rng(seed)
+    c, k = cg * groups, kg * groups
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    wt = rng.standard_normal((k, cg, r, s)).astype(np.float32)
+    dy = rng.standard_normal((n, k, p, q)).astype(np.float32)
+    kw = dict(stride=stride, padding=pad, dilation=dil, groups=groups, threads=threads)
+    ref = (stride, pad, dil, groups)
+    assert_close(dk.conv2d(x, wt, **kw), ref_forward(x, wt, *ref), cg * r * s)
+    assert_close(dk.conv2d_backward_data(dy, wt, input_shape=x.shape, **kw),
+                 ref_backward_data(dy, wt, x.shape, *ref), kg * r * s)
+    assert_close(dk.conv2d_backward_filter(x, dy, weight_shape=wt.shape, **kw),
+                 ref_backward_filter(x, dy, wt.shape, *ref), n * p * q)
+
+
+@pytest.mark.parametrize("isa", dk.available_isas())
+@pytest.mark.parametrize("case", [CASES[0], CASES[3], CASES[6], CASES[12], CASES[15], CASES[18], CASES[20]], ids=case_id)
+def test_every_kernel_set(rng, isa, case):
+    # The public API runs the best kernel set; the native entry points take any, so the portable
+    # packing (used where AVX-512 is absent) is checked on this machine too.
+    from dlcb_kernels import _cpu
+
+    x, w, dy, kw = make(rng, case)
+    args = (*kw["stride"], *kw["padding"], *kw["dilation"], kw["groups"], 2, isa)
+    ref = (kw["stride"], kw["padding"], kw["dilation"], kw["groups"])
+    k, cg, r, s = w.shape
+    n, p, q = dy.shape[0], dy.shape[2], dy.shape[3]
+    y = np.empty((n, k, p, q), np.float32)
+    _cpu.conv2d_forward(x, w, y, *args)
+    assert_close(y, ref_forward(x, w, *ref), cg * r * s)
+    dx = np.empty_like(x)
+    _cpu.conv2d_backward_data(dy, w, dx, *args)
+    assert_close(dx, ref_backward_data(dy, w, x.shape, *ref), (k // kw["groups"]) * r * s)
+    dw = np.empty_like(w)
+    _cpu.conv2d_backward_filter(x, dy, dw, *args)
+    assert_close(dw, ref_backward_filter(x, dy, w.shape, *ref), n * p * q)
