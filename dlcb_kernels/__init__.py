@@ -8,10 +8,14 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import cuda  # lazy: imports the CUDA extension only when asked (cuda.status())
 from .ops.gemm import available_isas, gemm, kernel_info
+from .ops.rnn import PreparedRnnWeights, RnnOutput, prepare_rnn_weights, rnn, rnn_backward, rnn_cell
 
 try:
     __version__ = version("dlcb-kernels")
 except PackageNotFoundError:  # running from a source tree that was built in place
     __version__ = "0+unknown"
 
-__all__ = ["__version__", "available_isas", "cuda", "gemm", "kernel_info"]
+__all__ = [
+    "PreparedRnnWeights", "RnnOutput", "__version__", "available_isas", "cuda", "gemm", "kernel_info",
+    "prepare_rnn_weights", "rnn", "rnn_backward", "rnn_cell",
+]

@@ -8,6 +8,7 @@ namespace py = pybind11;
 
 void bind_gemm(py::module_& m);
 void bind_probe(py::module_& m);
+void bind_rnn(py::module_& m);
 
 PYBIND11_MODULE(_cpu, m) {
   m.doc() = "dlcb-kernels CPU kernels (OpenMP, run-time ISA dispatch)";
@@ -25,4 +26,5 @@ PYBIND11_MODULE(_cpu, m) {
   m.attr("build_revision") = DLCB_BUILD_REVISION;
   bind_gemm(m);
   bind_probe(m);
+  bind_rnn(m);
 }

@@ -1,0 +1,180 @@
+// Backward pass (backpropagation through time): weight gradients, dh0 (and dc0), optionally dx.
+//
+// Per step, from t = T-1 down to 0, each thread owns whole groups of mr hidden units (as in the
+// forward pass):
+//   dh_t = dy_t + (dgates_{t+1} W_hh)[own units] + direct terms (dh_n at the last step; the
+//          GRU's z * dh_{t+1}; the LSTM's f * dc_{t+1} travels in dc)
+//   dgates_t[own units] = cell math on the saved activations
+// The GEMM for its own units, dh^T (mr x N) = W_hh^T panel (mr x G*H) * dgates_{t+1}^T
+// (G*H x N), needs every unit's dgates_{t+1}, so dgates live in double-buffered B panels with
+// one barrier per step; everything else a unit needs is its own.
+//
+// The GRU's recurrent and input pre-activation gradients differ in the n gate (r multiplies
+// W_hn h + b_hn): dgates (recurrent: W_hh, b_hh, dh) and dgates_in (W_ih, b_ih, dx) are kept
+// apart; for the vanilla cell and the LSTM they are the same buffer.
+//
+// After the loop the weight gradients are single large GEMMs over all timesteps:
+//   dW_hh = dgates^T (G*H x T*N) * H_prev (T*N x H)   (H_prev = hs[0:T], contiguous)
+//   dW_ih = dgates_in^T (G*H x T*N) * X (T*N x I)
+//   dx    = dgates_in (T*N x G*H) * W_ih (G*H x I)
+// and the bias gradients are row sums of dgates^T.
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "rnn/buffer.h"
+#include "rnn/cell_math.h"
+#include "rnn/rnn.h"
+
+namespace dlcb::rnn {
+namespace {
+
+void gemm_into(const gemm::KernelSet& ks, int64_t m, int64_t n, int64_t k, gemm::StridedMatrix a,
+               gemm::StridedMatrix b, float* c, int64_t ldc, int threads) {
+  gemm::SgemmArgs g{};
+  g.m = m;
+  g.n = n;
+  g.k = k;
+  g.a = a;
+  g.b = b;
+  g.c = c;
+  g.ldc = ldc;
+  g.alpha = 1.0f;
+  g.beta = 0.0f;
+  gemm::sgemm(ks, g, threads);
+}
+
+void row_sums(const float* m, int64_t rows, int64_t cols, float* out, int threads) {
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (int64_t r = 0; r < rows; ++r) {
+    double s = 0.0;
+    const float* row = m + r * cols;
+    for (int64_t j = 0; j < cols; ++j) s += row[j];
+    out[r] = static_cast<float>(s);
+  }
+}
+
+}  // namespace
+
+int backward(const gemm::KernelSet& ks, const Dims& d, const BackwardArgs& a, int threads) {
+  const int64_t G = gate_count(d.cell), T = d.T, N = d.N, I = d.I, H = d.H;
+  const int64_t GH = G * H, TN = T * N, MR = ks.mr, NR = ks.nr;
+  const int64_t groups = ceil_div(H, MR), panels = ceil_div(N, NR), ldt = panels * NR;
+  const int64_t dgpack_floats = panels * GH * NR;
+  const bool lstm = d.cell == Cell::kLstm, gru = d.cell == Cell::kGru;
+  const CellMath& cm = cell_math_for(ks);
+  threads = std::max(1, threads);
+  const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, groups)));
+
+  Buffer packed_own(a.packed == nullptr ? packed_backward_floats(ks, d.cell, H) : 0);
+  Buffer dgates(GH * TN);                 // (G*H, T*N): dgates^T of every step
+  Buffer dgates_in_own(gru ? GH * TN : 0);  // GRU only
+  float* const dg_all = dgates.get();
+  float* const dgi_all = gru ? dgates_in_own.get() : dg_all;
+  Buffer dgpack(2 * dgpack_floats, /*zero=*/true);  // batch padding stays 0
+  Buffer carry_h(H * N), carry_c(lstm ? H * N : 0);
+  Buffer tiles(nt * MR * ldt), scratch(nt * 2 * NR);
+
+  const float* packed = a.packed;
+  if (packed == nullptr) {
+    pack_backward(ks, d.cell, H, a.w_hh, packed_own.get(), threads);
+    packed = packed_own.get();
+  }
+  for (int64_t p = 0; p < H; ++p)
+    for (int64_t j = 0; j < N; ++j) {
+      carry_h.get()[p * N + j] = a.dh_n != nullptr ? a.dh_n[j * H + p] : 0.0f;
+      if (lstm) carry_c.get()[p * N + j] = a.dc_n != nullptr ? a.dc_n[j * H + p] : 0.0f;
+    }
+  // The GRU's dgates_in equals dgates in the r and z rows; only the n rows are written apart.
+  // (Rows 0..2H of dgi_all are filled by the copy after the loop.)
+
+#pragma omp parallel num_threads(nt)
+  {
+    const int tid = omp_get_thread_num();
+    const int64_t u_begin = split_begin(groups, tid, nt), u_end = split_begin(groups, tid + 1, nt);
+    float* const tile = tiles.get() + tid * MR * ldt;
+    float* const dh = scratch.get() + tid * 2 * NR;
+    float* const hbuf = dh + NR;
+    // Step t = -1 only computes dh0 = dgates_0 W_hh + direct terms.
+    for (int64_t t = T - 1; t >= -1; --t) {
+      const float* const dg_next = dgpack.get() + ((t + 2) & 1) * dgpack_floats;  // dgates_{t+1}
+      float* const dg_cur = dgpack.get() + ((t + 1) & 1) * dgpack_floats;        // dgates_t
+      const bool has_next = t < T - 1;
+      for (int64_t u = u_begin; u < u_end; ++u) {
+        const int64_t u0 = u * MR, rows = std::min(MR, H - u0);
+        if (has_next)
+          for (int64_t b = 0; b < panels; ++b)
+            ks.micro(GH, packed + u * MR * GH, dg_next + b * GH * NR, tile + b * NR, ldt, 0.0f, rows,
+                     std::min(NR, N - b * NR));
+        for (int64_t i = 0; i < rows; ++i) {
+          const int64_t unit = u0 + i;
+          for (int64_t b = 0; b < panels; ++b) {
+            const int64_t j0 = b * NR, n = std::min(NR, N - j0);
+            float* const carry = carry_h.get() + unit * N + j0;
+            for (int64_t jj = 0; jj < n; ++jj) {
+              float v = carry[jj];
+              if (has_next) v += tile[i * ldt + j0 + jj];
+              if (t >= 0) v += a.dy[(t * N + j0 + jj) * H + unit];
+              dh[jj] = v;
+              carry[jj] = 0.0f;
+            }
+            if (t < 0) {
+              for (int64_t jj = 0; jj < n; ++jj) a.dh0[(j0 + jj) * H + unit] = dh[jj];
+              continue;
+            }
+            BwdRow r{};
+            r.dh = dh;
+            r.relu = d.relu;
+            for (int64_t gi = 0; gi < G; ++gi) {
+              r.dg[gi] = dg_all + (gi * H + unit) * TN + t * N + j0;
+              if (a.gates != nullptr) r.gate[gi] = a.gates + (t * GH + gi * H + unit) * N + j0;
+            }
+            switch (d.cell) {
+              case Cell::kVanilla:
+                for (int64_t jj = 0; jj < n; ++jj) hbuf[jj] = a.hs[((t + 1) * N + j0 + jj) * H + unit];
+                r.h = hbuf;
+                cm.bwd_vanilla(r, n);
+                break;
+              case Cell::kLstm:
+                r.c = a.cs + ((t + 1) * H + unit) * N + j0;
+                r.c_prev = a.cs + (t * H + unit) * N + j0;
+                r.dc = carry_c.get() + unit * N + j0;
+                cm.bwd_lstm(r, n);
+                break;
+              case Cell::kGru:
+                for (int64_t jj = 0; jj < n; ++jj) hbuf[jj] = a.hs[(t * N + j0 + jj) * H + unit];
+                r.h = hbuf;
+                r.hn = a.hn + (t * H + unit) * N + j0;
+                r.dh_carry = carry;
+                r.dg_in_n = dgi_all + (2 * H + unit) * TN + t * N + j0;
+                cm.bwd_gru(r, n);
+                break;
+            }
+            for (int64_t gi = 0; gi < G; ++gi)
+              std::memcpy(dg_cur + b * GH * NR + (gi * H + unit) * NR, r.dg[gi],
+                          static_cast<size_t>(n) * sizeof(float));
+          }
+        }
+      }
+      // dgates_t complete for every unit before the next step's GEMM reads it.
+      if (t >= 0) {
+#pragma omp barrier
+      }
+    }
+  }
+
+  if (lstm && a.dc0 != nullptr)
+    for (int64_t j = 0; j < N; ++j)
+      for (int64_t p = 0; p < H; ++p) a.dc0[j * H + p] = carry_c.get()[p * N + j];
+  if (gru) std::memcpy(dgi_all, dg_all, static_cast<size_t>(2 * H * TN) * sizeof(float));
+
+  gemm_into(ks, GH, H, TN, {dg_all, TN, 1}, {a.hs, H, 1}, a.dw_hh, H, threads);
+  gemm_into(ks, GH, I, TN, {dgi_all, TN, 1}, {a.x, I, 1}, a.dw_ih, I, threads);
+  row_sums(dg_all, GH, TN, a.db_hh, threads);
+  row_sums(dgi_all, GH, TN, a.db_ih, threads);
+  if (a.dx != nullptr) gemm_into(ks, TN, I, GH, {dgi_all, 1, TN}, {a.w_ih, I, 1}, a.dx, I, threads);
+  return nt;
+}
+
+}  // namespace dlcb::rnn

@@ -1,0 +1,142 @@
+// Forward pass over T timesteps.
+//
+// 1. The input projection of all timesteps at once, one large GEMM that runs near peak:
+//      xproj^T (G*H x T*N) = W_ih (G*H x I) * X^T (I x T*N)
+//    stored unit-major so that the cell math reads a unit's batch contiguously.
+// 2. Per step, the recurrent GEMM fused with the cell math. h_{t-1} lives in the micro-kernel's
+//    B-panel layout (nr batch columns per panel, H deep), double-buffered. Each thread owns whole
+//    groups of mr hidden units; for each group it runs the micro-kernel for the G gate panels
+//    (recurrent_pack.cpp) against every batch panel into a small per-thread tile (beta = 0: the
+//    recurrent part stays separate, which the GRU's r * (W_hn h + b_hn) needs), then at once
+//    applies the cell math to that tile while it is in L1 and writes h_t straight into the next
+//    step's B panels (and into y). A unit's cell state never leaves its thread, so one barrier
+//    per step is all the synchronization there is.
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "rnn/buffer.h"
+#include "rnn/cell_math.h"
+#include "rnn/rnn.h"
+
+namespace dlcb::rnn {
+
+int forward(const gemm::KernelSet& ks, const Dims& d, const ForwardArgs& a, int threads) {
+  const int64_t G = gate_count(d.cell), T = d.T, N = d.N, I = d.I, H = d.H;
+  const int64_t GH = G * H, TN = T * N, MR = ks.mr, NR = ks.nr;
+  const int64_t groups = ceil_div(H, MR), panels = ceil_div(N, NR), ldt = panels * NR;
+  const int64_t hpack_floats = panels * H * NR;
+  const bool training = a.gates != nullptr || a.cs != nullptr || a.hn != nullptr;
+  const CellMath& cm = cell_math_for(ks);
+  threads = std::max(1, threads);
+
+  // Everything is allocated here, before the parallel region.
+  Buffer xproj(GH * TN);
+  Buffer packed_own(a.packed == nullptr ? packed_forward_floats(ks, d.cell, H) : 0);
+  Buffer hpack(2 * hpack_floats, /*zero=*/true);  // batch padding stays 0
+  const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, groups)));
+  Buffer tiles(nt * G * MR * ldt);
+  const bool lstm = d.cell == Cell::kLstm;
+  Buffer c_own(lstm && a.cs == nullptr ? H * N : 0);
+
+  // 1. Input projection for all timesteps.
+  gemm::SgemmArgs g{};
+  g.m = GH;
+  g.n = TN;
+  g.k = I;
+  g.a = {a.w_ih, I, 1};
+  g.b = {a.x, 1, I};  // X^T
+  g.c = xproj.get();
+  g.ldc = TN;
+  g.alpha = 1.0f;
+  g.beta = 0.0f;
+  gemm::sgemm(ks, g, threads);
+
+  const float* packed = a.packed;
+  if (packed == nullptr) {
+    pack_forward(ks, d.cell, H, a.w_hh, packed_own.get(), threads);
+    packed = packed_own.get();
+  }
+
+  // h0 into hs[0] and into the B panels of step 0; c0 transposed into the unit-major state.
+  std::memcpy(a.hs, a.h0, static_cast<size_t>(N * H) * sizeof(float));
+  for (int64_t j = 0; j < N; ++j)
+    for (int64_t p = 0; p < H; ++p) hpack.get()[(j / NR) * H * NR + p * NR + j % NR] = a.h0[j * H + p];
+  float* const c_base = a.cs != nullptr ? a.cs : c_own.get();
+  if (lstm)
+    for (int64_t p = 0; p < H; ++p)
+      for (int64_t j = 0; j < N; ++j) c_base[p * N + j] = a.c0 != nullptr ? a.c0[j * H + p] : 0.0f;
+
+  // Per-gate bias added in the cell math: b_ih + b_hh, except the GRU's n gate, whose b_hn
+  // sits inside r * (W_hn h + b_hn).
+  Buffer bias(GH), bias_hn(d.cell == Cell::kGru ? H : 0);
+  for (int64_t r = 0; r < GH; ++r) {
+    const bool gru_n = d.cell == Cell::kGru && r >= 2 * H;
+    bias.get()[r] = gru_n ? a.b_ih[r] : a.b_ih[r] + a.b_hh[r];
+    if (gru_n) bias_hn.get()[r - 2 * H] = a.b_hh[r];
+  }
+
+#pragma omp parallel num_threads(nt)
+  {
+    const int tid = omp_get_thread_num();
+    const int64_t u_begin = split_begin(groups, tid, nt), u_end = split_begin(groups, tid + 1, nt);
+    float* const tile = tiles.get() + tid * G * MR * ldt;
+    for (int64_t t = 0; t < T; ++t) {
+      const float* const hcur = hpack.get() + (t & 1) * hpack_floats;
+      float* const hnext = hpack.get() + ((t + 1) & 1) * hpack_floats;
+      const float* const c_in = lstm ? (training ? c_base + t * H * N : c_base) : nullptr;
+      float* const c_out = lstm ? (training ? c_base + (t + 1) * H * N : c_base) : nullptr;
+      for (int64_t u = u_begin; u < u_end; ++u) {
+        const int64_t u0 = u * MR, rows = std::min(MR, H - u0);
+        for (int64_t gi = 0; gi < G; ++gi)
+          for (int64_t b = 0; b < panels; ++b)
+            ks.micro(H, packed + (u * G + gi) * MR * H, hcur + b * H * NR, tile + gi * MR * ldt + b * NR,
+                     ldt, 0.0f, rows, std::min(NR, N - b * NR));
+        for (int64_t i = 0; i < rows; ++i) {
+          const int64_t unit = u0 + i;
+          for (int64_t b = 0; b < panels; ++b) {
+            const int64_t j0 = b * NR, n = std::min(NR, N - j0);
+            FwdRow r{};
+            for (int64_t gi = 0; gi < G; ++gi) {
+              r.rec[gi] = tile + gi * MR * ldt + i * ldt + j0;
+              r.x[gi] = xproj.get() + (gi * H + unit) * TN + t * N + j0;
+              r.bias[gi] = bias.get()[gi * H + unit];
+              if (a.gates != nullptr) r.save[gi] = a.gates + (t * GH + gi * H + unit) * N + j0;
+            }
+            r.relu = d.relu;
+            r.h_prev = hcur + b * H * NR + unit * NR;
+            r.h_out = hnext + b * H * NR + unit * NR;
+            if (lstm) {
+              r.c_in = c_in + unit * N + j0;
+              r.c_out = c_out + unit * N + j0;
+            }
+            switch (d.cell) {
+              case Cell::kVanilla: cm.fwd_vanilla(r, n); break;
+              case Cell::kLstm: cm.fwd_lstm(r, n); break;
+              case Cell::kGru:
+                r.bias_hn = bias_hn.get()[unit];
+                if (a.hn != nullptr) r.save_hn = a.hn + (t * H + unit) * N + j0;
+                cm.fwd_gru(r, n);
+                break;
+            }
+            float* const y = a.hs + ((t + 1) * N + j0) * H + unit;
+            for (int64_t jj = 0; jj < n; ++jj) y[jj * H] = r.h_out[jj];
+          }
+        }
+      }
+      // h_t complete in every unit before anyone reads it; also keeps a fast thread from
+      // overwriting the buffer of h_{t-1} while a slow one still reads it.
+#pragma omp barrier
+    }
+  }
+
+  if (lstm && a.c_n != nullptr) {
+    const float* c_last = training ? c_base + T * H * N : c_base;
+    for (int64_t j = 0; j < N; ++j)
+      for (int64_t p = 0; p < H; ++p) a.c_n[j * H + p] = c_last[p * N + j];
+  }
+  return nt;
+}
+
+}  // namespace dlcb::rnn
