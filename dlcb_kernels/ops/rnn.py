@@ -46,8 +46,16 @@ GATES = {"vanilla": 1, "lstm": 4, "gru": 3}
 WEIGHT_KEYS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
-def _isa() -> str:
-    return _cpu.gemm_isa("auto")[0]
+ISAS = ("auto", "avx512", "avx2", "portable")
+
+
+def _isa(isa: str = "auto") -> str:
+    """The micro-kernel ISA `isa` resolves to on this CPU (ValueError when it cannot run)."""
+    require_choice(isa, "isa", ISAS)
+    info = _cpu.gemm_isa(isa)
+    if info is None:
+        raise ValueError(f"isa {isa!r} is not supported by this CPU")
+    return info[0]
 
 
 class PreparedRnnWeights:
@@ -60,8 +68,10 @@ class PreparedRnnWeights:
     arrays), packed (True when the panels are held), isa (the micro-kernel they were packed for).
     """
 
-    def __init__(self, weights: dict, cell: str, *, pack: bool = True, copy: bool = True, threads=None):
+    def __init__(self, weights: dict, cell: str, *, pack: bool = True, copy: bool = True, threads=None,
+                 isa: str = "auto"):
         self.cell = require_choice(cell, "cell", CELLS)
+        self.isa = _isa(isa)
         self.gates = GATES[cell]
         checked = _check_weights(weights, cell)
         if copy:
@@ -73,7 +83,6 @@ class PreparedRnnWeights:
         self.weights = checked
         self.hidden_size = checked["weight_hh"].shape[1]
         self.input_size = checked["weight_ih"].shape[1]
-        self.isa = _isa()
         self.packed = bool(pack)
         self._packed_fwd = self._packed_bwd = None
         if pack:
@@ -86,11 +95,13 @@ class PreparedRnnWeights:
                 f"hidden_size={self.hidden_size}, packed={self.packed}, isa={self.isa!r})")
 
 
-def prepare_rnn_weights(weights: dict, cell: str, *, threads: int | None = None) -> PreparedRnnWeights:
+def prepare_rnn_weights(weights: dict, cell: str, *, threads: int | None = None,
+                        isa: str = "auto") -> PreparedRnnWeights:
     """Validates `weights` (see the module docstring) for `cell`, copies them and packs W_hh into
     the recurrent micro-kernel's panels once; rnn() and rnn_backward() accept the result in place
-    of the dict and then skip the packing."""
-    return PreparedRnnWeights(weights, cell, pack=True, copy=True, threads=threads)
+    of the dict and then skip the packing. isa picks the micro-kernel (for testing; "auto": the
+    best this CPU runs); calls with these weights run on it."""
+    return PreparedRnnWeights(weights, cell, pack=True, copy=True, threads=threads, isa=isa)
 
 
 @dataclass
@@ -154,12 +165,14 @@ def _check_weights(weights, cell: str) -> dict:
     return out
 
 
-def _resolve_weights(weights, cell: str) -> PreparedRnnWeights:
+def _resolve_weights(weights, cell: str, isa: str) -> PreparedRnnWeights:
     if isinstance(weights, PreparedRnnWeights):
         if weights.cell != cell:
             raise ValueError(f"weights were prepared for cell {weights.cell!r}, not {cell!r}")
+        if isa != "auto" and _isa(isa) != weights.isa:
+            raise ValueError(f"weights were prepared for isa {weights.isa!r}, not {isa!r}")
         return weights
-    return PreparedRnnWeights(weights, cell, pack=False, copy=False)
+    return PreparedRnnWeights(weights, cell, pack=False, copy=False, isa=isa)
 
 
 def _f32(x, name: str, ndim: int) -> np.ndarray:
@@ -170,13 +183,13 @@ def _f32(x, name: str, ndim: int) -> np.ndarray:
 
 
 def rnn(x, h0, weights, *, cell: str = "vanilla", c0=None, nonlinearity: str = "relu",
-        training: bool = False, threads: int | None = None) -> RnnOutput:
+        training: bool = False, threads: int | None = None, isa: str = "auto") -> RnnOutput:
     """Runs one recurrent layer over all T timesteps of x (see the module docstring for the
     conventions). x: float32 (T, N, I); h0: float32 (N, H); weights: dict or PreparedRnnWeights;
     cell: "vanilla", "lstm" or "gru"; c0: (N, H) for the LSTM (default zeros), must be None for
     the others; nonlinearity: "relu" or "tanh", vanilla cell only; training=True keeps what
-    rnn_backward needs (RnnOutput.saved); threads defaults to OpenMP's (OMP_NUM_THREADS).
-    Non-contiguous inputs are copied. Returns an RnnOutput.
+    rnn_backward needs (RnnOutput.saved); threads defaults to OpenMP's (OMP_NUM_THREADS); isa
+    picks the micro-kernel (for testing; prepared weights fix it). Non-contiguous inputs are copied. Returns an RnnOutput.
     """
     require_choice(cell, "cell", CELLS)
     require_choice(nonlinearity, "nonlinearity", NONLINEARITIES)
@@ -184,7 +197,7 @@ def rnn(x, h0, weights, *, cell: str = "vanilla", c0=None, nonlinearity: str = "
         raise ValueError(f"nonlinearity applies to the vanilla cell only; cell {cell!r} has fixed activations")
     training = require_bool(training, "training")
     nt = require_threads(threads, _cpu.omp_max_threads())
-    w = _resolve_weights(weights, cell)
+    w = _resolve_weights(weights, cell, isa)
     H, I = w.hidden_size, w.input_size
     x = _f32(x, "x", 3)
     h0 = _f32(h0, "h0", 2)
@@ -209,7 +222,7 @@ def rnn(x, h0, weights, *, cell: str = "vanilla", c0=None, nonlinearity: str = "
     x = np.ascontiguousarray(x)
     h0 = np.ascontiguousarray(h0)
     ww = w.weights
-    isa = _isa() if w._packed_fwd is None else w.isa
+    isa = w.isa
     hs, c_n, gates, cs, hn, used = _cpu.rnn_forward(
         cell, nonlinearity == "relu", x, h0, c0, ww["weight_ih"], ww["weight_hh"], ww["bias_ih"],
         ww["bias_hh"], w._packed_fwd, training, isa, nt)
@@ -260,7 +273,7 @@ def rnn_backward(output: RnnOutput, dy, *, dh_n=None, dc_n=None, input_grad: boo
         dc_n = np.ascontiguousarray(dc_n)
     w = output.weights
     ww = w.weights
-    isa = _isa() if w._packed_bwd is None else w.isa
+    isa = w.isa
     dw_ih, dw_hh, db_ih, db_hh, dh0, dc0, dx, _ = _cpu.rnn_backward(
         cell, output.nonlinearity == "relu", s["x"], ww["weight_ih"], ww["weight_hh"], w._packed_bwd,
         s["h"], s["gates"], s["c"], s["hn"], np.ascontiguousarray(dy), dh_n, dc_n, input_grad, isa, nt)
@@ -273,9 +286,9 @@ def rnn_backward(output: RnnOutput, dy, *, dh_n=None, dc_n=None, input_grad: boo
 
 
 def rnn_cell(x_t, h, weights, *, cell: str = "vanilla", c=None, nonlinearity: str = "relu",
-             threads: int | None = None):
+             threads: int | None = None, isa: str = "auto"):
     """One step of the cell: x_t (N, I), h (N, H) (and c (N, H) for the LSTM, default zeros)
     -> (h', c'), c' None unless LSTM. The same kernels as rnn() with T = 1."""
     x_t = _f32(x_t, "x_t", 2)
-    out = rnn(x_t[None], h, weights, cell=cell, c0=c, nonlinearity=nonlinearity, threads=threads)
+    out = rnn(x_t[None], h, weights, cell=cell, c0=c, nonlinearity=nonlinearity, threads=threads, isa=isa)
     return out.h_n, out.c_n
