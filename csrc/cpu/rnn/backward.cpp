@@ -68,13 +68,13 @@ int backward(const gemm::KernelSet& ks, const Dims& d, const BackwardArgs& a, in
   const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, groups)));
 
   Buffer packed_own(a.packed == nullptr ? packed_backward_floats(ks, d.cell, H) : 0);
-  Buffer dgates(GH * TN);                 // (G*H, T*N): dgates^T of every step
-  Buffer dgates_in_own(gru ? GH * TN : 0);  // GRU only
-  float* const dg_all = dgates.get();
-  float* const dgi_all = gru ? dgates_in_own.get() : dg_all;
-  Buffer dgpack(2 * dgpack_floats, /*zero=*/true);  // batch padding stays 0
-  Buffer carry_h(H * N), carry_c(lstm ? H * N : 0);
-  Buffer tiles(nt * MR * ldt), scratch(nt * 2 * NR);
+  float* const dg_all = thread_scratch(kDgates, GH * TN);  // (G*H, T*N): dgates^T of every step
+  float* const dgi_all = gru ? thread_scratch(kDgatesIn, GH * TN) : dg_all;  // GRU: input side
+  float* const dgpack = thread_scratch(kDgpack, 2 * dgpack_floats, /*zero=*/true);  // padding stays 0
+  float* const carry_h = thread_scratch(kCarryH, H * N);
+  float* const carry_c = thread_scratch(kCarryC, lstm ? H * N : 0);
+  float* const tiles = thread_scratch(kTiles, nt * MR * ldt);
+  Buffer scratch(nt * 2 * NR);
 
   const float* packed = a.packed;
   if (packed == nullptr) {
@@ -83,8 +83,8 @@ int backward(const gemm::KernelSet& ks, const Dims& d, const BackwardArgs& a, in
   }
   for (int64_t p = 0; p < H; ++p)
     for (int64_t j = 0; j < N; ++j) {
-      carry_h.get()[p * N + j] = a.dh_n != nullptr ? a.dh_n[j * H + p] : 0.0f;
-      if (lstm) carry_c.get()[p * N + j] = a.dc_n != nullptr ? a.dc_n[j * H + p] : 0.0f;
+      carry_h[p * N + j] = a.dh_n != nullptr ? a.dh_n[j * H + p] : 0.0f;
+      if (lstm) carry_c[p * N + j] = a.dc_n != nullptr ? a.dc_n[j * H + p] : 0.0f;
     }
   // The GRU's dgates_in equals dgates in the r and z rows; only the n rows are written apart.
   // (Rows 0..2H of dgi_all are filled by the copy after the loop.)
@@ -93,16 +93,20 @@ int backward(const gemm::KernelSet& ks, const Dims& d, const BackwardArgs& a, in
   {
     const int tid = omp_get_thread_num();
     const int64_t u_begin = split_begin(groups, tid, nt), u_end = split_begin(groups, tid + 1, nt);
-    float* const tile = tiles.get() + tid * MR * ldt;
+    float* const tile = tiles + tid * MR * ldt;
     float* const dh = scratch.get() + tid * 2 * NR;
     float* const hbuf = dh + NR;
     // Step t = -1 only computes dh0 = dgates_0 W_hh + direct terms.
     for (int64_t t = T - 1; t >= -1; --t) {
-      const float* const dg_next = dgpack.get() + ((t + 2) & 1) * dgpack_floats;  // dgates_{t+1}
-      float* const dg_cur = dgpack.get() + ((t + 1) & 1) * dgpack_floats;        // dgates_t
+      const float* const dg_next = dgpack + ((t + 2) & 1) * dgpack_floats;  // dgates_{t+1}
+      float* const dg_cur = dgpack + ((t + 1) & 1) * dgpack_floats;        // dgates_t
       const bool has_next = t < T - 1;
       for (int64_t u = u_begin; u < u_end; ++u) {
         const int64_t u0 = u * MR, rows = std::min(MR, H - u0);
+        if (t >= 0) {
+          prefetch_rows(a.dy + t * N * H + u0, N, H, rows);
+          if (d.cell != Cell::kLstm) prefetch_rows(a.hs + (t + (d.cell == Cell::kVanilla)) * N * H + u0, N, H, rows);
+        }
         if (has_next)
           for (int64_t b = 0; b < panels; ++b)
             ks.micro(GH, packed + u * MR * GH, dg_next + b * GH * NR, tile + b * NR, ldt, 0.0f, rows,
@@ -111,7 +115,7 @@ int backward(const gemm::KernelSet& ks, const Dims& d, const BackwardArgs& a, in
           const int64_t unit = u0 + i;
           for (int64_t b = 0; b < panels; ++b) {
             const int64_t j0 = b * NR, n = std::min(NR, N - j0);
-            float* const carry = carry_h.get() + unit * N + j0;
+            float* const carry = carry_h + unit * N + j0;
             for (int64_t jj = 0; jj < n; ++jj) {
               float v = carry[jj];
               if (has_next) v += tile[i * ldt + j0 + jj];
@@ -139,7 +143,7 @@ int backward(const gemm::KernelSet& ks, const Dims& d, const BackwardArgs& a, in
               case Cell::kLstm:
                 r.c = a.cs + ((t + 1) * H + unit) * N + j0;
                 r.c_prev = a.cs + (t * H + unit) * N + j0;
-                r.dc = carry_c.get() + unit * N + j0;
+                r.dc = carry_c + unit * N + j0;
                 cm.bwd_lstm(r, n);
                 break;
               case Cell::kGru:
@@ -166,7 +170,7 @@ int backward(const gemm::KernelSet& ks, const Dims& d, const BackwardArgs& a, in
 
   if (lstm && a.dc0 != nullptr)
     for (int64_t j = 0; j < N; ++j)
-      for (int64_t p = 0; p < H; ++p) a.dc0[j * H + p] = carry_c.get()[p * N + j];
+      for (int64_t p = 0; p < H; ++p) a.dc0[j * H + p] = carry_c[p * N + j];
   if (gru) std::memcpy(dgi_all, dg_all, static_cast<size_t>(2 * H * TN) * sizeof(float));
 
   gemm_into(ks, GH, H, TN, {dg_all, TN, 1}, {a.hs, H, 1}, a.dw_hh, H, threads);

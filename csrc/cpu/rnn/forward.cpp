@@ -32,11 +32,11 @@ int forward(const gemm::KernelSet& ks, const Dims& d, const ForwardArgs& a, int 
   threads = std::max(1, threads);
 
   // Everything is allocated here, before the parallel region.
-  Buffer xproj(GH * TN);
+  float* const xproj = thread_scratch(kXproj, GH * TN);
   Buffer packed_own(a.packed == nullptr ? packed_forward_floats(ks, d.cell, H) : 0);
-  Buffer hpack(2 * hpack_floats, /*zero=*/true);  // batch padding stays 0
+  float* const hpack = thread_scratch(kHpack, 2 * hpack_floats, /*zero=*/true);  // batch padding stays 0
   const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, groups)));
-  Buffer tiles(nt * G * MR * ldt);
+  float* const tiles = thread_scratch(kTiles, nt * G * MR * ldt);
   const bool lstm = d.cell == Cell::kLstm;
   Buffer c_own(lstm && a.cs == nullptr ? H * N : 0);
 
@@ -47,7 +47,7 @@ int forward(const gemm::KernelSet& ks, const Dims& d, const ForwardArgs& a, int 
   g.k = I;
   g.a = {a.w_ih, I, 1};
   g.b = {a.x, 1, I};  // X^T
-  g.c = xproj.get();
+  g.c = xproj;
   g.ldc = TN;
   g.alpha = 1.0f;
   g.beta = 0.0f;
@@ -62,7 +62,7 @@ int forward(const gemm::KernelSet& ks, const Dims& d, const ForwardArgs& a, int 
   // h0 into hs[0] and into the B panels of step 0; c0 transposed into the unit-major state.
   std::memcpy(a.hs, a.h0, static_cast<size_t>(N * H) * sizeof(float));
   for (int64_t j = 0; j < N; ++j)
-    for (int64_t p = 0; p < H; ++p) hpack.get()[(j / NR) * H * NR + p * NR + j % NR] = a.h0[j * H + p];
+    for (int64_t p = 0; p < H; ++p) hpack[(j / NR) * H * NR + p * NR + j % NR] = a.h0[j * H + p];
   float* const c_base = a.cs != nullptr ? a.cs : c_own.get();
   if (lstm)
     for (int64_t p = 0; p < H; ++p)
@@ -81,14 +81,16 @@ int forward(const gemm::KernelSet& ks, const Dims& d, const ForwardArgs& a, int 
   {
     const int tid = omp_get_thread_num();
     const int64_t u_begin = split_begin(groups, tid, nt), u_end = split_begin(groups, tid + 1, nt);
-    float* const tile = tiles.get() + tid * G * MR * ldt;
+    float* const tile = tiles + tid * G * MR * ldt;
     for (int64_t t = 0; t < T; ++t) {
-      const float* const hcur = hpack.get() + (t & 1) * hpack_floats;
-      float* const hnext = hpack.get() + ((t + 1) & 1) * hpack_floats;
+      const float* const hcur = hpack + (t & 1) * hpack_floats;
+      float* const hnext = hpack + ((t + 1) & 1) * hpack_floats;
       const float* const c_in = lstm ? (training ? c_base + t * H * N : c_base) : nullptr;
       float* const c_out = lstm ? (training ? c_base + (t + 1) * H * N : c_base) : nullptr;
       for (int64_t u = u_begin; u < u_end; ++u) {
         const int64_t u0 = u * MR, rows = std::min(MR, H - u0);
+        for (int64_t gi = 0; gi < G; ++gi)
+          prefetch_rows(xproj + (gi * H + u0) * TN + t * N, rows, TN, N);
         for (int64_t gi = 0; gi < G; ++gi)
           for (int64_t b = 0; b < panels; ++b)
             ks.micro(H, packed + (u * G + gi) * MR * H, hcur + b * H * NR, tile + gi * MR * ldt + b * NR,
@@ -100,7 +102,7 @@ int forward(const gemm::KernelSet& ks, const Dims& d, const ForwardArgs& a, int 
             FwdRow r{};
             for (int64_t gi = 0; gi < G; ++gi) {
               r.rec[gi] = tile + gi * MR * ldt + i * ldt + j0;
-              r.x[gi] = xproj.get() + (gi * H + unit) * TN + t * N + j0;
+              r.x[gi] = xproj + (gi * H + unit) * TN + t * N + j0;
               r.bias[gi] = bias.get()[gi * H + unit];
               if (a.gates != nullptr) r.save[gi] = a.gates + (t * GH + gi * H + unit) * N + j0;
             }
