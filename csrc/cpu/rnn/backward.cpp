@@ -68,12 +68,16 @@ int backward(const gemm::KernelSet& ks, const Dims& d, const BackwardArgs& a, in
   const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, groups)));
 
   Buffer packed_own(a.packed == nullptr ? packed_backward_floats(ks, d.cell, H) : 0);
-  float* const dg_all = thread_scratch(kDgates, GH * TN);  // (G*H, T*N): dgates^T of every step
-  float* const dgi_all = gru ? thread_scratch(kDgatesIn, GH * TN) : dg_all;  // GRU: input side
-  float* const dgpack = thread_scratch(kDgpack, 2 * dgpack_floats, /*zero=*/true);  // padding stays 0
-  float* const carry_h = thread_scratch(kCarryH, H * N);
-  float* const carry_c = thread_scratch(kCarryC, lstm ? H * N : 0);
-  float* const tiles = thread_scratch(kTiles, nt * MR * ldt);
+  Scratch dg_buf(kDgates, GH * TN), dgi_buf(kDgatesIn, gru ? GH * TN : 0);
+  float* const dg_all = dg_buf.get();                    // (G*H, T*N): dgates^T of every step
+  float* const dgi_all = gru ? dgi_buf.get() : dg_all;   // GRU: the input side's own
+  Scratch dgpack_buf(kDgpack, 2 * dgpack_floats, /*zero=*/true);  // batch padding stays 0
+  float* const dgpack = dgpack_buf.get();
+  Scratch carry_h_buf(kCarryH, H * N), carry_c_buf(kCarryC, lstm ? H * N : 0);
+  float* const carry_h = carry_h_buf.get();
+  float* const carry_c = carry_c_buf.get();
+  Scratch tiles_buf(kTiles, nt * MR * ldt);
+  float* const tiles = tiles_buf.get();
   Buffer scratch(nt * 2 * NR);
 
   const float* packed = a.packed;

@@ -15,6 +15,7 @@ struct FreeDeleter {
 
 class Buffer {
  public:
+  Buffer() = default;
   explicit Buffer(int64_t floats, bool zero = false) {
     if (floats <= 0) return;
     const size_t bytes = (static_cast<size_t>(floats) * sizeof(float) + 63) / 64 * 64;
@@ -28,32 +29,50 @@ class Buffer {
   std::unique_ptr<float, FreeDeleter> p_;
 };
 
-// Grow-only scratch owned by the calling thread, reused by the next call on that thread: a
-// benchmark or a training loop then neither allocates nor faults in fresh pages (at DeepBench's
-// sizes the input projection alone is tens of MB, and first-touch page faults cost ~5 % of a
-// forward pass). Each buffer a call needs has its own slot. The memory is kept until the thread
-// ends. Like Buffer, it is only ever called outside parallel regions.
+// Scratch for one call. Up to kRetainBytes it comes from grow-only buffers owned by the calling
+// thread and reused by its next call: a benchmark or a training loop then neither allocates nor
+// faults in fresh pages for the input projection and gate gradients (several MB to tens of MB at
+// DeepBench's sizes). Larger requests are allocated for the call alone, so one huge problem does
+// not pin its memory for the thread's lifetime. Each buffer a call needs has its own slot. Like
+// Buffer, only ever created outside parallel regions.
 enum ScratchSlot : int { kXproj, kHpack, kTiles, kDgates, kDgatesIn, kDgpack, kCarryH, kCarryC, kSlots };
 
-inline float* thread_scratch(ScratchSlot slot, int64_t floats, bool zero = false) {
-  struct Slot {
-    std::unique_ptr<float, FreeDeleter> p;
-    int64_t capacity = 0;
-  };
-  thread_local Slot slots[kSlots];
-  Slot& s = slots[slot];
-  if (floats <= 0) return nullptr;
-  if (floats > s.capacity) {
-    s.p.reset();
-    s.capacity = 0;
-    const size_t bytes = (static_cast<size_t>(floats) * sizeof(float) + 63) / 64 * 64;
-    s.p.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
-    if (!s.p) throw std::bad_alloc();
-    s.capacity = floats;
+class Scratch {
+ public:
+  static constexpr int64_t kRetainBytes = int64_t{256} << 20;
+
+  Scratch(ScratchSlot slot, int64_t floats, bool zero = false) {
+    if (floats <= 0) return;
+    if (floats * static_cast<int64_t>(sizeof(float)) > kRetainBytes) {
+      own_ = Buffer(floats, zero);
+      p_ = own_.get();
+      return;
+    }
+    Buffer& kept = kept_buffers()[slot];
+    int64_t& capacity = kept_capacity()[slot];
+    if (floats > capacity) {
+      kept = Buffer();  // free before allocating the larger one
+      capacity = 0;
+      kept = Buffer(floats);
+      capacity = floats;
+    }
+    p_ = kept.get();
+    if (zero) std::memset(p_, 0, static_cast<size_t>(floats) * sizeof(float));
   }
-  if (zero) std::memset(s.p.get(), 0, static_cast<size_t>(floats) * sizeof(float));
-  return s.p.get();
-}
+  float* get() const { return p_; }
+
+ private:
+  static Buffer* kept_buffers() {
+    thread_local Buffer buffers[kSlots];
+    return buffers;
+  }
+  static int64_t* kept_capacity() {
+    thread_local int64_t capacity[kSlots] = {};
+    return capacity;
+  }
+  Buffer own_;
+  float* p_ = nullptr;
+};
 
 // Asks for `rows` runs of `floats` floats, `stride` floats apart, to be brought into cache. Used
 // for operands the cell math reads with a large stride (a unit's input projection, dy): issued

@@ -32,11 +32,14 @@ int forward(const gemm::KernelSet& ks, const Dims& d, const ForwardArgs& a, int 
   threads = std::max(1, threads);
 
   // Everything is allocated here, before the parallel region.
-  float* const xproj = thread_scratch(kXproj, GH * TN);
+  Scratch xproj_buf(kXproj, GH * TN);
+  float* const xproj = xproj_buf.get();
   Buffer packed_own(a.packed == nullptr ? packed_forward_floats(ks, d.cell, H) : 0);
-  float* const hpack = thread_scratch(kHpack, 2 * hpack_floats, /*zero=*/true);  // batch padding stays 0
+  Scratch hpack_buf(kHpack, 2 * hpack_floats, /*zero=*/true);  // batch padding stays 0
+  float* const hpack = hpack_buf.get();
   const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, groups)));
-  float* const tiles = thread_scratch(kTiles, nt * G * MR * ldt);
+  Scratch tiles_buf(kTiles, nt * G * MR * ldt);
+  float* const tiles = tiles_buf.get();
   const bool lstm = d.cell == Cell::kLstm;
   Buffer c_own(lstm && a.cs == nullptr ? H * N : 0);
 
@@ -61,8 +64,10 @@ int forward(const gemm::KernelSet& ks, const Dims& d, const ForwardArgs& a, int 
 
   // h0 into hs[0] and into the B panels of step 0; c0 transposed into the unit-major state.
   std::memcpy(a.hs, a.h0, static_cast<size_t>(N * H) * sizeof(float));
-  for (int64_t j = 0; j < N; ++j)
-    for (int64_t p = 0; p < H; ++p) hpack[(j / NR) * H * NR + p * NR + j % NR] = a.h0[j * H + p];
+  for (int64_t j = 0; j < N; ++j) {
+    float* const dst = hpack + (j / NR) * H * NR + j % NR;
+    for (int64_t p = 0; p < H; ++p) dst[p * NR] = a.h0[j * H + p];
+  }
   float* const c_base = a.cs != nullptr ? a.cs : c_own.get();
   if (lstm)
     for (int64_t p = 0; p < H; ++p)
