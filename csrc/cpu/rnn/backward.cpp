@@ -1,7 +1,7 @@
 // Backward pass (backpropagation through time): weight gradients, dh0 (and dc0), optionally dx.
 //
-// Per step, from t = T-1 down to 0, each thread owns whole groups of mr hidden units (as in the
-// forward pass):
+// Per step, from t = T-1 down to 0, each thread owns a run of (group of mr hidden units, batch
+// panel) work items (as in the forward pass):
 //   dh_t = dy_t + (dgates_{t+1} W_hh)[own units] + direct terms (dh_n at the last step; the
 //          GRU's z * dh_{t+1}; the LSTM's f * dc_{t+1} travels in dc)
 //   dgates_t[own units] = cell math on the saved activations
@@ -60,12 +60,14 @@ void row_sums(const float* m, int64_t rows, int64_t cols, float* out, int thread
 int backward(const gemm::KernelSet& ks, const Dims& d, const BackwardArgs& a, int threads) {
   const int64_t G = gate_count(d.cell), T = d.T, N = d.N, I = d.I, H = d.H;
   const int64_t GH = G * H, TN = T * N, MR = ks.mr, NR = ks.nr;
-  const int64_t groups = ceil_div(H, MR), panels = ceil_div(N, NR), ldt = panels * NR;
+  const int64_t groups = ceil_div(H, MR), panels = ceil_div(N, NR);
   const int64_t dgpack_floats = panels * GH * NR;
   const bool lstm = d.cell == Cell::kLstm, gru = d.cell == Cell::kGru;
   const CellMath& cm = cell_math_for(ks);
   threads = std::max(1, threads);
-  const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, groups)));
+  // Work items: (unit group, batch panel) pairs, split in contiguous runs (as in forward.cpp).
+  const int64_t items = groups * panels;
+  const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, items)));
 
   Buffer packed_own(a.packed == nullptr ? packed_backward_floats(ks, d.cell, H) : 0);
   Scratch dg_buf(kDgates, GH * TN), dgi_buf(kDgatesIn, gru ? GH * TN : 0);
@@ -76,7 +78,7 @@ int backward(const gemm::KernelSet& ks, const Dims& d, const BackwardArgs& a, in
   Scratch carry_h_buf(kCarryH, H * N), carry_c_buf(kCarryC, lstm ? H * N : 0);
   float* const carry_h = carry_h_buf.get();
   float* const carry_c = carry_c_buf.get();
-  Scratch tiles_buf(kTiles, nt * MR * ldt);
+  Scratch tiles_buf(kTiles, nt * MR * NR);
   float* const tiles = tiles_buf.get();
   Buffer scratch(nt * 2 * NR);
 
@@ -96,8 +98,8 @@ int backward(const gemm::KernelSet& ks, const Dims& d, const BackwardArgs& a, in
 #pragma omp parallel num_threads(nt)
   {
     const int tid = omp_get_thread_num();
-    const int64_t u_begin = split_begin(groups, tid, nt), u_end = split_begin(groups, tid + 1, nt);
-    float* const tile = tiles + tid * MR * ldt;
+    const int64_t w_begin = split_begin(items, tid, nt), w_end = split_begin(items, tid + 1, nt);
+    float* const tile = tiles + tid * MR * NR;
     float* const dh = scratch.get() + tid * 2 * NR;
     float* const hbuf = dh + NR;
     // Step t = -1 only computes dh0 = dgates_0 W_hh + direct terms.
@@ -105,64 +107,60 @@ int backward(const gemm::KernelSet& ks, const Dims& d, const BackwardArgs& a, in
       const float* const dg_next = dgpack + ((t + 2) & 1) * dgpack_floats;  // dgates_{t+1}
       float* const dg_cur = dgpack + ((t + 1) & 1) * dgpack_floats;        // dgates_t
       const bool has_next = t < T - 1;
-      for (int64_t u = u_begin; u < u_end; ++u) {
+      for (int64_t w = w_begin; w < w_end; ++w) {
+        const int64_t u = w / panels, b = w % panels;
         const int64_t u0 = u * MR, rows = std::min(MR, H - u0);
+        const int64_t j0 = b * NR, n = std::min(NR, N - j0);
         if (t >= 0) {
-          prefetch_rows(a.dy + t * N * H + u0, N, H, rows);
-          if (d.cell != Cell::kLstm) prefetch_rows(a.hs + (t + (d.cell == Cell::kVanilla)) * N * H + u0, N, H, rows);
+          prefetch_rows(a.dy + (t * N + j0) * H + u0, n, H, rows);
+          if (d.cell != Cell::kLstm)
+            prefetch_rows(a.hs + ((t + (d.cell == Cell::kVanilla)) * N + j0) * H + u0, n, H, rows);
         }
-        if (has_next)
-          for (int64_t b = 0; b < panels; ++b)
-            ks.micro(GH, packed + u * MR * GH, dg_next + b * GH * NR, tile + b * NR, ldt, 0.0f, rows,
-                     std::min(NR, N - b * NR));
+        if (has_next) ks.micro(GH, packed + u * MR * GH, dg_next + b * GH * NR, tile, NR, 0.0f, rows, n);
         for (int64_t i = 0; i < rows; ++i) {
           const int64_t unit = u0 + i;
-          for (int64_t b = 0; b < panels; ++b) {
-            const int64_t j0 = b * NR, n = std::min(NR, N - j0);
-            float* const carry = carry_h + unit * N + j0;
-            for (int64_t jj = 0; jj < n; ++jj) {
-              float v = carry[jj];
-              if (has_next) v += tile[i * ldt + j0 + jj];
-              if (t >= 0) v += a.dy[(t * N + j0 + jj) * H + unit];
-              dh[jj] = v;
-              carry[jj] = 0.0f;
-            }
-            if (t < 0) {
-              for (int64_t jj = 0; jj < n; ++jj) a.dh0[(j0 + jj) * H + unit] = dh[jj];
-              continue;
-            }
-            BwdRow r{};
-            r.dh = dh;
-            r.relu = d.relu;
-            for (int64_t gi = 0; gi < G; ++gi) {
-              r.dg[gi] = dg_all + (gi * H + unit) * TN + t * N + j0;
-              if (a.gates != nullptr) r.gate[gi] = a.gates + (t * GH + gi * H + unit) * N + j0;
-            }
-            switch (d.cell) {
-              case Cell::kVanilla:
-                for (int64_t jj = 0; jj < n; ++jj) hbuf[jj] = a.hs[((t + 1) * N + j0 + jj) * H + unit];
-                r.h = hbuf;
-                cm.bwd_vanilla(r, n);
-                break;
-              case Cell::kLstm:
-                r.c = a.cs + ((t + 1) * H + unit) * N + j0;
-                r.c_prev = a.cs + (t * H + unit) * N + j0;
-                r.dc = carry_c + unit * N + j0;
-                cm.bwd_lstm(r, n);
-                break;
-              case Cell::kGru:
-                for (int64_t jj = 0; jj < n; ++jj) hbuf[jj] = a.hs[(t * N + j0 + jj) * H + unit];
-                r.h = hbuf;
-                r.hn = a.hn + (t * H + unit) * N + j0;
-                r.dh_carry = carry;
-                r.dg_in_n = dgi_all + (2 * H + unit) * TN + t * N + j0;
-                cm.bwd_gru(r, n);
-                break;
-            }
-            for (int64_t gi = 0; gi < G; ++gi)
-              std::memcpy(dg_cur + b * GH * NR + (gi * H + unit) * NR, r.dg[gi],
-                          static_cast<size_t>(n) * sizeof(float));
+          float* const carry = carry_h + unit * N + j0;
+          for (int64_t jj = 0; jj < n; ++jj) {
+            float v = carry[jj];
+            if (has_next) v += tile[i * NR + jj];
+            if (t >= 0) v += a.dy[(t * N + j0 + jj) * H + unit];
+            dh[jj] = v;
+            carry[jj] = 0.0f;
           }
+          if (t < 0) {
+            for (int64_t jj = 0; jj < n; ++jj) a.dh0[(j0 + jj) * H + unit] = dh[jj];
+            continue;
+          }
+          BwdRow r{};
+          r.dh = dh;
+          r.relu = d.relu;
+          for (int64_t gi = 0; gi < G; ++gi) {
+            r.dg[gi] = dg_all + (gi * H + unit) * TN + t * N + j0;
+            if (a.gates != nullptr) r.gate[gi] = a.gates + (t * GH + gi * H + unit) * N + j0;
+          }
+          switch (d.cell) {
+            case Cell::kVanilla:
+              for (int64_t jj = 0; jj < n; ++jj) hbuf[jj] = a.hs[((t + 1) * N + j0 + jj) * H + unit];
+              r.h = hbuf;
+              cm.bwd_vanilla(r, n);
+              break;
+            case Cell::kLstm:
+              r.c = a.cs + ((t + 1) * H + unit) * N + j0;
+              r.c_prev = a.cs + (t * H + unit) * N + j0;
+              r.dc = carry_c + unit * N + j0;
+              cm.bwd_lstm(r, n);
+              break;
+            case Cell::kGru:
+              for (int64_t jj = 0; jj < n; ++jj) hbuf[jj] = a.hs[(t * N + j0 + jj) * H + unit];
+              r.h = hbuf;
+              r.hn = a.hn + (t * H + unit) * N + j0;
+              r.dh_carry = carry;
+              r.dg_in_n = dgi_all + (2 * H + unit) * TN + t * N + j0;
+              cm.bwd_gru(r, n);
+              break;
+          }
+          for (int64_t gi = 0; gi < G; ++gi)
+            std::memcpy(dg_cur + b * GH * NR + (gi * H + unit) * NR, r.dg[gi], static_cast<size_t>(n) * sizeof(float));
         }
       }
       // dgates_t complete for every unit before the next step's GEMM reads it.

@@ -4,13 +4,15 @@
 //      xproj^T (G*H x T*N) = W_ih (G*H x I) * X^T (I x T*N)
 //    stored unit-major so that the cell math reads a unit's batch contiguously.
 // 2. Per step, the recurrent GEMM fused with the cell math. h_{t-1} lives in the micro-kernel's
-//    B-panel layout (nr batch columns per panel, H deep), double-buffered. Each thread owns whole
-//    groups of mr hidden units; for each group it runs the micro-kernel for the G gate panels
-//    (recurrent_pack.cpp) against every batch panel into a small per-thread tile (beta = 0: the
-//    recurrent part stays separate, which the GRU's r * (W_hn h + b_hn) needs), then at once
-//    applies the cell math to that tile while it is in L1 and writes h_t straight into the next
-//    step's B panels (and into y). A unit's cell state never leaves its thread, so one barrier
-//    per step is all the synchronization there is.
+//    B-panel layout (nr batch columns per panel, H deep), double-buffered. The work items are
+//    (group of mr hidden units, batch panel) pairs; each thread owns a contiguous run of them
+//    (whole unit groups, except that with several batch panels a group may be shared at the ends
+//    of a run, which balances the threads when the groups are few). For an item it runs the
+//    micro-kernel for the G gate panels of the group (recurrent_pack.cpp) into a small per-thread
+//    tile (beta = 0: the recurrent part stays separate, which the GRU's r * (W_hn h + b_hn)
+//    needs), then at once applies the cell math to that tile while it is in L1 and writes h_t
+//    straight into the next step's B panels (and into y). A (unit, batch) element's cell state
+//    never leaves its thread, so one barrier per step is all the synchronization there is.
 #include <omp.h>
 
 #include <algorithm>
@@ -37,7 +39,10 @@ int forward(const gemm::KernelSet& ks, const Dims& d, const ForwardArgs& a, int 
   Buffer packed_own(a.packed == nullptr ? packed_forward_floats(ks, d.cell, H) : 0);
   Scratch hpack_buf(kHpack, 2 * hpack_floats, /*zero=*/true);  // batch padding stays 0
   float* const hpack = hpack_buf.get();
-  const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, groups)));
+  // Work items: (unit group, batch panel) pairs, split in contiguous runs so a thread owns whole
+  // unit groups except at most one at each end of its run (balance when groups are few).
+  const int64_t items = groups * panels;
+  const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, items)));
   Scratch tiles_buf(kTiles, nt * G * MR * ldt);
   float* const tiles = tiles_buf.get();
   const bool lstm = d.cell == Cell::kLstm;
@@ -85,28 +90,33 @@ int forward(const gemm::KernelSet& ks, const Dims& d, const ForwardArgs& a, int 
 #pragma omp parallel num_threads(nt)
   {
     const int tid = omp_get_thread_num();
-    const int64_t u_begin = split_begin(groups, tid, nt), u_end = split_begin(groups, tid + 1, nt);
+    const int64_t w_begin = split_begin(items, tid, nt), w_end = split_begin(items, tid + 1, nt);
     float* const tile = tiles + tid * G * MR * ldt;
     for (int64_t t = 0; t < T; ++t) {
       const float* const hcur = hpack + (t & 1) * hpack_floats;
       float* const hnext = hpack + ((t + 1) & 1) * hpack_floats;
       const float* const c_in = lstm ? (training ? c_base + t * H * N : c_base) : nullptr;
       float* const c_out = lstm ? (training ? c_base + (t + 1) * H * N : c_base) : nullptr;
-      for (int64_t u = u_begin; u < u_end; ++u) {
+      for (int64_t u = w_begin / panels; u * panels < w_end; ++u) {
+        // This thread's batch panels of group u: all of them except at the ends of its run.
+        const int64_t b_lo = std::max<int64_t>(0, w_begin - u * panels);
+        const int64_t b_hi = std::min<int64_t>(panels, w_end - u * panels);
         const int64_t u0 = u * MR, rows = std::min(MR, H - u0);
+        const int64_t c0 = b_lo * NR, cn = std::min(N, b_hi * NR) - c0;  // batch columns
         for (int64_t gi = 0; gi < G; ++gi)
-          prefetch_rows(xproj + (gi * H + u0) * TN + t * N, rows, TN, N);
+          prefetch_rows(xproj + (gi * H + u0) * TN + t * N + c0, rows, TN, cn);
+        // Gate-major: each gate's A panel (mr x H) is reused from L1 across the batch panels.
         for (int64_t gi = 0; gi < G; ++gi)
-          for (int64_t b = 0; b < panels; ++b)
+          for (int64_t b = b_lo; b < b_hi; ++b)
             ks.micro(H, packed + (u * G + gi) * MR * H, hcur + b * H * NR, tile + gi * MR * ldt + b * NR,
                      ldt, 0.0f, rows, std::min(NR, N - b * NR));
-        for (int64_t i = 0; i < rows; ++i) {
-          const int64_t unit = u0 + i;
-          for (int64_t b = 0; b < panels; ++b) {
-            const int64_t j0 = b * NR, n = std::min(NR, N - j0);
+        for (int64_t b = b_lo; b < b_hi; ++b) {
+          const int64_t j0 = b * NR, n = std::min(NR, N - j0);
+          for (int64_t i = 0; i < rows; ++i) {
+            const int64_t unit = u0 + i;
             FwdRow r{};
             for (int64_t gi = 0; gi < G; ++gi) {
-              r.rec[gi] = tile + gi * MR * ldt + i * ldt + j0;
+              r.rec[gi] = tile + (gi * MR + i) * ldt + j0;
               r.x[gi] = xproj + (gi * H + unit) * TN + t * N + j0;
               r.bias[gi] = bias.get()[gi * H + unit];
               if (a.gates != nullptr) r.save[gi] = a.gates + (t * GH + gi * H + unit) * N + j0;
@@ -127,8 +137,12 @@ int forward(const gemm::KernelSet& ks, const Dims& d, const ForwardArgs& a, int 
                 cm.fwd_gru(r, n);
                 break;
             }
-            float* const y = a.hs + ((t + 1) * N + j0) * H + unit;
-            for (int64_t jj = 0; jj < n; ++jj) y[jj * H] = r.h_out[jj];
+          }
+          // h_t of these units into y: a transposed copy of the panel rows just written.
+          for (int64_t jj = 0; jj < n; ++jj) {
+            float* const y = a.hs + ((t + 1) * N + j0 + jj) * H + u0;
+            const float* const src = hnext + b * H * NR + u0 * NR + jj;
+            for (int64_t i = 0; i < rows; ++i) y[i] = src[i * NR];
           }
         }
       }
