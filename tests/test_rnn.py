@@ -467,6 +467,31 @@ def test_validation_errors(rng):
         dk.rnn_backward(out_g, np.ones_like(out_g.y), dc_n=np.ones((4, 6), np.float32))
 
 
+def test_rnn_cell_messages_name_its_arguments(rng):
+    x, h0, c0, w = make(rng, "lstm", 1, 4, 5, 6)
+    with pytest.raises(ValueError, match="x_t must be 2-D"):
+        dk.rnn_cell(x, h0, w, cell="lstm")
+    with pytest.raises(ValueError, match="h must have shape"):
+        dk.rnn_cell(x[0], h0[:, :3], w, cell="lstm")
+    with pytest.raises(ValueError, match="c must have shape"):
+        dk.rnn_cell(x[0], h0, w, cell="lstm", c=c0[:2])
+    with pytest.raises(ValueError, match="x_t has input size"):
+        dk.rnn_cell(x[0, :, :2], h0, w, cell="lstm")
+
+
+def test_more_threads_than_work(rng):
+    x, h0, c0, w = make(rng, "lstm", 2, 3, 4, 5)
+    out = dk.rnn(x, h0, w, cell="lstm", c0=c0, threads=64, training=True)
+    assert out.threads == 1  # one unit group, one batch panel
+    ref = dk.rnn(x, h0, w, cell="lstm", c0=c0, threads=1, training=True)
+    np.testing.assert_array_equal(out.y, ref.y)
+    g64 = dk.rnn_backward(out, np.ones_like(out.y), threads=64)
+    g1 = dk.rnn_backward(ref, np.ones_like(ref.y), threads=1)
+    for k in g1:
+        np.testing.assert_allclose(g64[k], g1[k], rtol=1e-5, atol=1e-6)
+    dk.prepare_rnn_weights(w, "lstm", threads=64)
+
+
 def test_native_binding_rechecks_shapes(rng):
     # Direct calls into _cpu with inconsistent arrays raise instead of reading out of bounds.
     from dlcb_kernels import _cpu

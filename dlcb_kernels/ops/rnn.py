@@ -115,7 +115,9 @@ class RnnOutput:
     state (y is a view of h[1:]); "gates" (T, G*H, N) the activated gates (LSTM i, f, g, o;
     GRU r, z, n; None for the vanilla cell, whose derivative comes from h); "c" (T+1, H, N) the
     LSTM's cell states c0 ... c_T; "hn" (T, H, N) the GRU's W_hn h_{t-1} + b_hn. The last three
-    are unit-major (hidden unit, then batch), the layout the kernels read.
+    are unit-major (hidden unit, then batch), the layout the kernels read. saved["x"] and the
+    weights are references, not copies (except prepared weights, which are private copies):
+    modifying them before rnn_backward changes the gradients, as with any autograd tape.
     """
 
     y: np.ndarray
@@ -191,6 +193,12 @@ def rnn(x, h0, weights, *, cell: str = "vanilla", c0=None, nonlinearity: str = "
     rnn_backward needs (RnnOutput.saved); threads defaults to OpenMP's (OMP_NUM_THREADS); isa
     picks the micro-kernel (for testing; prepared weights fix it). Non-contiguous inputs are copied. Returns an RnnOutput.
     """
+    return _forward(x, h0, weights, cell, c0, nonlinearity, training, threads, isa, ("x", "h0", "c0"))
+
+
+def _forward(x, h0, weights, cell, c0, nonlinearity, training, threads, isa, names) -> RnnOutput:
+    """rnn() with the argument names its messages use (rnn_cell's are x_t, h, c)."""
+    x_name, h_name, c_name = names
     require_choice(cell, "cell", CELLS)
     require_choice(nonlinearity, "nonlinearity", NONLINEARITIES)
     if cell != "vanilla" and nonlinearity != "relu":
@@ -199,26 +207,26 @@ def rnn(x, h0, weights, *, cell: str = "vanilla", c0=None, nonlinearity: str = "
     nt = require_threads(threads, _cpu.omp_max_threads())
     w = _resolve_weights(weights, cell, isa)
     H, I = w.hidden_size, w.input_size
-    x = _f32(x, "x", 3)
-    h0 = _f32(h0, "h0", 2)
+    if x_name == "x":
+        x = _f32(x, "x", 3)
+    h0 = _f32(h0, h_name, 2)
     T, N, I_x = x.shape
     if T < 1:
         raise ValueError(f"x must have at least one timestep (T >= 1), got shape {x.shape}")
     if N < 1:
-        raise ValueError(f"x must have a batch of at least 1 (N >= 1), got shape {x.shape}")
+        raise ValueError(f"{x_name} must have a batch of at least 1 (N >= 1), got shape {x.shape}")
     if I_x != I:
-        raise ValueError(f"x has input size {I_x} (x.shape={x.shape}) but weights['weight_ih'] has {I} "
-                         f"columns")
+        raise ValueError(f"{x_name} has input size {I_x} but weights['weight_ih'] has {I} columns")
     if h0.shape != (N, H):
-        raise ValueError(f"h0 must have shape (N, H) = ({N}, {H}), got {h0.shape}")
+        raise ValueError(f"{h_name} must have shape (N, H) = ({N}, {H}), got {h0.shape}")
     if cell == "lstm":
         if c0 is not None:
-            c0 = _f32(c0, "c0", 2)
+            c0 = _f32(c0, c_name, 2)
             if c0.shape != (N, H):
-                raise ValueError(f"c0 must have shape (N, H) = ({N}, {H}), got {c0.shape}")
+                raise ValueError(f"{c_name} must have shape (N, H) = ({N}, {H}), got {c0.shape}")
             c0 = np.ascontiguousarray(c0)
     elif c0 is not None:
-        raise ValueError(f"c0 is for the LSTM only; it must be None for cell {cell!r}")
+        raise ValueError(f"{c_name} is for the LSTM only; it must be None for cell {cell!r}")
     x = np.ascontiguousarray(x)
     h0 = np.ascontiguousarray(h0)
     ww = w.weights
@@ -290,5 +298,5 @@ def rnn_cell(x_t, h, weights, *, cell: str = "vanilla", c=None, nonlinearity: st
     """One step of the cell: x_t (N, I), h (N, H) (and c (N, H) for the LSTM, default zeros)
     -> (h', c'), c' None unless LSTM. The same kernels as rnn() with T = 1."""
     x_t = _f32(x_t, "x_t", 2)
-    out = rnn(x_t[None], h, weights, cell=cell, c0=c, nonlinearity=nonlinearity, threads=threads, isa=isa)
+    out = _forward(x_t[None], h, weights, cell, c, nonlinearity, False, threads, isa, ("x_t", "h", "c"))
     return out.h_n, out.c_n

@@ -46,7 +46,8 @@ void gemm_into(const gemm::KernelSet& ks, int64_t m, int64_t n, int64_t k, gemm:
 }
 
 void row_sums(const float* m, int64_t rows, int64_t cols, float* out, int threads) {
-#pragma omp parallel for schedule(static) num_threads(threads)
+  const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, rows)));
+#pragma omp parallel for schedule(static) num_threads(nt)
   for (int64_t r = 0; r < rows; ++r) {
     // Accumulated in double; the reduction clause lets the compiler keep one partial sum per
     // vector lane instead of one serial chain of dependent adds.

@@ -31,7 +31,8 @@ int64_t packed_backward_floats(const gemm::KernelSet& ks, Cell cell, int64_t H) 
 void pack_forward(const gemm::KernelSet& ks, Cell cell, int64_t H, const float* w_hh, float* dst,
                   int threads) {
   const int64_t G = gate_count(cell), MR = ks.mr, groups = ceil_div(H, MR);
-#pragma omp parallel for schedule(static) num_threads(threads)
+  const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, groups * G)));
+#pragma omp parallel for schedule(static) num_threads(nt)
   for (int64_t q = 0; q < groups * G; ++q) {
     const int64_t u = q / G, g = q % G, u0 = u * MR;
     ks.pack_a(std::min(MR, H - u0), H, w_hh + (g * H + u0) * H, H, 1, 1.0f, dst + q * MR * H);
@@ -41,8 +42,9 @@ void pack_forward(const gemm::KernelSet& ks, Cell cell, int64_t H, const float* 
 void pack_backward(const gemm::KernelSet& ks, Cell cell, int64_t H, const float* w_hh, float* dst,
                    int threads) {
   const int64_t GH = gate_count(cell) * H, MR = ks.mr, groups = ceil_div(H, MR);
+  const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, groups)));
   // Element (i, p) of the panel is W_hh[p][u0 + i]: row stride 1, k stride H.
-#pragma omp parallel for schedule(static) num_threads(threads)
+#pragma omp parallel for schedule(static) num_threads(nt)
   for (int64_t u = 0; u < groups; ++u) {
     const int64_t u0 = u * MR;
     ks.pack_a(std::min(MR, H - u0), GH, w_hh + u0, 1, H, 1.0f, dst + u * MR * GH);
