@@ -73,7 +73,7 @@ int backward(const gemm::KernelSet& ks, const Dims& d, const BackwardArgs& a, in
   const int64_t items = groups * panels;
   const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, items)));
 
-  Buffer packed_own(a.packed == nullptr ? packed_backward_floats(ks, d.cell, H) : 0);
+  Scratch packed_own(kPacked, a.packed == nullptr ? packed_backward_floats(ks, d.cell, H) : 0);
   Scratch dg_buf(kDgates, GH * TN), dgi_buf(kDgatesIn, gru ? GH * TN : 0);
   float* const dg_all = dg_buf.get();                    // (G*H, T*N): dgates^T of every step
   float* const dgi_all = gru ? dgi_buf.get() : dg_all;   // GRU: the input side's own

@@ -35,7 +35,7 @@ class Buffer {
 // DeepBench's sizes). Larger requests are allocated for the call alone, so one huge problem does
 // not pin its memory for the thread's lifetime. Each buffer a call needs has its own slot. Like
 // Buffer, only ever created outside parallel regions.
-enum ScratchSlot : int { kXproj, kHpack, kTiles, kDgates, kDgatesIn, kDgpack, kCarryH, kCarryC, kSlots };
+enum ScratchSlot : int { kXproj, kPacked, kHpack, kTiles, kDgates, kDgatesIn, kDgpack, kCarryH, kCarryC, kSlots };
 
 class Scratch {
  public:

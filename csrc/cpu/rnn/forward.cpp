@@ -36,7 +36,9 @@ int forward(const gemm::KernelSet& ks, const Dims& d, const ForwardArgs& a, int 
   // Everything is allocated here, before the parallel region.
   Scratch xproj_buf(kXproj, GH * TN);
   float* const xproj = xproj_buf.get();
-  Buffer packed_own(a.packed == nullptr ? packed_forward_floats(ks, d.cell, H) : 0);
+  // W_hh packed here unless prepared (scratch: a call with a plain dict then costs the packing
+  // itself, not a fresh multi-MB allocation and its page faults).
+  Scratch packed_own(kPacked, a.packed == nullptr ? packed_forward_floats(ks, d.cell, H) : 0);
   Scratch hpack_buf(kHpack, 2 * hpack_floats, /*zero=*/true);  // batch padding stays 0
   float* const hpack = hpack_buf.get();
   // Work items: (unit group, batch panel) pairs, split in contiguous runs so a thread owns whole
