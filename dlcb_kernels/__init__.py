@@ -16,6 +16,7 @@ from .ops.conv import (
     conv2d_with_info,
 )
 from .ops.gemm import available_isas, gemm, kernel_info
+from .ops.rnn import PreparedRnnWeights, RnnOutput, prepare_rnn_weights, rnn, rnn_backward, rnn_cell
 
 try:
     __version__ = version("dlcb-kernels")
@@ -34,4 +35,10 @@ __all__ = [
     "cuda",
     "gemm",
     "kernel_info",
+    "PreparedRnnWeights",
+    "RnnOutput",
+    "prepare_rnn_weights",
+    "rnn",
+    "rnn_backward",
+    "rnn_cell",
 ]

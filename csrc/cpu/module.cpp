@@ -9,6 +9,7 @@ namespace py = pybind11;
 void bind_conv(py::module_& m);
 void bind_gemm(py::module_& m);
 void bind_probe(py::module_& m);
+void bind_rnn(py::module_& m);
 
 PYBIND11_MODULE(_cpu, m) {
   m.doc() = "dlcb-kernels CPU kernels (OpenMP, run-time ISA dispatch)";
@@ -27,4 +28,5 @@ PYBIND11_MODULE(_cpu, m) {
   bind_conv(m);
   bind_gemm(m);
   bind_probe(m);
+  bind_rnn(m);
 }
