@@ -6,7 +6,7 @@
 //   backward filter  dw (K, C/groups, R, S) = sum over images of dy[n] * im2col(x[n])^T
 //
 // Tuning overrides, read once per process (for experiments; the defaults are the measured
-// choices): DLCB_CONV_PARALLEL=images|gemm (how threads share the work, see parallel.h),
+// choices): DLCB_CONV_PARALLEL=images|gemm|pixels (how threads share the work, see parallel.h),
 // DLCB_CONV_BATCH_COLUMNS / DLCB_CONV_BATCH_COLUMNS_1X1 (images per GEMM, see forward.cpp).
 //
 // Every size is int64_t. The entry points throw std::invalid_argument for an inconsistent

@@ -156,7 +156,7 @@ inline void next_tap(const ImageWindow& g, int64_t& c, int64_t& r, int64_t& s) {
 template <int SW>
 void pack_forward(const ImageWindow& g, int64_t k0, int64_t kc, int64_t j0, int64_t cols, float* dst) {
   Run runs[NR + 1];
-  const TapLoader<SW> taps{g, runs, build_runs(g, j0, cols, runs)};
+  const TapLoader<SW> taps{g, runs, build_runs(g, g.first + j0, cols, runs)};
   const int64_t rs = g.r * g.s;
   int64_t c = k0 / rs, r = (k0 % rs) / g.s, s = k0 % g.s;
   for (int64_t p = 0; p < kc; ++p) {
