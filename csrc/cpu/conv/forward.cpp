@@ -44,6 +44,7 @@ struct Forward {
   const ConvShape& sh;
   const float* x;
   const float* w;
+  WeightLayout wl;
   float* y;
   bool pointwise;
   int64_t batch;  // images per GEMM
@@ -60,7 +61,7 @@ struct Forward {
       a.m = sh.kg();
       a.n = j1 - j0;
       a.k = sh.crs();
-      a.a = {w + g * sh.kg() * sh.crs(), sh.crs(), 1};
+      a.a = {w + g * wl.group_stride, wl.row_stride, wl.col_stride};
       a.c = (batch > 1 ? tmp : yg) + j0;
       a.ldc = cols;
       a.alpha = 1.0f;
@@ -106,18 +107,23 @@ constexpr int64_t kMinColumnsPerThread = 256;
 
 ConvRun forward(const gemm::KernelSet& ks, const ConvShape& sh, const float* x, const float* w, float* y,
                 int threads) {
+  return forward(ks, sh, x, w, WeightLayout{sh.crs(), 1, sh.kg() * sh.crs()}, y, threads);
+}
+
+ConvRun forward(const gemm::KernelSet& ks, const ConvShape& sh, const float* x, const float* w, WeightLayout wl,
+                float* y, int threads) {
   const bool pw = is_pointwise(sh);
   const char* name = pw ? "gemm-1x1" : "implicit-im2col-gemm";
   if (sh.n == 0) return {name, 1, "gemm"};
   const int64_t batch = batch_images(sh, pw, threads);
   const int64_t units = (sh.n + batch - 1) / batch;
-  const Forward f{ks, sh, x, w, y, pw, batch};
+  const Forward f{ks, sh, x, w, wl, y, pw, batch};
   const int64_t tmp_floats = batch > 1 ? sh.kg() * batch * sh.pq() : 0;
   if (split_images(units, threads)) {
-    auto tmp = scratch_floats(threads * tmp_floats);
+    float* const tmp = scratch_floats(kBatch, threads * tmp_floats);
     for_each_image(units, threads, [&](int64_t u, int slot) {
       const int64_t count = std::min(batch, sh.n - u * batch);
-      f.run(u * batch, count, tmp.get() + slot * tmp_floats, 1, 0, count * sh.pq());
+      f.run(u * batch, count, tmp + slot * tmp_floats, 1, 0, count * sh.pq());
     });
     return {name, threads, "images"};
   }
@@ -130,22 +136,22 @@ ConvRun forward(const gemm::KernelSet& ks, const ConvShape& sh, const float* x, 
     // pixels and runs its GEMMs alone. Unlike splitting inside the driver there is no barrier,
     // which also keeps an oversubscribed machine from stalling both threads on one. Threads
     // move on to the next batch at their own pace, so each has its own scratch.
-    auto tmp = scratch_floats(threads * tmp_floats);
+    float* const tmp = scratch_floats(kBatch, threads * tmp_floats);
     for_each_image(threads, threads, [&](int64_t t, int) {
       for (int64_t u = 0; u < units; ++u) {
         const int64_t count = std::min(batch, sh.n - u * batch), cols = count * sh.pq();
         const int64_t j0 = column_split(cols, static_cast<int>(t), threads);
         const int64_t j1 = column_split(cols, static_cast<int>(t) + 1, threads);
-        if (j0 < j1) f.run(u * batch, count, tmp.get() + t * tmp_floats, 1, j0, j1);
+        if (j0 < j1) f.run(u * batch, count, tmp + t * tmp_floats, 1, j0, j1);
       }
     });
     return {name, threads, "pixels"};
   }
-  auto tmp = scratch_floats(tmp_floats);
+  float* const tmp = scratch_floats(kBatch, tmp_floats);
   int used = 1;
   for (int64_t u = 0; u < units; ++u) {
     const int64_t count = std::min(batch, sh.n - u * batch);
-    used = std::max(used, f.run(u * batch, count, tmp.get(), threads, 0, count * sh.pq()));
+    used = std::max(used, f.run(u * batch, count, tmp, threads, 0, count * sh.pq()));
   }
   return {name, used, "gemm"};
 }
