@@ -104,6 +104,7 @@ CASES = [
     (2, 4, 15, 14, 6, 3, 2, (1, 2), (0, 2), (2, 1), 2),  # different stride/padding/dilation per axis
     (1, 3, 30, 30, 70, 3, 3, 1, 1, 1, 1),  # K = 70: five 14-row blocks; P*Q = 900
     (5, 2, 6, 7, 3, 3, 3, 1, 1, 1, 1),  # batch not a multiple of the threads
+    (5, 2, 28, 28, 3, 3, 3, 1, 1, 1, 1),  # three batches of images over two threads: pixel split
     (1, 32, 121, 121, 4, 3, 3, 2, 1, 1, 1),  # column gradient larger than one col2im block
 ]
 
@@ -188,7 +189,7 @@ def test_algorithm_choice(rng, case, fwd, bwd_data, bwd_filter):
     assert dk.conv2d_backward_filter_with_info(x, dy, weight_shape=w.shape, **kw)[1]["algorithm"] == bwd_filter
 
 
-@pytest.mark.parametrize("case", [CASES[0], CASES[5], CASES[8], CASES[13], CASES[20]], ids=case_id)
+@pytest.mark.parametrize("case", [CASES[0], CASES[5], CASES[8], CASES[13], CASES[16], CASES[19], CASES[20], CASES[21]], ids=case_id)
 def test_thread_counts_agree(rng, case):
     x, w, dy, kw = make(rng, case)
     for op in (
@@ -196,7 +197,7 @@ def test_thread_counts_agree(rng, case):
         lambda t: dk.conv2d_backward_data(dy, w, input_shape=x.shape, threads=t, **kw),
     ):
         one = op(1)
-        for t in (2, 3):  # each image's GEMMs sum in the same order whatever the split
+        for t in (2, 3, 4):  # each output sums in the same order whatever the split
             np.testing.assert_array_equal(op(t), one)
     dw1 = dk.conv2d_backward_filter(x, dy, weight_shape=w.shape, threads=1, **kw)
     for t in (2, 3):  # the sum over images is split differently: equal up to rounding

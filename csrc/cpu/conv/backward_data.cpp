@@ -1,5 +1,6 @@
 // Backward data, dx = conv_transpose(dy, w), three ways:
-//  - "gemm-1x1": 1x1, stride 1, no padding: dx[n, g] (C/g x H*W) = w_g^T (C/g x K/g) * dy[n, g].
+//  - "gemm-1x1": 1x1, stride 1, no padding: dx[n, g] (C/g x H*W) = w_g^T (C/g x K/g) * dy[n, g],
+//    run as the forward 1x1 convolution with the transposed weights.
 //  - "flipped-forward": stride 1 (any dilation) and pad <= dil*(R-1) on both axes: the gradient
 //    is a forward convolution of dy with the filters flipped in space and transposed in
 //    channels, padded dil*(R-1) - pad, so it runs the implicit-im2col GEMM with no scatter.
@@ -23,47 +24,51 @@ namespace {
 // otherwise need R*S times dx's size in scratch.
 constexpr int64_t kColFloats = int64_t{1} << 21;
 
-int pointwise_image(const gemm::KernelSet& ks, const ConvShape& sh, const float* dy, const float* w,
-                    float* dx, int64_t n, int threads) {
-  int used = 1;
-  for (int64_t g = 0; g < sh.groups; ++g) {
-    gemm::SgemmArgs a{};
-    a.m = sh.cg();
-    a.n = sh.hw();
-    a.k = sh.kg();
-    a.a = {w + g * sh.kg() * sh.cg(), 1, sh.cg()};  // w_g^T
-    a.b = {dy + (n * sh.k + g * sh.kg()) * sh.pq(), sh.pq(), 1};
-    a.c = dx + (n * sh.c + g * sh.cg()) * sh.hw();
-    a.ldc = sh.hw();
-    a.alpha = 1.0f;
-    a.beta = 0.0f;
-    used = std::max(used, gemm::sgemm(ks, a, threads));
-  }
-  return used;
-}
-
 bool flippable(const ConvShape& sh) {
   return sh.stride_h == 1 && sh.stride_w == 1 && sh.pad_h <= sh.dil_h * (sh.r - 1) &&
          sh.pad_w <= sh.dil_w * (sh.s - 1);
 }
 
-ConvRun flipped_forward(const gemm::KernelSet& ks, const ConvShape& sh, const float* dy, const float* w,
-                        float* dx, int threads) {
-  const int64_t cg = sh.cg(), kg = sh.kg(), rs = sh.r * sh.s;
-  // wf (C, K/g, R, S): wf[g*cg + c][k][R-1-r][S-1-s] = w[g*kg + k][c][r][s].
-  auto wf = scratch_floats(sh.c * kg * rs);
-  for (int64_t g = 0; g < sh.groups; ++g)
-    for (int64_t k = 0; k < kg; ++k)
-      for (int64_t c = 0; c < cg; ++c) {
-        const float* src = w + ((g * kg + k) * cg + c) * rs;
-        float* dst = wf.get() + ((g * cg + c) * kg + k) * rs;
-        for (int64_t i = 0; i < rs; ++i) dst[rs - 1 - i] = src[i];
-      }
+// The transposed problem: dy (n, k, p, q) as the input, dx as the output, stride 1, the padding
+// that makes the output h x w.
+ConvShape transposed_shape(const ConvShape& sh) {
   ConvShape f{sh.n, sh.k, sh.p, sh.q, sh.c, sh.r, sh.s, sh.groups, 1, 1,
               sh.dil_h * (sh.r - 1) - sh.pad_h, sh.dil_w * (sh.s - 1) - sh.pad_w, sh.dil_h, sh.dil_w};
   finalize(f);
   if (f.p != sh.h || f.q != sh.w) throw std::logic_error("flipped-forward: output size mismatch");
-  const ConvRun run = forward(ks, f, dy, wf.get(), dx, threads);
+  return f;
+}
+
+// 1x1: the forward GEMMs read w_g^T in place (element (c, k) at w[g*kg*cg + k*cg + c]).
+ConvRun pointwise(const gemm::KernelSet& ks, const ConvShape& sh, const float* dy, const float* w, float* dx,
+                  int threads) {
+  const WeightLayout transposed{1, sh.cg(), sh.kg() * sh.cg()};
+  const ConvRun run = forward(ks, transposed_shape(sh), dy, w, transposed, dx, threads);
+  return {"gemm-1x1", run.threads, run.parallel};
+}
+
+ConvRun flipped_forward(const gemm::KernelSet& ks, const ConvShape& sh, const float* dy, const float* w,
+                        float* dx, int threads) {
+  const ConvShape f = transposed_shape(sh);
+  const int64_t cg = sh.cg(), kg = sh.kg(), rs = sh.r * sh.s, rows = sh.c;
+  // wf (C, K/g, R, S): wf[g*cg + c][k][R-1-r][S-1-s] = w[g*kg + k][c][r][s]. A block of 16
+  // rows (channels c) at a time, k inner: the reads are 16 consecutive filters of w[k] (one
+  // contiguous stretch) and the writes 16 streams; a row at a time, every read would be K/g
+  // filters apart, a TLB miss each for large layers.
+  float* const wfp = scratch_floats(kFlippedWeights, sh.c * kg * rs);
+  const int64_t blocks = (rows + 15) / 16;
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t row_end = std::min(rows, (b + 1) * 16);
+    for (int64_t k = 0; k < kg; ++k)
+      for (int64_t row = b * 16; row < row_end; ++row) {
+        const int64_t g = row / cg, c = row % cg;
+        const float* src = w + ((g * kg + k) * cg + c) * rs;
+        float* dst = wfp + (row * kg + k) * rs;
+        for (int64_t i = 0; i < rs; ++i) dst[rs - 1 - i] = src[i];
+      }
+  }
+  const ConvRun run = forward(ks, f, dy, wfp, dx, threads);
   return {"flipped-forward", run.threads, run.parallel};
 }
 
@@ -106,16 +111,9 @@ int col2im_image(const gemm::KernelSet& ks, const ConvShape& sh, const float* dy
 
 ConvRun backward_data(const gemm::KernelSet& ks, const ConvShape& sh, const float* dy, const float* w,
                       float* dx, int threads) {
-  if (is_pointwise(sh)) {
-    if (sh.n == 0) return {"gemm-1x1", 1, "gemm"};
-    if (split_images(sh.n, threads)) {
-      for_each_image(sh.n, threads, [&](int64_t n, int) { pointwise_image(ks, sh, dy, w, dx, n, 1); });
-      return {"gemm-1x1", threads, "images"};
-    }
-    int used = 1;
-    for (int64_t n = 0; n < sh.n; ++n) used = std::max(used, pointwise_image(ks, sh, dy, w, dx, n, threads));
-    return {"gemm-1x1", used, "gemm"};
-  }
+  // A 1x1 layer's gradient is the 1x1 forward convolution with the transposed weights (read in
+  // place), so it shares the forward's batching of small images and its thread split.
+  if (is_pointwise(sh)) return pointwise(ks, sh, dy, w, dx, threads);
   if (flippable(sh)) return flipped_forward(ks, sh, dy, w, dx, threads);
 
   if (sh.n == 0) return {"gemm-col2im", 1, "gemm"};
@@ -124,15 +122,15 @@ ConvRun backward_data(const gemm::KernelSet& ks, const ConvShape& sh, const floa
   if (sh.crs() * block > kColFloats) block = std::min(sh.pq(), std::max<int64_t>(32, kColFloats / sh.crs() / 32 * 32));
   const bool images = split_images(sh.n, threads);
   const int workers = images ? threads : 1;
-  auto col = scratch_floats(workers * sh.crs() * block);
+  float* const col = scratch_floats(kColumns, workers * sh.crs() * block);
   if (images) {
     for_each_image(sh.n, threads, [&](int64_t n, int t) {
-      col2im_image(ks, sh, dy, w, dx, n, block, col.get() + t * sh.crs() * block, 1);
+      col2im_image(ks, sh, dy, w, dx, n, block, col + t * sh.crs() * block, 1);
     });
     return {"gemm-col2im", threads, "images"};
   }
   int used = 1;
-  for (int64_t n = 0; n < sh.n; ++n) used = std::max(used, col2im_image(ks, sh, dy, w, dx, n, block, col.get(), threads));
+  for (int64_t n = 0; n < sh.n; ++n) used = std::max(used, col2im_image(ks, sh, dy, w, dx, n, block, col, threads));
   return {"gemm-col2im", std::max(used, threads), "gemm"};
 }
 

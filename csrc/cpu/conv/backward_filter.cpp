@@ -55,13 +55,12 @@ ConvRun backward_filter(const gemm::KernelSet& ks, const ConvShape& sh, const fl
   }
   if (split_images(sh.n, threads)) {
     // Slot 0 accumulates into dw, slot t > 0 into partial t - 1; every slot has an image.
-    auto partial = scratch_floats((threads - 1) * dw_size);
+    float* const parts = scratch_floats(kPartialSums, (threads - 1) * dw_size);
     for_each_image(sh.n, threads, [&](int64_t n, int t) {
-      float* target = t == 0 ? dw : partial.get() + (t - 1) * dw_size;
+      float* target = t == 0 ? dw : parts + (t - 1) * dw_size;
       const bool first = n == slot_begin(sh.n, t, threads);
       filter_image(ks, sh, pw, x, dy, target, n, first ? 0.0f : 1.0f, 1);
     });
-    float* const parts = partial.get();
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t i = 0; i < dw_size; ++i) {
       float sum = dw[i];

@@ -6,7 +6,7 @@
 //   backward filter  dw (K, C/groups, R, S) = sum over images of dy[n] * im2col(x[n])^T
 //
 // Tuning overrides, read once per process (for experiments; the defaults are the measured
-// choices): DLCB_CONV_PARALLEL=images|gemm (how threads share the work, see parallel.h),
+// choices): DLCB_CONV_PARALLEL=images|gemm|pixels (how threads share the work, see parallel.h),
 // DLCB_CONV_BATCH_COLUMNS / DLCB_CONV_BATCH_COLUMNS_1X1 (images per GEMM, see forward.cpp).
 //
 // Every size is int64_t. The entry points throw std::invalid_argument for an inconsistent
@@ -49,6 +49,15 @@ struct ConvRun {
 // x, w, y contiguous NCHW; shape finalized. y is overwritten.
 ConvRun forward(const gemm::KernelSet& ks, const ConvShape& shape, const float* x, const float* w,
                 float* y, int threads);
+// Where forward's A operand (weights) comes from: group g's K/g x C/g*R*S matrix has element
+// (i, p) at w[g * group_stride + i * row_stride + p * col_stride]. Contiguous (K, C/g, R, S)
+// weights are {C/g*R*S, 1, K/g*C/g*R*S}; backward data's 1x1 case reads them transposed.
+struct WeightLayout {
+  int64_t row_stride, col_stride, group_stride;
+};
+ConvRun forward(const gemm::KernelSet& ks, const ConvShape& shape, const float* x, const float* w,
+                WeightLayout layout, float* y, int threads);
+
 // dy (n, k, p, q) -> dx (n, c, h, w), overwritten.
 ConvRun backward_data(const gemm::KernelSet& ks, const ConvShape& shape, const float* dy,
                       const float* w, float* dx, int threads);

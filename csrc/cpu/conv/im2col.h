@@ -16,6 +16,7 @@ struct ImageWindow {
   int64_t h, w, p, q, r, s;
   int64_t stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
   int64_t image_stride;
+  int64_t first = 0;  // forward: panel column j is pixel first + j (a thread's share of the pixels)
 };
 
 inline ImageWindow image_window(const ConvShape& sh, const float* x) {

@@ -70,7 +70,7 @@ void pack_im2col(const void* ctx, int64_t k0, int64_t kc, int64_t j0, int64_t co
   int64_t c = k0 / rs, r = (k0 % rs) / g.s, s = k0 % g.s;
   for (int64_t p = 0; p < kc; ++p) {
     float* d = dst + p * nr;
-    gather_pixels(g, c, r, s, j0, cols, d, 1);
+    gather_pixels(g, c, r, s, g.first + j0, cols, d, 1);
     std::memset(d + cols, 0, (nr - cols) * sizeof(float));
     if (++s == g.s) {
       s = 0;

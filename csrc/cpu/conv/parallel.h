@@ -14,15 +14,25 @@ namespace dlcb::conv {
 // barrier between packing and multiplying, and each thread's packed panels stay in its own
 // core's cache. Otherwise (fewer images than threads, or a remainder that would idle a thread
 // for a long image) each GEMM is split over all threads by the driver.
-// DLCB_CONV_PARALLEL=images|gemm forces one or the other (where images >= threads), for tuning.
-inline bool split_images(int64_t images, int threads) {
-  static const int forced = [] {
+enum class Parallel { kAuto, kImages, kGemm, kPixels };
+
+// DLCB_CONV_PARALLEL=images|gemm|pixels forces a way of sharing threads where it applies (read
+// once), for tuning; kAuto otherwise.
+inline Parallel forced_parallel() {
+  static const Parallel forced = [] {
     const char* e = std::getenv("DLCB_CONV_PARALLEL");
-    if (e == nullptr) return 0;
-    return std::strcmp(e, "images") == 0 ? 1 : std::strcmp(e, "gemm") == 0 ? 2 : 0;
+    if (e == nullptr) return Parallel::kAuto;
+    if (std::strcmp(e, "images") == 0) return Parallel::kImages;
+    if (std::strcmp(e, "gemm") == 0) return Parallel::kGemm;
+    if (std::strcmp(e, "pixels") == 0) return Parallel::kPixels;
+    return Parallel::kAuto;
   }();
+  return forced;
+}
+
+inline bool split_images(int64_t images, int threads) {
   if (threads <= 1 || images < threads) return false;
-  if (forced != 0) return forced == 1;
+  if (forced_parallel() != Parallel::kAuto) return forced_parallel() == Parallel::kImages;
   return images % threads == 0 || images >= 4 * threads;
 }
 
