@@ -1,12 +1,13 @@
 #pragma once
 // exp, sigmoid and tanh for the element-wise cell math, written so that a loop over them
-// vectorizes (no calls, no branches): the compiler's own expf is a scalar library call and
-// would cost about as much as the recurrent GEMM at DeepBench's sizes.
+// vectorizes (no calls, no branches): std::exp / std::tanh are scalar library calls, which
+// would keep the cell math (5 transcendentals per LSTM unit and batch element) scalar.
 //
 // exp(x) = 2^n * e^r with n = round(x / ln 2), r = x - n ln 2 in [-ln2/2, ln2/2] (ln 2 split in
-// two so r keeps float precision), e^r by its degree-6 Taylor polynomial (relative error
-// < 1.3e-7), 2^n assembled in the exponent bits. x is clamped to [-87, 88] so 2^n stays a normal
-// float; the clamps let NaN through (every comparison with NaN is false), so NaN in gives NaN out.
+// two so r keeps float precision), e^r by its degree-6 Taylor polynomial (truncation error
+// < 1.2e-7 relative), 2^n assembled in the exponent bits. x is clamped to [-87, 88] so 2^n
+// stays a normal float; the clamps let NaN through (every comparison with NaN is false), so NaN
+// in gives NaN out.
 // tanh(x) = 1 - 2 / (e^{2x} + 1): absolute error ~1e-7, which is what the tests allow.
 //
 // Included by each ISA's translation unit; everything has internal linkage so each ISA keeps
