@@ -138,7 +138,7 @@ def test_all_directions_match_reference(rng, case):
 
     y, info = dk.conv2d_with_info(x, w, **kw)
     assert_close(y, ref_forward(x, w, *ref_args), cg * r * s)
-    assert info["algorithm"] in ("gemm-1x1", "implicit-im2col-gemm") and info["threads"] >= 1
+    assert info["algorithm"] in ("gemm-1x1", "implicit-im2col-gemm", "padded-shifted-gemm-t") and info["threads"] >= 1
 
     dx, info_d = dk.conv2d_backward_data_with_info(dy, w, input_shape=x.shape, **kw)
     assert_close(dx, ref_backward_data(dy, w, x.shape, *ref_args), (k // kw["groups"]) * r * s)
@@ -153,6 +153,37 @@ def test_all_directions_match_reference(rng, case):
     scale = np.sqrt(float(np.sum(y.astype(np.float64) ** 2)) * float(np.sum(dy.astype(np.float64) ** 2)))
     assert abs(inner - float(np.vdot(x.astype(np.float64), dx))) <= 1e-5 * scale
     assert abs(inner - float(np.vdot(w.astype(np.float64), dw))) <= 1e-5 * scale
+
+
+# Stride 1, one group, at least 512 GEMM rows ((P-1) * padded width + Q) and K <= 128: the
+# padded shifted-window GEMM ("padded-shifted-gemm-t"), including its split of rows over threads.
+SHIFTED_CASES = [
+    (1, 3, 25, 27, 1, 3, 3, 1, 1, 1, 1),  # K = 1, N = 1 (rows split over the threads)
+    (3, 4, 29, 23, 5, 3, 3, 1, 0, 1, 1),  # K = 5, pad 0, N odd
+    (2, 6, 27, 31, 33, 3, 3, 1, 2, 1, 1),  # K = 33 (a 32-wide panel plus one), pad 2
+    (3, 5, 31, 29, 70, 3, 3, 1, 1, 2, 1),  # K = 70, dilation 2
+    (2, 3, 24, 40, 8, 2, 5, 1, (1, 2), 1, 1),  # rectangular even/odd filter, rectangular padding
+    (1, 2, 33, 21, 7, 5, 1, 1, (2, 0), (1, 1), 1),  # 5 x 1 filter
+    (2, 4, 26, 26, 9, 3, 3, 1, 1, (2, 3), 1),  # different dilation per axis
+    (5, 7, 23, 25, 16, 3, 3, 1, 1, 1, 1),  # five images over two threads: rows split
+    (1, 64, 24, 24, 64, 3, 3, 1, 1, 1, 1),  # C*R*S = 576: two k blocks
+    (2, 2, 24, 24, 3, 1, 1, 1, 1, 1, 1),  # 1x1 with padding
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("case", SHIFTED_CASES, ids=case_id)
+def test_padded_shifted_gemm(rng, case, threads):
+    x, w, dy, kw = make(rng, case)
+    ref_args = (kw["stride"], kw["padding"], kw["dilation"], kw["groups"])
+    k, cg, r, s = w.shape
+    y, info = dk.conv2d_with_info(x, w, threads=threads, **kw)
+    assert info["algorithm"] == "padded-shifted-gemm-t" and 1 <= info["threads"] <= threads
+    assert_close(y, ref_forward(x, w, *ref_args), cg * r * s)
+    np.testing.assert_array_equal(dk.conv2d(x, w, threads=1, **kw), y)  # same sums whatever the split
+    # Backward data of a stride-1 layer runs a forward convolution (flipped filters).
+    dx = dk.conv2d_backward_data(dy, w, input_shape=x.shape, threads=threads, **kw)
+    assert_close(dx, ref_backward_data(dy, w, x.shape, *ref_args), k * r * s)
 
 
 @pytest.mark.parametrize("case", CASES[::3], ids=case_id)
@@ -176,8 +207,12 @@ EXPECTED_ALGORITHMS = [
     ((2, 4, 6, 6, 30, 1, 1, 2, 0, 1, 1), "implicit-im2col-gemm", "gemm-col2im", "implicit-im2col-gemm"),
     ((2, 3, 8, 8, 4, 3, 3, 1, 1, 1, 1), "implicit-im2col-gemm", "flipped-forward", "implicit-im2col-gemm"),
     ((2, 8, 10, 12, 8, 3, 3, 1, 2, 2, 4), "implicit-im2col-gemm", "flipped-forward", "implicit-im2col-gemm"),
-    ((2, 1, 17, 19, 3, 3, 3, 1, 3, 1, 1), "implicit-im2col-gemm", "gemm-col2im", "implicit-im2col-gemm"),
+    ((2, 1, 17, 19, 3, 3, 3, 1, 3, 1, 1), "padded-shifted-gemm-t", "gemm-col2im", "implicit-im2col-gemm"),
     ((3, 8, 13, 17, 15, 3, 3, 2, 1, 1, 1), "implicit-im2col-gemm", "gemm-col2im", "implicit-im2col-gemm"),
+    ((1, 3, 30, 30, 70, 3, 3, 1, 1, 1, 1), "padded-shifted-gemm-t", "flipped-forward", "implicit-im2col-gemm"),
+    ((1, 3, 30, 30, 130, 3, 3, 1, 1, 1, 1), "implicit-im2col-gemm", "flipped-forward", "implicit-im2col-gemm"),
+    ((1, 3, 30, 30, 8, 3, 3, 2, 1, 1, 1), "implicit-im2col-gemm", "gemm-col2im", "implicit-im2col-gemm"),
+    ((1, 2, 32, 41, 4, 5, 20, 2, 0, 1, 1), "implicit-im2col-gemm", "gemm-col2im", "implicit-im2col-gemm"),
 ]
 
 
@@ -417,7 +452,8 @@ def test_property_random_shapes(n, cg, kg, groups, h, w, r, s, stride, pad, dil,
 
 
 @pytest.mark.parametrize("isa", dk.available_isas())
-@pytest.mark.parametrize("case", [CASES[0], CASES[3], CASES[6], CASES[12], CASES[15], CASES[18], CASES[20]], ids=case_id)
+@pytest.mark.parametrize("case", [CASES[0], CASES[3], CASES[6], CASES[12], CASES[15], CASES[18], CASES[20],
+                                  SHIFTED_CASES[2], SHIFTED_CASES[7]], ids=case_id)
 def test_every_kernel_set(rng, isa, case):
     # The public API runs the best kernel set; the native entry points take any, so the portable
     # packing (used where AVX-512 is absent) is checked on this machine too.

@@ -114,8 +114,11 @@ def conv2d_with_info(x, w, *, stride=(1, 1), padding=(0, 0), dilation=(1, 1), gr
     """conv2d, also returning {"algorithm": ..., "threads": ...}: what ran and on how many threads.
 
     Algorithms: "gemm-1x1" (1x1 filter, stride 1, no padding: one GEMM per image and group on the
-    tensors in place) or "implicit-im2col-gemm" (one GEMM per image and group whose B operand,
-    the im2col matrix, is packed panel by panel straight from the image).
+    tensors in place), "implicit-im2col-gemm" (one GEMM per image and group whose B operand,
+    the im2col matrix, is packed panel by panel straight from the image) or
+    "padded-shifted-gemm-t" (stride 1, one group, at most 128 filters, at least 512 output
+    pixels counted over the padded width: y[n]^T = im2col(x[n])^T w^T, whose A operand is read
+    as contiguous shifted windows of a zero-padded copy of the image).
     """
     p = _Params(stride, padding, dilation, groups, layout, threads)
     x_in, w_in = _tensor(x, "x"), _tensor(w, "w")

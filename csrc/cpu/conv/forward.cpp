@@ -2,6 +2,8 @@
 //   y[n, g] (K/g x P*Q) = w_g (K/g x C/g*R*S) * B
 // where B is x[n, g] itself (C/g x H*W) for a 1x1, stride-1, unpadded filter ("gemm-1x1"), and
 // otherwise the im2col matrix, packed panel by panel from the image ("implicit-im2col-gemm").
+// Stride-1 layers with many output pixels and at most 128 filters take the transposed GEMM over
+// a padded copy of each image instead ("padded-shifted-gemm-t", shifted.h).
 //
 // Small images are batched: with few output pixels per image, a GEMM per image would pack the
 // whole weight matrix (A) again for every few columns of B. A GEMM over several images' pixels
@@ -16,6 +18,7 @@
 #include "conv/parallel.h"
 #include "conv/pointwise.h"
 #include "conv/scratch.h"
+#include "conv/shifted.h"
 
 namespace dlcb::conv {
 namespace {
@@ -112,6 +115,7 @@ ConvRun forward(const gemm::KernelSet& ks, const ConvShape& sh, const float* x, 
 
 ConvRun forward(const gemm::KernelSet& ks, const ConvShape& sh, const float* x, const float* w, WeightLayout wl,
                 float* y, int threads) {
+  if (use_shifted(sh)) return shifted_forward(ks, sh, x, w, wl, y, threads);
   const bool pw = is_pointwise(sh);
   const char* name = pw ? "gemm-1x1" : "implicit-im2col-gemm";
   if (sh.n == 0) return {name, 1, "gemm"};

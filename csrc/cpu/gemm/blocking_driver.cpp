@@ -25,6 +25,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 
 #include "gemm/gemm.h"
@@ -79,6 +80,12 @@ void scale_c(const SgemmArgs& g) {
 
 // Helpers that name the source of a micro-panel.
 void pack_a(const KernelSet& ks, const SgemmArgs& g, int64_t i0, int64_t pc, int64_t kc, float* dst) {
+  if (g.a_source != nullptr) {
+    g.a_source->pack(g.a_source->ctx, pc, kc, i0, std::min(ks.mr, g.m - i0), ks.mr, dst);
+    if (g.alpha != 1.0f)
+      for (int64_t e = 0; e < kc * ks.mr; ++e) dst[e] *= g.alpha;
+    return;
+  }
   ks.pack_a(std::min(ks.mr, g.m - i0), kc, g.a.data + i0 * g.a.row_stride + pc * g.a.col_stride,
             g.a.row_stride, g.a.col_stride, g.alpha, dst);
 }
@@ -86,6 +93,10 @@ void pack_a(const KernelSet& ks, const SgemmArgs& g, int64_t i0, int64_t pc, int
 void pack_b(const KernelSet& ks, const SgemmArgs& g, int64_t pc, int64_t j0, int64_t kc, float* dst) {
   if (g.b_source != nullptr) {
     g.b_source->pack(g.b_source->ctx, pc, kc, j0, std::min(ks.nr, g.n - j0), ks.nr, dst);
+    return;
+  }
+  if (g.b_packed != nullptr) {
+    std::memcpy(dst, g.b_packed + (j0 / ks.nr * g.k + pc) * ks.nr, sizeof(float) * kc * ks.nr);
     return;
   }
   ks.pack_b(std::min(ks.nr, g.n - j0), kc, g.b.data + pc * g.b.row_stride + j0 * g.b.col_stride,
@@ -152,11 +163,15 @@ int narrow_n(const KernelSet& ks, const SgemmArgs& g, int threads, const Blockin
   // where it is instead (edge blocks, with fewer than mr rows, are still packed). With more B
   // panels the packed copy pays for itself: it is read from L1 once per panel, while in-place
   // reads of 14 rows at once keep too few cache misses in flight.
-  const bool read_a_in_place = ks.micro_strided_a != nullptr && g.a.col_stride == 1 && b_panels == 1;
+  const bool read_a_in_place =
+      g.a_source == nullptr && ks.micro_strided_a != nullptr && g.a.col_stride == 1 && b_panels == 1;
+
+  // B already packed whole is read in place: panel jp's k block pc is at (jp * k + pc) * NR.
+  const bool b_in_place = g.b_packed != nullptr && g.b_source == nullptr;
 
   thread_local Scratch a_scratch, b_scratch;
   float* const a_bufs = a_scratch.get(static_cast<size_t>(nt * MR * KC));
-  float* const b_pack = b_scratch.get(static_cast<size_t>(b_panels * NR * KC));
+  float* const b_pack = b_in_place ? nullptr : b_scratch.get(static_cast<size_t>(b_panels * NR * KC));
 
 #pragma omp parallel num_threads(nt)
   {
@@ -164,20 +179,24 @@ int narrow_n(const KernelSet& ks, const SgemmArgs& g, int threads, const Blockin
     for (int64_t pc = 0; pc < g.k; pc += KC) {
       const int64_t kc = std::min(KC, g.k - pc);
       const float beta = pc == 0 ? g.beta : 1.0f;
+      const float* const b_base = b_in_place ? g.b_packed + pc * NR : b_pack;
+      const int64_t b_step = b_in_place ? NR * g.k : NR * kc;  // floats between B panels
+      if (!b_in_place) {
 #pragma omp for schedule(static)
-      for (int64_t jp = 0; jp < b_panels; ++jp) pack_b(ks, g, pc, jp * NR, kc, b_pack + jp * NR * kc);
+        for (int64_t jp = 0; jp < b_panels; ++jp) pack_b(ks, g, pc, jp * NR, kc, b_pack + jp * NR * kc);
+      }
 #pragma omp for schedule(static)
       for (int64_t ip = 0; ip < a_panels; ++ip) {
         const int64_t i0 = ip * MR;
         if (read_a_in_place && i0 + MR <= g.m) {
           const float* a = g.a.data + i0 * g.a.row_stride + pc * g.a.col_stride;
           for (int64_t jp = 0; jp < b_panels; ++jp)
-            ks.micro_strided_a(kc, a, g.a.row_stride, g.a.col_stride, b_pack + jp * NR * kc,
+            ks.micro_strided_a(kc, a, g.a.row_stride, g.a.col_stride, b_base + jp * b_step,
                                g.c + i0 * g.ldc + jp * NR, g.ldc, g.alpha, beta, std::min(NR, g.n - jp * NR));
           continue;
         }
         pack_a(ks, g, i0, pc, kc, a_buf);
-        for (int64_t jp = 0; jp < b_panels; ++jp) micro(ks, g, kc, a_buf, b_pack + jp * NR * kc, i0, jp * NR, beta);
+        for (int64_t jp = 0; jp < b_panels; ++jp) micro(ks, g, kc, a_buf, b_base + jp * b_step, i0, jp * NR, beta);
       }
     }
   }

@@ -31,6 +31,15 @@ struct SgemmArgs {
   int64_t ldc;      // elements between rows of C
   float alpha, beta;
   const PanelSource* b_source = nullptr;  // when set, B's panels come from it
+  // When set, A's micro-panels come from it (a is ignored): pack(ctx, k0, kc, i0, rows, mr, dst)
+  // writes alpha-free rows i0 .. i0+rows-1 (rows <= mr), k steps k0 .. k0+kc-1 of the logical A
+  // into dst[p * mr + i], rows rows .. mr-1 zero: the layout of KernelSet::pack_a. The driver
+  // applies alpha. Same threading rules as b_source.
+  const PanelSource* a_source = nullptr;
+  // When set (and b_source is not), B already in KernelSet::pack_b's layout, whole: columns
+  // j0 .. j0+nr-1 (j0 a multiple of nr, missing columns zero) are k x nr floats at
+  // b_packed + (j0 / nr) * k * nr; 64-byte aligned. The narrow-N schedule reads it in place.
+  const float* b_packed = nullptr;
 };
 
 // One instruction set's packing routines, micro-kernel and cache blocking.

@@ -1,0 +1,48 @@
+#pragma once
+// "padded-shifted-gemm-t": stride-1 forward convolution as one GEMM per image in the transposed
+// orientation, over a zero-padded copy of the image.
+//
+// The image is copied once into planes xp (C x Hp x Wp, Hp = H + 2 pad_h, Wp = W + 2 pad_w).
+// Output pixel (p, q) is flat index i = p * Wp + q of a grid as wide as the padded image, and
+// tap (c, r, s) of it reads xp_flat[off(c, r, s) + i], off = c*Hp*Wp + r*dil_h*Wp + s*dil_w. So
+// im2col^T (pixels x C*R*S) has element (i, t) = xp_flat[off[t] + i]: contiguous in i for every
+// tap, with no padding logic at all. The GEMM
+//   C^T (M x K) = im2col^T (M x C*R*S) * W^T (C*R*S x K),   M = (P-1)*Wp + Q
+// packs A's micro-panels (mr pixels x kc taps, one short contiguous copy per tap) through
+// SgemmArgs::a_source; the Wp - Q columns between output rows are computed and dropped when
+// C^T is transposed into y (K x P x Q). With K = 64 the N dimension is two 32-wide panels and
+// M is the long one (3248 rows for 56 x 56), so the micro-kernel has no edge tiles in K.
+#include <cstdint>
+
+#include "conv/conv.h"
+
+namespace dlcb::conv {
+
+// What an A source reads: the padded planes, the tap offsets, and the flat pixel of GEMM row 0.
+struct ShiftedWindow {
+  const float* xp;
+  const int64_t* off;
+  int64_t first;
+};
+
+// A micro-panel: dst[p * mr + i] = xp[off[k0 + p] + first + i0 + i], rows rows .. mr-1 zero.
+void pack_shifted_a(const void* ctx, int64_t k0, int64_t kc, int64_t i0, int64_t rows, int64_t mr, float* dst);
+
+// y[k * ldy + j] = ct[j * ldc + k] for j < cols, k < kn.
+void store_transposed(const float* ct, int64_t ldc, int64_t kn, int64_t cols, float* y, int64_t ldy);
+
+#if defined(DLCB_X86)
+void pack_shifted_a_avx512(const void* ctx, int64_t k0, int64_t kc, int64_t i0, int64_t rows, int64_t mr,
+                           float* dst);  // mr <= 16
+void store_transposed_avx512(const float* ct, int64_t ldc, int64_t kn, int64_t cols, float* y, int64_t ldy);
+#endif
+
+// Whether forward() takes this path for the shape (stride 1, one group, not 1x1-unpadded,
+// enough output pixels and not too many filters; DLCB_CONV_SHIFTED=0/1 overrides).
+bool use_shifted(const ConvShape& sh);
+
+// y (N, K, P, Q) = conv(x, w); weights read through wl (see conv.h).
+ConvRun shifted_forward(const gemm::KernelSet& ks, const ConvShape& sh, const float* x, const float* w,
+                        WeightLayout wl, float* y, int threads);
+
+}  // namespace dlcb::conv
