@@ -198,7 +198,8 @@ def _run_one(problem, inputs, impl, base, config, timer, flush, monitor, peak, p
 def _progress_text(record: dict) -> str:
     head = f"{record['problem']:<28} {record['implementation'].split('/')[-1]:<14} {record['cache']:<4}"
     if record["status"] != "ok":
-        return f"{head} {record['status']}: {record['reason']}"
+        reason = record["reason"] or ""
+        return f"{head} {reason if reason.startswith(record['status']) else record['status'] + ': ' + reason}"
     text = f"{head} {record['stats']['median'] * 1e3:9.3f} ms {record['gflops']:8.1f} GFLOP/s"
     if not record["converged"]:
         text += f" (noise {record['stats']['rel_noise']:.1%})"

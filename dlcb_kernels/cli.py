@@ -105,6 +105,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="per-call GFLOP budget above which DeepBench shapes are scaled down (default: 8)")
     bench.add_argument("--batch", type=_positive_int, default=8,
                        help="batch size of the models suite's layers (default: 8)")
+    bench.add_argument("--models", default=None, metavar="NAME,...",
+                       help="with --suite models: only these reference models' layers (e.g. ResNet50,VGG16)")
     bench.add_argument("--limit", type=_positive_int, default=None, help="run only the first N problems")
     bench.add_argument("--shape", action="append", type=_gemm_shape, default=None, metavar="MxNxK[:TT]",
                        help="run this GEMM instead of a suite (repeatable); :NN, :TN, :NT or :TT sets "
@@ -156,7 +158,9 @@ def _bench(args) -> int:
         problems = [SuiteProblem(p, {"set": "custom"}) for p in chosen]
         suite = "custom"
     else:
-        problems = load_suite(args.suite, ops, full=args.full, max_flops=args.max_gflop * 1e9, batch=args.batch)
+        names = tuple(n.strip() for n in args.models.split(",") if n.strip()) if args.models else None
+        problems = load_suite(args.suite, ops, full=args.full, max_flops=args.max_gflop * 1e9, batch=args.batch,
+                              model_names=names)
         suite = args.suite
     if args.limit:
         problems = problems[: args.limit]

@@ -84,11 +84,15 @@ def deepbench_rnn(sets: tuple[str, ...], directions: tuple[str, ...]) -> list[Su
     return out
 
 
-def model_layers(ops: tuple[str, ...], batch: int = DEFAULT_MODEL_BATCH) -> list[SuiteProblem]:
-    """Each distinct forward layer problem of the reference models, once, labelled with every
-    (model, layer, count) it stands for."""
+def model_layers(ops: tuple[str, ...], batch: int = DEFAULT_MODEL_BATCH,
+                 names: tuple[str, ...] | None = None) -> list[SuiteProblem]:
+    """Each distinct forward layer problem of the reference models (all, or those named), once,
+    labelled with every (model, layer, count) it stands for."""
+    unknown = set(names or ()) - set(models.MODELS)
+    if unknown:
+        raise ValueError(f"unknown models {sorted(unknown)}; known: {', '.join(models.MODELS)}")
     users: dict = {}
-    for model in models.MODELS.values():
+    for model in (models.MODELS[name] for name in (names or models.MODELS)):
         for layer in model.layers:
             problem = layer.problem(batch)
             if problem.op in ops:
@@ -134,7 +138,8 @@ def quick_gemm() -> list[SuiteProblem]:
 
 
 def load_suite(name: str, ops: tuple[str, ...] = OPS, *, full: bool = False,
-               max_flops: float = DEFAULT_MAX_FLOPS, batch: int = DEFAULT_MODEL_BATCH) -> list[SuiteProblem]:
+               max_flops: float = DEFAULT_MAX_FLOPS, batch: int = DEFAULT_MODEL_BATCH,
+               model_names: tuple[str, ...] | None = None) -> list[SuiteProblem]:
     if name not in SUITES:
         raise ValueError(f"suite must be one of {', '.join(SUITES)}; got {name!r}")
     unknown = set(ops) - set(OPS)
@@ -144,6 +149,8 @@ def load_suite(name: str, ops: tuple[str, ...] = OPS, *, full: bool = False,
         raise ValueError(f"max_flops must be > 0, got {max_flops}")
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
+    if model_names and name != "models":
+        raise ValueError(f"models can only be chosen for the models suite, not {name!r}")
     problems: list[SuiteProblem] = []
     if name == "quick":
         loaders = {"gemm": quick_gemm, "conv": quick_conv, "rnn": quick_rnn}
@@ -151,7 +158,7 @@ def load_suite(name: str, ops: tuple[str, ...] = OPS, *, full: bool = False,
             if op in ops:
                 problems += loaders[op]()
     elif name == "models":
-        problems = model_layers(ops, batch)
+        problems = model_layers(ops, batch, model_names)
     else:
         train = name == "deepbench-train"
         sets = ("train",) if train else ("inference_server", "inference_device")

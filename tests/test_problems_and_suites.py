@@ -138,6 +138,13 @@ def test_models_suite_covers_every_layer_once_with_its_users():
         sp = next(sp for sp in suite if sp.problem == layer.problem(8))
         assert {"model": "ResNet50", "layer": layer.name, "count": layer.count} in sp.labels["layers"]
     assert load_suite("models", ("conv",), batch=1)[0].problem.n == 1
+    resnet_only = load_suite("models", ("conv",), model_names=("ResNet50",))
+    assert {layer["model"] for sp in resnet_only for layer in sp.labels["layers"]} >= {"ResNet50"}
+    assert len(resnet_only) == len({layer.problem(8) for layer in resnet.layers if layer.kind == "conv"})
+    with pytest.raises(ValueError, match="unknown models"):
+        load_suite("models", model_names=("LeNet",))
+    with pytest.raises(ValueError, match="only be chosen for the models suite"):
+        load_suite("quick", model_names=("ResNet50",))
     with pytest.raises(ValueError, match="batch"):
         load_suite("models", batch=0)
 
