@@ -138,7 +138,7 @@ def test_all_directions_match_reference(rng, case):
 
     y, info = dk.conv2d_with_info(x, w, **kw)
     assert_close(y, ref_forward(x, w, *ref_args), cg * r * s)
-    assert info["algorithm"] in ("gemm-1x1", "implicit-im2col-gemm", "padded-shifted-gemm-t") and info["threads"] >= 1
+    assert info["algorithm"] in ("gemm-1x1", "implicit-im2col-gemm", *SHIFTED_NAMES) and info["threads"] >= 1
 
     dx, info_d = dk.conv2d_backward_data_with_info(dy, w, input_shape=x.shape, **kw)
     assert_close(dx, ref_backward_data(dy, w, x.shape, *ref_args), (k // kw["groups"]) * r * s)
@@ -171,6 +171,10 @@ SHIFTED_CASES = [
 ]
 
 
+SHIFTED_NAMES = ("padded-shifted-gemm-t", "padded-shifted-gemm-t (stride 2 phase planes)",
+                 "padded-shifted-gemm-t (strided phase planes)")
+
+
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("case", SHIFTED_CASES, ids=case_id)
 def test_padded_shifted_gemm(rng, case, threads):
@@ -183,6 +187,41 @@ def test_padded_shifted_gemm(rng, case, threads):
     np.testing.assert_array_equal(dk.conv2d(x, w, threads=1, **kw), y)  # same sums whatever the split
     # Backward data of a stride-1 layer runs a forward convolution (flipped filters).
     dx = dk.conv2d_backward_data(dy, w, input_shape=x.shape, threads=threads, **kw)
+    assert_close(dx, ref_backward_data(dy, w, x.shape, *ref_args), k * r * s)
+
+
+# Strided layers through phase planes (stride s: s*s planes per channel, then a stride-1
+# shifted-window GEMM over them). DLCB_CONV_SHIFTED=1 is not needed: every case has K <= 128
+# and at least 512 GEMM rows.
+STRIDED_SHIFTED_CASES = [
+    (1, 3, 45, 49, 1, 3, 3, 2, 1, 1, 1),  # K = 1, N = 1, H and W odd
+    (3, 4, 50, 48, 5, 3, 3, 2, 0, 1, 1),  # K = 5, pad 0, even sizes, N odd
+    (2, 6, 47, 50, 33, 3, 3, 2, 3, 1, 1),  # K = 33, pad 3 (wider than the filter)
+    (3, 5, 61, 59, 70, 3, 3, 2, 1, 2, 1),  # K = 70, dilation 2 with stride 2
+    (1, 2, 61, 160, 8, 5, 20, 2, 0, 1, 1),  # speech-like 5 x 20 filter, pad 0
+    (2, 3, 77, 76, 16, 7, 7, 2, 3, 1, 1),  # ResNet conv1-like 7 x 7, pad 3
+    (2, 4, 70, 71, 9, 3, 3, 3, 1, 1, 1),  # stride 3
+    (1, 3, 80, 83, 7, 4, 5, 3, (0, 3), (2, 1), 1),  # stride 3, even filter, dilation per axis
+    (2, 3, 57, 62, 6, 3, 5, (2, 3), (1, 0), (1, 2), 1),  # different stride per axis
+    (5, 4, 45, 47, 16, 3, 3, 2, 1, 1, 1),  # five images over two threads: rows split
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("case", STRIDED_SHIFTED_CASES, ids=case_id)
+def test_strided_shifted_gemm(rng, case, threads):
+    x, w, dy, kw = make(rng, case)
+    ref_args = (kw["stride"], kw["padding"], kw["dilation"], kw["groups"])
+    k, cg, r, s = w.shape
+    y, info = dk.conv2d_with_info(x, w, threads=threads, **kw)
+    st = kw["stride"]
+    want = SHIFTED_NAMES[1] if st == (2, 2) else SHIFTED_NAMES[2]
+    assert info["algorithm"] == want and 1 <= info["threads"] <= threads
+    assert_close(y, ref_forward(x, w, *ref_args), cg * r * s)
+    np.testing.assert_array_equal(dk.conv2d(x, w, threads=1, **kw), y)  # same sums whatever the split
+    # Backward data of a strided layer stays on gemm-col2im.
+    dx, info_d = dk.conv2d_backward_data_with_info(dy, w, input_shape=x.shape, threads=threads, **kw)
+    assert info_d["algorithm"] == "gemm-col2im"
     assert_close(dx, ref_backward_data(dy, w, x.shape, *ref_args), k * r * s)
 
 
@@ -213,6 +252,10 @@ EXPECTED_ALGORITHMS = [
     ((1, 3, 30, 30, 130, 3, 3, 1, 1, 1, 1), "implicit-im2col-gemm", "flipped-forward", "implicit-im2col-gemm"),
     ((1, 3, 30, 30, 8, 3, 3, 2, 1, 1, 1), "implicit-im2col-gemm", "gemm-col2im", "implicit-im2col-gemm"),
     ((1, 2, 32, 41, 4, 5, 20, 2, 0, 1, 1), "implicit-im2col-gemm", "gemm-col2im", "implicit-im2col-gemm"),
+    ((1, 1, 61, 120, 8, 5, 20, 2, 0, 1, 1), "padded-shifted-gemm-t (stride 2 phase planes)", "gemm-col2im",
+     "implicit-im2col-gemm"),
+    ((1, 4, 80, 80, 8, 1, 1, 2, 0, 1, 1), "implicit-im2col-gemm", "gemm-col2im", "implicit-im2col-gemm"),
+    ((1, 4, 60, 60, 129, 3, 3, 2, 1, 1, 1), "implicit-im2col-gemm", "gemm-col2im", "implicit-im2col-gemm"),
 ]
 
 

@@ -116,9 +116,11 @@ def conv2d_with_info(x, w, *, stride=(1, 1), padding=(0, 0), dilation=(1, 1), gr
     Algorithms: "gemm-1x1" (1x1 filter, stride 1, no padding: one GEMM per image and group on the
     tensors in place), "implicit-im2col-gemm" (one GEMM per image and group whose B operand,
     the im2col matrix, is packed panel by panel straight from the image) or
-    "padded-shifted-gemm-t" (stride 1, one group, at most 128 filters, at least 512 output
-    pixels counted over the padded width: y[n]^T = im2col(x[n])^T w^T, whose A operand is read
-    as contiguous shifted windows of a zero-padded copy of the image).
+    "padded-shifted-gemm-t" (stride <= 4 and not a 1x1 strided filter, one group, at most 128
+    filters, at least 512 output pixels counted over the padded width: y[n]^T = im2col(x[n])^T w^T,
+    whose A operand is read as contiguous shifted windows of a zero-padded copy of the image; a
+    strided layer reads phase planes of it and is named "padded-shifted-gemm-t (stride 2 phase
+    planes)" or "... (strided phase planes)").
     """
     p = _Params(stride, padding, dilation, groups, layout, threads)
     x_in, w_in = _tensor(x, "x"), _tensor(w, "w")

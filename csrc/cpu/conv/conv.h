@@ -8,8 +8,8 @@
 // Tuning overrides, read once per process (for experiments; the defaults are the measured
 // choices): DLCB_CONV_PARALLEL=images|gemm|pixels (how threads share the work, see parallel.h),
 // DLCB_CONV_BATCH_COLUMNS / DLCB_CONV_BATCH_COLUMNS_1X1 (images per GEMM, see forward.cpp),
-// DLCB_CONV_SHIFTED=0|1 (never / always, where possible, the padded shifted-window forward of
-// stride-1 layers, see shifted.h).
+// DLCB_CONV_SHIFTED=0|1 (never / always, where possible, the padded shifted-window forward,
+// strided layers through phase planes, see shifted.h).
 //
 // Every size is int64_t. The entry points throw std::invalid_argument for an inconsistent
 // shape and std::bad_alloc when scratch cannot be allocated; either happens before or after

@@ -2,8 +2,9 @@
 //   y[n, g] (K/g x P*Q) = w_g (K/g x C/g*R*S) * B
 // where B is x[n, g] itself (C/g x H*W) for a 1x1, stride-1, unpadded filter ("gemm-1x1"), and
 // otherwise the im2col matrix, packed panel by panel from the image ("implicit-im2col-gemm").
-// Stride-1 layers with many output pixels and at most 128 filters take the transposed GEMM over
-// a padded copy of each image instead ("padded-shifted-gemm-t", shifted.h).
+// Layers of stride <= 4 (not 1x1) with many output pixels and at most 128 filters take the
+// transposed GEMM over a padded copy (phase planes when strided) of each image instead
+// ("padded-shifted-gemm-t", shifted.h).
 //
 // Small images are batched: with few output pixels per image, a GEMM per image would pack the
 // whole weight matrix (A) again for every few columns of B. A GEMM over several images' pixels

@@ -47,9 +47,15 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // Measured on Zen 4 (2 threads, batch 8, against the implicit-im2col GEMM): 3x3 64@56x56 and
 // 128@28x28 gain ~8%; 256@14x14 (222 rows) loses ~9% and 512@7x7 (61 rows) ~33%: with few rows
 // per image the weights are packed again for little arithmetic and the dropped columns between
-// output rows are a larger share.
+// output rows are a larger share. The same bounds hold for stride 2 (phase planes; 2 threads,
+// batch 8, A/B in one process): 3x3/2 128ch 56->28 -1..+7%, ResNet conv1 7x7/2 +2..+11%, the
+// DeepBench 5x20/2 speech layer +20..+29%; 3x3/2 128ch 28->14 (209 rows) and K = 256, 512
+// layers lose, as for stride 1.
 constexpr int64_t kMaxFilters = 128;
 constexpr int64_t kMinRows = 512;
+// Strides up to this take the path through phase planes (1x1 strided layers stay on the
+// implicit-im2col GEMM).
+constexpr int64_t kMaxStride = 4;
 // GEMM rows per sgemm call: C^T of a chunk (448 x 64 floats, 112 KiB) stays in L2 until it is
 // transposed into y.
 constexpr int64_t kChunk = 448;
@@ -63,34 +69,49 @@ struct Shifted {
   const float* x;
   float* y;
   const int64_t* off;
-  int64_t hp, wp, rows;  // padded planes; GEMM rows of a whole image ((P-1)*Wp + Q)
+  int64_t hp, wp, rows;  // phase planes; GEMM rows of a whole image ((P-1)*Wp + Q)
   int64_t chunk;         // GEMM rows per sgemm call (a multiple of mr)
   bool avx512;
   const float* b_packed;  // W^T, packed once per call (gemm::SgemmArgs::b_packed)
   gemm::Blocking blocking;
 
-  // Padded rows [r0, r1) of every plane of image n into xp.
+  // Rows [r0, r1) of every phase plane of image n into xp: plane (c, a, b) (of sh.stride_h *
+  // sh.stride_w per channel) holds xpad[c][stride_h * i + a][stride_w * j + b], i < hp, j < wp,
+  // zero where that is padding or past the padded image. With stride 1 it is the padded plane.
   void pad(int64_t n, int64_t r0, int64_t r1, float* xp) const {
     const float* xn = x + n * sh.c * sh.hw();
+    const int64_t st_h = sh.stride_h, st_w = sh.stride_w;
     for (int64_t c = 0; c < sh.c; ++c)
-      for (int64_t r = r0; r < r1; ++r) {
-        float* d = xp + (c * hp + r) * wp;
-        const int64_t h = r - sh.pad_h;
-        if (h < 0 || h >= sh.h) {
-          std::memset(d, 0, sizeof(float) * wp);
-          continue;
+      for (int64_t a = 0; a < st_h; ++a)
+        for (int64_t b = 0; b < st_w; ++b) {
+          float* const plane = xp + ((c * st_h + a) * st_w + b) * hp * wp;
+          // Columns j whose source column st_w * j + b - pad_w lies in [0, W): [j0, j1).
+          const int64_t j0 = std::min(wp, std::max<int64_t>(0, ceil_div(sh.pad_w - b, st_w)));
+          const int64_t j1 = std::max(j0, std::min(wp, ceil_div(sh.w + sh.pad_w - b, st_w)));
+          for (int64_t r = r0; r < r1; ++r) {
+            float* d = plane + r * wp;
+            const int64_t h = r * st_h + a - sh.pad_h;
+            if (h < 0 || h >= sh.h || j0 >= j1) {
+              std::memset(d, 0, sizeof(float) * wp);
+              continue;
+            }
+            const float* src = xn + (c * sh.h + h) * sh.w + (j0 * st_w + b - sh.pad_w);
+            std::memset(d, 0, sizeof(float) * j0);
+            if (st_w == 1) {
+              std::memcpy(d + j0, src, sizeof(float) * (j1 - j0));
+            } else {
+              for (int64_t j = j0; j < j1; ++j) d[j] = src[(j - j0) * st_w];
+            }
+            std::memset(d + j1, 0, sizeof(float) * (wp - j1));
+          }
         }
-        std::memset(d, 0, sizeof(float) * sh.pad_w);
-        std::memcpy(d + sh.pad_w, xn + (c * sh.h + h) * sh.w, sizeof(float) * sh.w);
-        std::memset(d + sh.pad_w + sh.w, 0, sizeof(float) * (wp - sh.pad_w - sh.w));
-      }
   }
 
   // GEMM rows [m0, m1) (flat pixels of the padded-width grid) of image n; xp and ct are this
   // thread's scratch (planes, and chunk x K).
   void run(int64_t n, int64_t m0, int64_t m1, float* xp, float* ct) const {
     // The padded rows these pixels read: from the first tap of pixel m0 to the last of m1 - 1.
-    const int64_t span = (sh.r - 1) * sh.dil_h * wp + (sh.s - 1) * sh.dil_w;
+    const int64_t span = (sh.r - 1) * sh.dil_h / sh.stride_h * wp + (sh.s - 1) * sh.dil_w / sh.stride_w;
     pad(n, m0 / wp, std::min(hp, (m1 - 1 + span) / wp + 1), xp);
     for (int64_t c0 = m0; c0 < m1; c0 += chunk) gemm_rows(n, c0, std::min(m1, c0 + chunk), xp, ct);
   }
@@ -136,26 +157,38 @@ int64_t row_split(int64_t rows, int64_t mr, int slot, int slots) {
 
 }  // namespace
 
+// Phase planes (see shifted.h): hp x wp, enough for every output pixel's taps.
+int64_t phase_rows(const ConvShape& sh) { return sh.p + (sh.r - 1) * sh.dil_h / sh.stride_h; }
+int64_t phase_cols(const ConvShape& sh) { return sh.q + (sh.s - 1) * sh.dil_w / sh.stride_w; }
+
 bool use_shifted(const ConvShape& sh) {
   static const int64_t forced = env_int("DLCB_CONV_SHIFTED", -1);
-  const bool possible = sh.groups == 1 && sh.stride_h == 1 && sh.stride_w == 1 && !is_pointwise(sh) && sh.p > 0 &&
-                        sh.q > 0;
+  const bool possible = sh.groups == 1 && sh.stride_h <= kMaxStride && sh.stride_w <= kMaxStride &&
+                        !is_pointwise(sh) && !(sh.r == 1 && sh.s == 1 && (sh.stride_h > 1 || sh.stride_w > 1)) &&
+                        sh.p > 0 && sh.q > 0;
   if (!possible || forced == 0) return false;
   if (forced > 0) return true;
-  const int64_t rows = (sh.p - 1) * (sh.w + 2 * sh.pad_w) + sh.q;
+  const int64_t rows = (sh.p - 1) * phase_cols(sh) + sh.q;
   return sh.k <= kMaxFilters && rows >= kMinRows;
 }
 
 ConvRun shifted_forward(const gemm::KernelSet& ks, const ConvShape& sh, const float* x, const float* w,
                         WeightLayout wl, float* y, int threads) {
-  const char* name = "padded-shifted-gemm-t";
+  const bool strided = sh.stride_h > 1 || sh.stride_w > 1;
+  const char* name = !strided                                  ? "padded-shifted-gemm-t"
+                     : sh.stride_h == 2 && sh.stride_w == 2 ? "padded-shifted-gemm-t (stride 2 phase planes)"
+                                                               : "padded-shifted-gemm-t (strided phase planes)";
   if (sh.n == 0) return {name, 1, "images"};
-  const int64_t hp = sh.h + 2 * sh.pad_h, wp = sh.w + 2 * sh.pad_w;
+  const int64_t hp = phase_rows(sh), wp = phase_cols(sh), phases = sh.stride_h * sh.stride_w;
   const int64_t rows = (sh.p - 1) * wp + sh.q;
   std::vector<int64_t> off(static_cast<size_t>(sh.crs()));
   for (int64_t c = 0, t = 0; c < sh.c; ++c)
     for (int64_t r = 0; r < sh.r; ++r)
-      for (int64_t s = 0; s < sh.s; ++s) off[t++] = (c * hp + r * sh.dil_h) * wp + s * sh.dil_w;
+      for (int64_t s = 0; s < sh.s; ++s) {
+        const int64_t dr = r * sh.dil_h, ds = s * sh.dil_w;
+        const int64_t phase = (c * sh.stride_h + dr % sh.stride_h) * sh.stride_w + ds % sh.stride_w;
+        off[t++] = phase * hp * wp + dr / sh.stride_h * wp + ds / sh.stride_w;
+      }
 #if defined(DLCB_X86)
   const bool avx512 = std::strcmp(ks.isa, "avx512") == 0 && ks.mr >= 8 && ks.mr <= 16;
 #else
@@ -173,7 +206,7 @@ ConvRun shifted_forward(const gemm::KernelSet& ks, const ConvShape& sh, const fl
   blocking.kc = kKc;
   const int64_t chunk = std::max<int64_t>(1, ceil_div(kChunk, ks.mr)) * ks.mr;
   const Shifted f{ks, sh, x, y, off.data(), hp, wp, rows, chunk, avx512, wt, blocking};
-  const int64_t plane = sh.c * hp * wp;
+  const int64_t plane = sh.c * phases * hp * wp;
   threads = std::max(1, threads);
   if (threads == 1 || split_images(sh.n, threads)) {
     const int slots = threads;

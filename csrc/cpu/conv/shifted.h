@@ -1,8 +1,9 @@
 #pragma once
-// "padded-shifted-gemm-t": stride-1 forward convolution as one GEMM per image in the transposed
+// "padded-shifted-gemm-t": forward convolution as one GEMM per image in the transposed
 // orientation, over a zero-padded copy of the image.
 //
-// The image is copied once into planes xp (C x Hp x Wp, Hp = H + 2 pad_h, Wp = W + 2 pad_w).
+// The image is copied once into planes xp (C x Hp x Wp, Hp = H + 2 pad_h, Wp = W + 2 pad_w;
+// for strided layers, phase planes: see below).
 // Output pixel (p, q) is flat index i = p * Wp + q of a grid as wide as the padded image, and
 // tap (c, r, s) of it reads xp_flat[off(c, r, s) + i], off = c*Hp*Wp + r*dil_h*Wp + s*dil_w. So
 // im2col^T (pixels x C*R*S) has element (i, t) = xp_flat[off[t] + i]: contiguous in i for every
@@ -12,6 +13,14 @@
 // SgemmArgs::a_source; the Wp - Q columns between output rows are computed and dropped when
 // C^T is transposed into y (K x P x Q). With K = 64 the N dimension is two 32-wide panels and
 // M is the long one (3248 rows for 56 x 56), so the micro-kernel has no edge tiles in K.
+//
+// Stride s_h x s_w (dilation d_h x d_w): the padded image is split into s_h * s_w phase planes
+// per channel, plane (c, a, b)[i][j] = xpad[c][s_h*i + a][s_w*j + b] (i < Hp = P + (R-1)d_h/s_h,
+// j < Wp = Q + (S-1)d_w/s_w, zero past the padded image). Tap (c, r, s) of output (p, q) reads
+// plane (c, r d_h % s_h, s d_w % s_w) at (p + r d_h / s_h, q + s d_w / s_w): a stride-1 shifted
+// window again, so the same A source and transposed store run with
+//   off(c, r, s) = plane(c, r d_h % s_h, s d_w % s_w) * Hp * Wp + (r d_h / s_h) * Wp + s d_w / s_w.
+// With stride 1 there is one plane per channel and it is the padded plane above.
 #include <cstdint>
 
 #include "conv/conv.h"
@@ -37,8 +46,8 @@ void pack_shifted_a_avx512(const void* ctx, int64_t k0, int64_t kc, int64_t i0, 
 void store_transposed_avx512(const float* ct, int64_t ldc, int64_t kn, int64_t cols, float* y, int64_t ldy);
 #endif
 
-// Whether forward() takes this path for the shape (stride 1, one group, not 1x1-unpadded,
-// enough output pixels and not too many filters; DLCB_CONV_SHIFTED=0/1 overrides).
+// Whether forward() takes this path for the shape (stride <= 4, one group, not 1x1-unpadded
+// nor 1x1-strided, enough GEMM rows and not too many filters; DLCB_CONV_SHIFTED=0/1 overrides).
 bool use_shifted(const ConvShape& sh);
 
 // y (N, K, P, Q) = conv(x, w); weights read through wl (see conv.h).
