@@ -176,7 +176,8 @@ def _bench(args) -> int:
     _interrupt_on_signals()
     stream = None if args.quiet else sys.stderr
     if stream:
-        print(f"dlcb bench: suite {suite}, {len(problems)} problems x {len(impls)} implementations "
+        pairs = sum(impl.op == sp.problem.op for sp in problems for impl in impls)
+        print(f"dlcb bench: suite {suite}, {len(problems)} problems, {pairs} problem x implementation pairs "
               f"({', '.join(dict.fromkeys(i.variant for i in impls))}), {threads} threads, cache {args.cache} -> {out}",
               file=stream, flush=True)
     try:
