@@ -66,13 +66,15 @@ def test_a_missing_vendor_library_is_unavailable_with_the_install_hint(monkeypat
         assert reason.startswith("unavailable:") and "dlcb-kernels[vendor]" in reason
 
 
-def test_vendors_share_the_problem_inputs_without_copying():
+def test_torch_shares_the_problem_inputs_and_restores_its_thread_count():
     torch = pytest.importorskip("torch")
     problem = GemmProblem(8, 8, 8)
     inputs = problem.make_inputs(0)
     impl = next(i for i in VENDORS if i.name == "gemm/cpu/torch")
+    before = torch.get_num_threads()
     with impl.prepare(problem, inputs, 1) as prepared:
+        assert torch.get_num_threads() == 1
         inputs["a"][0, 0] = 100.0     # the tensor wraps the array: the change is seen
         prepared.run()
         assert prepared.output[0, 0] == pytest.approx(float((inputs["a"] @ inputs["b"])[0, 0]), rel=1e-5)
-    assert torch.get_num_threads() >= 1
+    assert torch.get_num_threads() == before     # the run's thread count does not leak out
