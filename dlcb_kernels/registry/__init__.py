@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
-
-import numpy as np
+from typing import Callable
 
 PROVIDERS = ("ours", "vendor")
 
