@@ -80,11 +80,25 @@ def _shape4(shape, name: str) -> tuple[int, int, int, int]:
     return tuple(require_int(v, f"{name}[{i}]", 0) for i, v in enumerate(shape))
 
 
-def _check_groups(groups: int, c: int, k: int, c_name: str, k_name: str) -> None:
-    if c % groups:
-        raise ValueError(f"groups={groups} must divide the input channels ({c_name} = {c})")
-    if k % groups:
-        raise ValueError(f"groups={groups} must divide the output channels ({k_name} = {k})")
+def _check_geometry(p, nchw, kcrs, *, x_name: str, x_shown, w_name: str, w_index: str):
+    """The checks every direction shares: non-empty filters and images, groups dividing both
+    channel counts, the filters' channels matching the image's, and an output of at least one
+    pixel. x_name/w_name name the arguments the shapes came from (w_index: how to index w's
+    shape in a message); returns the output size (P, Q)."""
+    n, c, h, wd = nchw
+    k, cg, r, s = kcrs
+    if k < 1 or r < 1 or s < 1 or cg < 1:
+        raise ValueError(f"{w_name} must have a non-zero shape (K, C/groups, R, S), got {tuple(kcrs)}")
+    if c < 1 or h < 1 or wd < 1:
+        raise ValueError(f"{x_name} must have at least one channel, row and column, got shape {tuple(x_shown)}")
+    if c % p.groups:
+        raise ValueError(f"groups={p.groups} must divide the input channels ({x_name}'s C = {c})")
+    if k % p.groups:
+        raise ValueError(f"groups={p.groups} must divide the output channels ({w_index}[0] = {k})")
+    if cg * p.groups != c:
+        raise ValueError(f"channel mismatch: {x_name} has C={c} channels but {w_index}[1] * groups = {cg} * "
+                         f"{p.groups} = {cg * p.groups}")
+    return p.output_size((h, wd), (r, s))
 
 
 def _nchw_shape(shape, layout):
@@ -125,17 +139,8 @@ def conv2d_with_info(x, w, *, stride=(1, 1), padding=(0, 0), dilation=(1, 1), gr
     p = _Params(stride, padding, dilation, groups, layout, threads)
     x_in, w_in = _tensor(x, "x"), _tensor(w, "w")
     n, c, h, wd = _nchw_shape(x_in.shape, p.layout)
-    k, cg, r, s = w_in.shape
-    if k < 1 or r < 1 or s < 1 or cg < 1:
-        raise ValueError(f"w must have a non-zero shape (K, C/groups, R, S), got {w_in.shape}")
-    if c < 1 or h < 1 or wd < 1:
-        raise ValueError(f"x must have at least one channel, row and column, got shape {x_in.shape}")
-    _check_groups(p.groups, c, k, "x's C", "w.shape[0]")
-    if cg * p.groups != c:
-        raise ValueError(
-            f"channel mismatch: x has C={c} channels but w.shape[1] * groups = {cg} * {p.groups} = {cg * p.groups}"
-        )
-    pq = p.output_size((h, wd), (r, s))
+    k = w_in.shape[0]
+    pq = _check_geometry(p, (n, c, h, wd), w_in.shape, x_name="x", x_shown=x_in.shape, w_name="w", w_index="w.shape")
     y_shape = (n, k, *pq)
     if out is not None:
         out = require_output(out, "out", _layout_shape(y_shape, p.layout), np.float32, {"x": x_in, "w": w_in})
@@ -171,18 +176,9 @@ def conv2d_backward_data_with_info(dy, w, *, input_shape, stride=(1, 1), padding
     p = _Params(stride, padding, dilation, groups, layout, threads)
     dy_in, w_in = _tensor(dy, "dy"), _tensor(w, "w")
     n, c, h, wd = _nchw_shape(_shape4(input_shape, "input_shape"), p.layout)
-    k, cg, r, s = w_in.shape
-    if k < 1 or r < 1 or s < 1 or cg < 1:
-        raise ValueError(f"w must have a non-zero shape (K, C/groups, R, S), got {w_in.shape}")
-    if c < 1 or h < 1 or wd < 1:
-        raise ValueError(f"input_shape must have at least one channel, row and column, got {tuple(input_shape)}")
-    _check_groups(p.groups, c, k, "input_shape's C", "w.shape[0]")
-    if cg * p.groups != c:
-        raise ValueError(
-            f"channel mismatch: input_shape has C={c} channels but w.shape[1] * groups = {cg} * {p.groups} = "
-            f"{cg * p.groups}"
-        )
-    pq = p.output_size((h, wd), (r, s))
+    k = w_in.shape[0]
+    pq = _check_geometry(p, (n, c, h, wd), w_in.shape, x_name="input_shape", x_shown=input_shape, w_name="w",
+                         w_index="w.shape")
     want_dy = _layout_shape((n, k, *pq), p.layout)
     if dy_in.shape != want_dy:
         raise ValueError(
@@ -223,17 +219,8 @@ def conv2d_backward_filter_with_info(x, dy, *, weight_shape, stride=(1, 1), padd
     x_in, dy_in = _tensor(x, "x"), _tensor(dy, "dy")
     k, cg, r, s = _shape4(weight_shape, "weight_shape")
     n, c, h, wd = _nchw_shape(x_in.shape, p.layout)
-    if k < 1 or r < 1 or s < 1 or cg < 1:
-        raise ValueError(f"weight_shape must be non-zero (K, C/groups, R, S), got {tuple(weight_shape)}")
-    if c < 1 or h < 1 or wd < 1:
-        raise ValueError(f"x must have at least one channel, row and column, got shape {x_in.shape}")
-    _check_groups(p.groups, c, k, "x's C", "weight_shape[0]")
-    if cg * p.groups != c:
-        raise ValueError(
-            f"channel mismatch: x has C={c} channels but weight_shape[1] * groups = {cg} * {p.groups} = "
-            f"{cg * p.groups}"
-        )
-    pq = p.output_size((h, wd), (r, s))
+    pq = _check_geometry(p, (n, c, h, wd), (k, cg, r, s), x_name="x", x_shown=x_in.shape, w_name="weight_shape",
+                         w_index="weight_shape")
     want_dy = _layout_shape((n, k, *pq), p.layout)
     if dy_in.shape != want_dy:
         raise ValueError(
