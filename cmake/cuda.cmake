@@ -31,10 +31,12 @@ or its test compile failed)")
   return()
 endif()
 
-# A100 (sm_80) and H100 (sm_90) machine code, plus sm_90 PTX that newer GPUs can JIT-compile.
-# CMAKE_CUDA_ARCHITECTURES or the CUDAARCHS environment variable override this.
+# A100 (sm_80) machine code; H100/H200 machine code for sm_90a, the architecture-specific
+# target whose wgmma and setmaxnreg the Hopper kernels need (it runs on compute capability 9.0
+# only); and compute_90 PTX that newer GPUs JIT-compile (Hopper-only kernels refuse to run
+# there: see gemm_unsupported_reason). CMAKE_CUDA_ARCHITECTURES or CUDAARCHS override this.
 if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES AND NOT DEFINED ENV{CUDAARCHS})
-  set(CMAKE_CUDA_ARCHITECTURES 80-real 90)
+  set(CMAKE_CUDA_ARCHITECTURES 80-real 90a-real 90-virtual)
 endif()
 enable_language(CUDA)
 find_package(CUDAToolkit REQUIRED)

@@ -9,6 +9,10 @@
 namespace py = pybind11;
 
 void bind_l2_flush(py::module_& m);
+void bind_gemm(py::module_& m);
+void bind_conv(py::module_& m);
+void bind_rnn(py::module_& m);
+void bind_timing(py::module_& m);
 
 PYBIND11_MODULE(_cuda, m) {
   m.doc() = "dlcb-kernels CUDA kernels (static CUDA runtime; imports without a GPU)";
@@ -54,4 +58,8 @@ PYBIND11_MODULE(_cuda, m) {
       py::arg("index"),
       "Wait for all work queued on device `index`; raises the error of any kernel that failed.");
   bind_l2_flush(m);
+  bind_gemm(m);
+  bind_conv(m);
+  bind_rnn(m);
+  bind_timing(m);
 }
