@@ -16,8 +16,8 @@ def require_array(x, name: str) -> np.ndarray:
     if not isinstance(x, np.ndarray):
         if hasattr(x, "__cuda_array_interface__") or hasattr(x, "__dlpack_device__"):
             raise TypeError(
-                f"{name} is a {type(x).__module__}.{type(x).__name__}, not a numpy array: "
-                "only the CPU backend is available in this version"
+                f"{name} is a {type(x).__module__}.{type(x).__name__} (GPU memory) but the other "
+                "arguments are numpy arrays: pass all arrays on the same device"
             )
         raise TypeError(
             f"{name} must be a numpy.ndarray, got {type(x).__name__}; "

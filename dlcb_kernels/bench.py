@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import TextIO
 
 from . import devices, environment, registry
-from .measure import HostTimer, Settings, combine, measure, measure_overhead
-from .measure.monitor import CpuClockMonitor
+from .device_array import to_host
+from .measure import Settings, combine, measure, measure_overhead
+from .registry.gpu_inputs import host_inputs
 from .records import base_record, compare_to_vendors, failed_record, now_iso, timed_record
 from .suites import SuiteProblem
 from .table import TableWriter
+from .targets import CpuTarget
 
 
 @dataclass
@@ -33,8 +35,11 @@ class BenchConfig:
     seed: int = 0
     peak_basis: str = "measured"
     rounds: int = 1                 # alternating repetitions of every measurement, pooled
+    target: object = None           # CpuTarget (default) or CudaTarget: where the kernels run
 
     def __post_init__(self):
+        if self.target is None:
+            self.target = CpuTarget(self.threads)
         if self.rounds < 1:
             raise ValueError(f"rounds must be >= 1, got {self.rounds}")
         if self.threads < 1:
@@ -88,12 +93,16 @@ def run_bench(config: BenchConfig, out_path, *, progress_stream: TextIO | None =
     """
     steps = sum(impl.op == sp.problem.op for sp in config.problems for impl in config.implementations)
     progress = Progress(steps * len(config.caches) * config.rounds, progress_stream)
+    target = config.target
     if device is None:
-        progress.note(f"probing the device ({config.threads} threads: clock, FMA peak, memory bandwidth)...")
-        device = devices.detect_cpu(threads=config.threads, measure=True)
+        if target.backend == "cpu":
+            progress.note(f"probing the device ({config.threads} threads: clock, FMA peak, memory bandwidth)...")
+        else:
+            progress.note("probing the GPU (properties, FMA peak, copy bandwidth)...")
+        device = target.describe(measure=True)
     device = dict(device, id=device_id(device))
-    timer = HostTimer()
-    overhead = measure_overhead(timer)
+    host_timer = CpuTarget(config.threads).timer
+    overhead = measure_overhead(host_timer)
     run = {
         "run_id": uuid.uuid4().hex,
         "suite": config.suite,
@@ -104,16 +113,17 @@ def run_bench(config: BenchConfig, out_path, *, progress_stream: TextIO | None =
         "caches": list(config.caches),
         "rounds": config.rounds,
         "settings": config.settings.as_dict(),
-        "harness": {"timer": timer.name, "overhead_s": overhead.as_dict(),
-                    "note": "a no-op timed the same way; stated, not subtracted"},
+        "harness": {"timer": host_timer.name if target.backend == "cpu" else "CUDA events (per record: timer)",
+                    "overhead_s": overhead.as_dict(),
+                    "note": "a no-op timed by the host timer; stated, not subtracted"},
         "environment": environment.describe(registry.blas_info()),
     }
     writer = TableWriter(out_path, run, device)
-    flush = _cache_flusher() if "cold" in config.caches else None
-    monitor = CpuClockMonitor(config.threads, (device.get("clock") or {}).get("measured_ghz"))
+    flush = target.flusher() if "cold" in config.caches else None
+    monitor = target.monitor(device)
     try:
         for sp in config.problems:
-            _run_problem(sp, config, writer, device, timer, flush, monitor, progress)
+            _run_problem(sp, config, writer, device, target, flush, monitor, progress)
     except KeyboardInterrupt:
         writer.finish("interrupted", now_iso())
         raise
@@ -121,13 +131,7 @@ def run_bench(config: BenchConfig, out_path, *, progress_stream: TextIO | None =
     return writer.doc
 
 
-def _cache_flusher():
-    from . import _cpu
-
-    return _cpu.LlcFlusher().flush
-
-
-def _run_problem(sp: SuiteProblem, config: BenchConfig, writer: TableWriter, device: dict, timer,
+def _run_problem(sp: SuiteProblem, config: BenchConfig, writer: TableWriter, device: dict, target,
                  flush, monitor, progress: Progress) -> None:
     """Every implementation and cache mode of one problem, `config.rounds` times.
 
@@ -139,7 +143,8 @@ def _run_problem(sp: SuiteProblem, config: BenchConfig, writer: TableWriter, dev
     problem = sp.problem
     inputs = problem.make_inputs(config.seed)
     peak, peak_label = devices.peak_for(device, problem.dtype, config.peak_basis)
-    impls = [i for i in sorted(config.implementations, key=lambda i: i.provider != "vendor") if i.op == problem.op]
+    impls = [i for i in sorted(config.implementations, key=lambda i: i.provider != "vendor")
+             if i.op == problem.op and i.backend == target.backend]
     records: dict[tuple[str, str], dict] = {}        # the problem's current records
     positions: dict[tuple[str, str], int] = {}       # where each sits in the table
     measurements: dict[tuple[str, str], list] = {}
@@ -153,7 +158,7 @@ def _run_problem(sp: SuiteProblem, config: BenchConfig, writer: TableWriter, dev
                 base = base_record(problem, impl, run_id=writer.run["run_id"], device_id=device["id"],
                                    cache=cache, threads=config.threads, labels=sp.labels)
                 previous = measurements.setdefault(key, [])
-                record = _run_one(problem, inputs, impl, base, config, timer, flush, monitor, peak,
+                record = _run_one(problem, inputs, impl, base, config, target, flush, monitor, peak,
                                   peak_label, previous)
                 record["rounds"] = len(previous)
                 records[key] = record
@@ -167,26 +172,36 @@ def _run_problem(sp: SuiteProblem, config: BenchConfig, writer: TableWriter, dev
                 progress.step(_progress_text(record))
 
 
-def _run_one(problem, inputs, impl, base, config, timer, flush, monitor, peak, peak_label,
+def _host(output):
+    """The result as numpy (GPU results copied back), dicts of results element-wise."""
+    if isinstance(output, dict):
+        return {name: to_host(value) for name, value in output.items()}
+    return None if output is None else to_host(output)
+
+
+def _run_one(problem, inputs, impl, base, config, target, flush, monitor, peak, peak_label,
              previous: list) -> dict:
     """One round of one implementation: verify, then measure; the record pools this round's
     measurement with `previous` ones (appended to it)."""
-    if problem.dtype not in impl.dtypes:
-        return failed_record(base, "unavailable", f"{impl.name} does not support {problem.dtype}")
-    reason = impl.unavailable_reason(problem)
+    reason = impl.mismatch(problem) or impl.unavailable_reason(problem)
     if reason:
         return failed_record(base, "unavailable", reason)
     library = impl.library()
+    tolerance = impl.tolerance_for(problem)
+    base["error"]["tolerance"] = tolerance
     try:
-        with impl.prepare(problem, inputs, config.threads) as prepared:
+        with impl.prepare(problem, inputs, config.threads, **target.prepare_kwargs()) as prepared:
             prepared.run()
+            target.synchronize()
             base["threads"] = prepared.threads
-            error = problem.check_error(inputs, prepared.output)
-            if not error <= problem.tolerance():
+            error = problem.check_error(host_inputs(inputs), _host(prepared.output))
+            if not error <= tolerance:
                 return failed_record(base, "failed", f"result differs from the reference: error {error:.3g} "
-                                     f"> tolerance {problem.tolerance():.3g}; not timed",
+                                     f"> tolerance {tolerance:.3g}; not timed",
                                      library=library, error=error)
+            timer = target.timer_for(prepared.run)
             measurement = measure(prepared.run, timer, config.settings, cache=base["cache"], flush=flush)
+            measurement.extra["timer"] = timer.name
             measurement.extra["conditions"] = monitor.sample()
             previous.append(measurement)
             return timed_record(base, combine(previous), peak_gflops=peak, peak_label=peak_label, error=error,

@@ -85,6 +85,12 @@ def _parser() -> argparse.ArgumentParser:
                        help="comma list: ours, vendor, all, or implementation names such as ours-avx2, numpy, "
                             "torch, onnxruntime (default: ours,vendor; a vendor library that is not installed "
                             "is recorded as unavailable)")
+    bench.add_argument("--device", default="auto",
+                       help="auto (the first CUDA device when one is usable, else the CPU), cpu, cuda or cuda:N; "
+                            "on a GPU, --suite quick runs the gpu-quick suite")
+    bench.add_argument("--gpu-timing", choices=("auto", "single", "batched", "graph"), default="auto",
+                       help="CUDA-event timing of GPU kernels: one call per sample, N calls per sample, or N "
+                            "calls captured in a CUDA graph (auto: batched for short kernels)")
     bench.add_argument("--threads", type=_positive_int, default=None,
                        help="threads for every implementation (default: OpenMP's, i.e. OMP_NUM_THREADS or all cores)")
     bench.add_argument("--cache", choices=("warm", "cold", "both"), default="warm",
@@ -150,7 +156,11 @@ def _bench(args) -> int:
     from .summary import format_summary
     from .suites import SuiteProblem, load_suite
     from .table import write_csv
+    from .targets import make_target, parse_device
 
+    kind, index = parse_device(args.device)
+    if kind == "cuda" and args.suite == "quick":
+        args.suite = "gpu-quick"
     ops = tuple(op.strip() for op in args.ops.split(",") if op.strip())
     if args.shape or args.problem:
         chosen = list(dict.fromkeys((args.shape or []) + (args.problem or [])))
@@ -164,21 +174,24 @@ def _bench(args) -> int:
         suite = args.suite
     if args.limit:
         problems = problems[: args.limit]
-    impls = registry.select(list(ops), args.impl)
+    impls = registry.select(list(ops), args.impl, backend=kind)
     settings = Settings(noise_target=args.noise, min_samples=max(3, args.min_samples),
                         max_samples=max(500, args.min_samples), max_time=args.max_time,
-                        min_time=min(0.2, args.max_time))
+                        min_time=min(0.2, args.max_time),
+                        settle=0.25 if kind == "cpu" else 0.0)  # no CPU thread pools to wait for
     threads = args.threads or _cpu.omp_max_threads()
+    target = make_target(kind, index, threads, args.gpu_timing)
     caches = ("warm", "cold") if args.cache == "both" else (args.cache,)
     out = args.output or default_output(suite)
     config = BenchConfig(problems, impls, threads, caches, settings, suite=suite, peak_basis=args.peak,
-                         rounds=args.rounds)
+                         rounds=args.rounds, target=target)
     _interrupt_on_signals()
     stream = None if args.quiet else sys.stderr
     if stream:
         pairs = sum(impl.op == sp.problem.op for sp in problems for impl in impls)
+        where = f"{threads} threads" if kind == "cpu" else f"cuda:{index}"
         print(f"dlcb bench: suite {suite}, {len(problems)} problems, {pairs} problem x implementation pairs "
-              f"({', '.join(dict.fromkeys(i.variant for i in impls))}), {threads} threads, cache {args.cache} -> {out}",
+              f"({', '.join(dict.fromkeys(i.variant for i in impls))}), {where}, cache {args.cache} -> {out}",
               file=stream, flush=True)
     try:
         doc = run_bench(config, out, progress_stream=stream)

@@ -1,6 +1,9 @@
 """Problem suites: named lists of problems, with the sets they come from.
 
 quick:      a few problems of each op; under two minutes on a 2-core machine.
+gpu-quick:  the GPU goals' problems: GEMM float32 and bfloat16 at 4096^3 and 8192^3, ResNet-50's
+            3x3 layers in bfloat16 NHWC (N=32; the first also backward), LSTM H=1024 at batch
+            4 and 128 in float32 and bfloat16. `dlcb bench --suite quick` runs it on a GPU.
 deepbench-train / deepbench-inference: the shapes of Baidu's DeepBench (data/deepbench, see its
             README for the source). Training times convolutions in all three directions and RNNs
             forward and backward; inference (server and device sets) times forward only.
@@ -22,7 +25,7 @@ from importlib import resources
 from . import models
 from .problems import ConvProblem, GemmProblem, RnnProblem
 
-SUITES = ("quick", "deepbench-train", "deepbench-inference", "models")
+SUITES = ("quick", "gpu-quick", "deepbench-train", "deepbench-inference", "models")
 OPS = ("gemm", "conv", "rnn")
 DEFAULT_MODEL_BATCH = 8
 
@@ -137,6 +140,25 @@ def quick_gemm() -> list[SuiteProblem]:
     return [SuiteProblem(GemmProblem(m, n, k, ta, tb), {"set": "quick"}) for m, n, k, ta, tb in shapes]
 
 
+def gpu_quick_gemm() -> list[SuiteProblem]:
+    return [SuiteProblem(GemmProblem(size, size, size, dtype=dtype), {"set": "gpu-quick"})
+            for dtype in ("float32", "bfloat16") for size in (4096, 8192)]
+
+
+def gpu_quick_conv() -> list[SuiteProblem]:
+    # ResNet-50's 3x3 convolutions (stride 1, pad 1), one per stage, in the layout and type
+    # tensor cores want; the first stage's layer backward too.
+    layers = [ConvProblem(n=32, c=c, h=hw, w=hw, k=c, r=3, s=3, pad_h=1, pad_w=1, dtype="bfloat16", layout="NHWC")
+              for c, hw in ((64, 56), (128, 28), (256, 14), (512, 7))]
+    layers += [dataclasses.replace(layers[0], direction=d) for d in ("bwd_data", "bwd_filter")]
+    return [SuiteProblem(p, {"set": "gpu-quick", "source": "ResNet-50 3x3 layers"}) for p in layers]
+
+
+def gpu_quick_rnn() -> list[SuiteProblem]:
+    return [SuiteProblem(RnnProblem(1024, batch, 25, "lstm", dtype=dtype), {"set": "gpu-quick"})
+            for dtype in ("float32", "bfloat16") for batch in (4, 128)]
+
+
 def load_suite(name: str, ops: tuple[str, ...] = OPS, *, full: bool = False,
                max_flops: float = DEFAULT_MAX_FLOPS, batch: int = DEFAULT_MODEL_BATCH,
                model_names: tuple[str, ...] | None = None) -> list[SuiteProblem]:
@@ -152,8 +174,9 @@ def load_suite(name: str, ops: tuple[str, ...] = OPS, *, full: bool = False,
     if model_names and name != "models":
         raise ValueError(f"models can only be chosen for the models suite, not {name!r}")
     problems: list[SuiteProblem] = []
-    if name == "quick":
-        loaders = {"gemm": quick_gemm, "conv": quick_conv, "rnn": quick_rnn}
+    if name in ("quick", "gpu-quick"):
+        loaders = {"gemm": quick_gemm, "conv": quick_conv, "rnn": quick_rnn} if name == "quick" else \
+            {"gemm": gpu_quick_gemm, "conv": gpu_quick_conv, "rnn": gpu_quick_rnn}
         for op in OPS:
             if op in ops:
                 problems += loaders[op]()

@@ -104,15 +104,17 @@ def test_records_reach_disk_one_by_one(tmp_path, device):
 
 
 def test_real_implementations_agree(tmp_path, device):
-    impls = registry.select(["gemm"], "ours,vendor")
+    impls = registry.select(["gemm"], "ours,vendor", backend="cpu")
     doc = run(tmp_path, impls, device, [SuiteProblem(GemmProblem(70, 50, 90, trans_a=True), {})])
     assert all(r["status"] == "ok" for r in doc["records"]), doc["records"]
     assert {r["provider"] for r in doc["records"]} == {"ours", "vendor"}
 
 
 def test_registry_selection():
-    names = {i.variant for i in registry.select(["gemm"], "ours")}
+    names = {i.variant for i in registry.select(["gemm"], "ours", backend="cpu")}
     assert len(names) == 1 and next(iter(names)).startswith("ours-")
+    assert {i.variant for i in registry.select(["gemm"], "ours", backend="cuda")} == {"ours-cuda"}
+    assert {i.variant for i in registry.select(["gemm"], "vendor", backend="cuda")} == {"cublas", "torch-cuda"}
     assert {i.variant for i in registry.select(["gemm"], "numpy")} == {"numpy"}
     assert len(registry.select(["gemm"], "all")) == len(registry.implementations("gemm"))
     with pytest.raises(ValueError, match="matches no implementation"):

@@ -19,10 +19,45 @@ def test_gemm_flops_bytes_and_key():
 
 @pytest.mark.parametrize("kwargs,exc", [(dict(m=0, n=1, k=1), ValueError), (dict(m=1.5, n=1, k=1), TypeError),
                                         (dict(m=True, n=1, k=1), TypeError),
-                                        (dict(m=1, n=1, k=1, dtype="float16"), ValueError)])
+                                        (dict(m=1, n=1, k=1, dtype="float64"), ValueError)])
 def test_gemm_problem_validation(kwargs, exc):
     with pytest.raises(exc):
         GemmProblem(**kwargs)
+
+
+@pytest.mark.parametrize("dtype,roundoff", [("float16", 2.0**-11), ("bfloat16", 2.0**-8)])
+def test_16_bit_problems_store_representable_values_and_allow_one_rounding(dtype, roundoff):
+    from dlcb_kernels.device_array import bfloat16_round
+
+    p = GemmProblem(64, 48, 96, dtype=dtype)
+    assert p.itemsize == 2 and p.bytes_min() == 2 * (64 * 96 + 96 * 48 + 64 * 48)
+    assert p.key().endswith(dtype)
+    inputs = p.make_inputs()
+    a = inputs["a"].astype(np.float32)
+    # every value is exactly a value of the dtype (the reference sees what the GPU sees)
+    exact = bfloat16_round(a) if dtype == "bfloat16" else a.astype(np.float16).astype(np.float32)
+    assert np.array_equal(a, exact)
+    ref = inputs["a"].astype(np.float64) @ inputs["b"].astype(np.float64)
+    rounded = bfloat16_round(ref.astype(np.float32)) if dtype == "bfloat16" else ref.astype(np.float16)
+    assert p.check_error(inputs, rounded.astype(np.float32)) <= p.tolerance()
+    assert p.tolerance() > 4 * roundoff
+    assert p.check_error(inputs, (ref * (1 + 20 * roundoff)).astype(np.float32)) > p.tolerance()
+
+
+def test_nhwc_conv_problem_shapes_and_reference():
+    from dlcb_kernels import numpy_ops
+
+    p = ConvProblem(n=2, c=6, h=9, w=7, k=4, r=3, s=3, pad_h=1, pad_w=1, layout="NHWC")
+    assert p.x_shape == (2, 9, 7, 6) and p.w_shape == (4, 3, 3, 6) and p.y_shape == (2, 9, 7, 4)
+    assert "NHWC" in p.key()
+    inputs = p.make_inputs()
+    x = np.moveaxis(inputs["x"], -1, 1).astype(np.float64)
+    w = np.moveaxis(inputs["w"], -1, 1).astype(np.float64)
+    y = numpy_ops.conv2d_forward(x, w, **p.conv_args())
+    assert p.check_error(inputs, np.moveaxis(y, 1, -1)) < 1e-12
+    assert p.check_error(inputs, y.reshape(p.y_shape)) > 0.1  # NCHW data mislabelled as NHWC
+    with pytest.raises(ValueError, match="layout"):
+        ConvProblem(n=1, c=1, h=3, w=3, k=1, r=1, s=1, layout="CHWN")
 
 
 def test_problem_from_params_rejects_unknowns():

@@ -5,6 +5,8 @@
 #include "common/device_guard.cuh"
 #include "device.h"
 
+#include <stdexcept>
+
 namespace dlcb::cuda {
 
 int runtime_version() {
@@ -61,6 +63,15 @@ DeviceProperties device_properties(int index) {
   check(cudaDeviceGetPCIBusId(bus_id, sizeof bus_id, index), "cudaDeviceGetPCIBusId");
   d.pci_bus_id = bus_id;
   return d;
+}
+
+int pointer_device(std::uintptr_t ptr) {
+  cudaPointerAttributes attributes{};
+  check(cudaPointerGetAttributes(&attributes, reinterpret_cast<const void*>(ptr)),
+        "cudaPointerGetAttributes");
+  if (attributes.type != cudaMemoryTypeDevice && attributes.type != cudaMemoryTypeManaged)
+    throw std::runtime_error("the pointer is not device memory");
+  return attributes.device;
 }
 
 void synchronize(int index) {

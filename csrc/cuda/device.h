@@ -36,6 +36,10 @@ struct DeviceProperties {
 
 DeviceProperties device_properties(int index);
 
+// The device that owns the memory at `ptr` (a device or managed allocation); throws for host
+// memory the runtime does not know.
+int pointer_device(std::uintptr_t ptr);
+
 // Waits for all work queued on the device; reports errors of kernels that already ran.
 void synchronize(int index);
 

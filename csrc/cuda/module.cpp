@@ -49,6 +49,8 @@ PYBIND11_MODULE(_cuda, m) {
         return d;
       },
       py::arg("index"), "Static properties of device `index` as a dict.");
+  m.def("pointer_device", &dlcb::cuda::pointer_device, py::arg("ptr"),
+        "The device index that owns the device (or managed) memory at `ptr`.");
   m.def(
       "synchronize",
       [](int index) {

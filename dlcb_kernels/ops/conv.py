@@ -1,4 +1,7 @@
-"""2-D convolution (forward, backward data, backward filter) with our own CPU kernels.
+"""2-D convolution (forward, backward data, backward filter) with our own kernels: this module
+runs numpy arrays on the CPU; GPU arrays (CuPy, torch, DLPack) go to our CUDA implicit-GEMM
+kernels (ops/conv_cuda.py: float32/float16/bfloat16, and there NHWC filters are K x R x S x C/g,
+cuDNN's order), chosen by `variant` and queued on `stream`.
 
 Tensors are float32 numpy arrays. Layout "NCHW" (default) is native: x is (N, C, H, W), the
 filters w are (K, C/groups, R, S) and y is (N, K, P, Q) with
@@ -17,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _cpu
+from ..device_array import is_device_array
 from .._validate import (
     require_array,
     require_choice,
@@ -58,6 +62,22 @@ class _Params:
                 )
             out.append(n)
         return out[0], out[1]
+
+
+def _on_gpu(direction, first, second, shape, stride, padding, dilation, groups, layout, out, threads, variant,
+            stream):
+    """GPU arrays: our CUDA implicit-GEMM kernels (ops/conv_cuda.py)."""
+    if threads is not None:
+        raise ValueError("threads applies to CPU arrays; these are GPU arrays")
+    from .conv_cuda import conv_cuda
+
+    return conv_cuda(direction, first, second, shape=shape, stride=stride, padding=padding, dilation=dilation,
+                     groups=groups, layout=layout, out=out, variant=variant, stream=stream)
+
+
+def _cpu_only(variant, stream) -> None:
+    if variant != "auto" or stream is not None:
+        raise ValueError("variant and stream apply to GPU arrays only; these arrays are on the host")
 
 
 def _tensor(x, name: str) -> np.ndarray:
@@ -124,7 +144,7 @@ def _finish(result_nchw, out, layout, algorithm, threads):
 
 
 def conv2d_with_info(x, w, *, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, layout="NCHW",
-                     out=None, threads=None):
+                     out=None, threads=None, variant="auto", stream=None):
     """conv2d, also returning {"algorithm": ..., "threads": ...}: what ran and on how many threads.
 
     Algorithms: "gemm-1x1" (1x1 filter, stride 1, no padding: one GEMM per image and group on the
@@ -136,6 +156,9 @@ def conv2d_with_info(x, w, *, stride=(1, 1), padding=(0, 0), dilation=(1, 1), gr
     strided layer reads phase planes of it and is named "padded-shifted-gemm-t (stride 2 phase
     planes)" or "... (strided phase planes)").
     """
+    if is_device_array(x) or is_device_array(w):
+        return _on_gpu("fwd", x, w, None, stride, padding, dilation, groups, layout, out, threads, variant, stream)
+    _cpu_only(variant, stream)
     p = _Params(stride, padding, dilation, groups, layout, threads)
     x_in, w_in = _tensor(x, "x"), _tensor(w, "w")
     n, c, h, wd = _nchw_shape(x_in.shape, p.layout)
@@ -151,7 +174,7 @@ def conv2d_with_info(x, w, *, stride=(1, 1), padding=(0, 0), dilation=(1, 1), gr
 
 
 def conv2d(x, w, *, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, layout="NCHW", out=None,
-           threads=None) -> np.ndarray:
+           threads=None, variant="auto", stream=None):
     """y = conv(x, w) (cross-correlation, as in deep-learning frameworks), float32.
 
     x: (N, C, H, W) ("NCHW", native) or (N, H, W, C) ("NHWC", by transposing copies); w: (K,
@@ -161,11 +184,12 @@ def conv2d(x, w, *, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, la
     OpenMP's (OMP_NUM_THREADS). Non-contiguous inputs are copied. N = 0 gives an empty y.
     """
     return conv2d_with_info(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups,
-                            layout=layout, out=out, threads=threads)[0]
+                            layout=layout, out=out, threads=threads,
+                            variant=variant, stream=stream)[0]
 
 
 def conv2d_backward_data_with_info(dy, w, *, input_shape, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
-                                   groups=1, layout="NCHW", out=None, threads=None):
+                                   groups=1, layout="NCHW", out=None, threads=None, variant="auto", stream=None):
     """conv2d_backward_data, also returning {"algorithm": ..., "threads": ...}.
 
     Algorithms: "gemm-1x1" (1x1, stride 1, no padding: dx = W^T dy per image), "flipped-forward"
@@ -173,6 +197,10 @@ def conv2d_backward_data_with_info(dy, w, *, input_shape, stride=(1, 1), padding
     with the flipped, channel-transposed filters) or "gemm-col2im" (otherwise: W^T dy by GEMM,
     then scatter-added into dx).
     """
+    if is_device_array(dy) or is_device_array(w):
+        return _on_gpu("bwd_data", dy, w, input_shape, stride, padding, dilation, groups, layout, out, threads,
+                       variant, stream)
+    _cpu_only(variant, stream)
     p = _Params(stride, padding, dilation, groups, layout, threads)
     dy_in, w_in = _tensor(dy, "dy"), _tensor(w, "w")
     n, c, h, wd = _nchw_shape(_shape4(input_shape, "input_shape"), p.layout)
@@ -195,7 +223,7 @@ def conv2d_backward_data_with_info(dy, w, *, input_shape, stride=(1, 1), padding
 
 
 def conv2d_backward_data(dy, w, *, input_shape, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1,
-                         layout="NCHW", out=None, threads=None) -> np.ndarray:
+                         layout="NCHW", out=None, threads=None, variant="auto", stream=None):
     """dx, the gradient of conv2d with respect to x (a transposed convolution of dy), float32.
 
     dy: (N, K, P, Q) (or (N, P, Q, K) for "NHWC"); w: (K, C/groups, R, S); input_shape: x's shape
@@ -204,17 +232,21 @@ def conv2d_backward_data(dy, w, *, input_shape, stride=(1, 1), padding=(0, 0), d
     """
     return conv2d_backward_data_with_info(dy, w, input_shape=input_shape, stride=stride, padding=padding,
                                           dilation=dilation, groups=groups, layout=layout, out=out,
-                                          threads=threads)[0]
+                                          threads=threads, variant=variant, stream=stream)[0]
 
 
 def conv2d_backward_filter_with_info(x, dy, *, weight_shape, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
-                                     groups=1, layout="NCHW", out=None, threads=None):
+                                     groups=1, layout="NCHW", out=None, threads=None, variant="auto", stream=None):
     """conv2d_backward_filter, also returning {"algorithm": ..., "threads": ...}.
 
     Algorithms: "gemm-1x1" (1x1, stride 1, no padding: dw = sum_n dy[n] x[n]^T) or
     "implicit-im2col-gemm" (dw = sum_n dy[n] im2col(x[n])^T with the transposed im2col matrix
     packed panel by panel from the image).
     """
+    if is_device_array(x) or is_device_array(dy):
+        return _on_gpu("bwd_filter", x, dy, weight_shape, stride, padding, dilation, groups, layout, out, threads,
+                       variant, stream)
+    _cpu_only(variant, stream)
     p = _Params(stride, padding, dilation, groups, layout, threads)
     x_in, dy_in = _tensor(x, "x"), _tensor(dy, "dy")
     k, cg, r, s = _shape4(weight_shape, "weight_shape")
@@ -238,7 +270,7 @@ def conv2d_backward_filter_with_info(x, dy, *, weight_shape, stride=(1, 1), padd
 
 
 def conv2d_backward_filter(x, dy, *, weight_shape, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1,
-                           layout="NCHW", out=None, threads=None) -> np.ndarray:
+                           layout="NCHW", out=None, threads=None, variant="auto", stream=None):
     """dw, the gradient of conv2d with respect to w, summed over the batch, float32.
 
     x: (N, C, H, W) (or (N, H, W, C) for "NHWC"); dy: (N, K, P, Q) (or (N, P, Q, K)); weight_shape:
@@ -246,4 +278,4 @@ def conv2d_backward_filter(x, dy, *, weight_shape, stride=(1, 1), padding=(0, 0)
     """
     return conv2d_backward_filter_with_info(x, dy, weight_shape=weight_shape, stride=stride, padding=padding,
                                             dilation=dilation, groups=groups, layout=layout, out=out,
-                                            threads=threads)[0]
+                                            threads=threads, variant=variant, stream=stream)[0]

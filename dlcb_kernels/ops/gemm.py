@@ -1,10 +1,12 @@
-"""C = alpha * op(A) @ op(B) + beta * C on float32 numpy arrays, with our own CPU kernels."""
+"""C = alpha * op(A) @ op(B) + beta * C with our own kernels: float32 numpy arrays on the CPU,
+or float32/float16/bfloat16 GPU arrays (CuPy, torch, DLPack) on NVIDIA GPUs (gemm_cuda)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from .. import _cpu
+from ..device_array import is_device_array
 from .._validate import (
     element_strided,
     require_array,
@@ -16,7 +18,7 @@ from .._validate import (
     require_threads,
 )
 
-BACKENDS = ("auto", "cpu")
+BACKENDS = ("auto", "cpu", "cuda")
 ISAS = ("auto", "avx512", "avx2", "portable")
 
 
@@ -47,7 +49,9 @@ def gemm(
     backend: str = "auto",
     isa: str = "auto",
     threads: int | None = None,
-) -> np.ndarray:
+    variant: str = "auto",
+    stream=None,
+):
     """General matrix multiply with our own kernels: C = alpha * op(a) @ op(b) + beta * c.
 
     op(x) is x.T when the matching trans_* flag is set. a and b are 2-D float32 arrays of any
@@ -56,7 +60,19 @@ def gemm(
     in place and returned. beta != 0 needs c; with beta == 0, c is only written (like BLAS, NaNs
     in it do not propagate). threads defaults to OpenMP's (OMP_NUM_THREADS); isa picks the
     micro-kernel ("auto": the best this CPU runs). Returns C.
+
+    GPU arrays (backend "auto" or "cuda") run our CUDA kernels instead: float32, float16 or
+    bfloat16, `variant` names one (see gemm_cuda.VARIANTS; "auto": the best that can run the
+    arguments), `stream` is the CUDA stream to queue it on (default: the legacy default
+    stream), and the call returns before the kernel finishes. isa and threads are CPU-only.
     """
+    if backend == "cuda" or (backend == "auto" and (is_device_array(a) or is_device_array(b))):
+        from .gemm_cuda import gemm_cuda
+
+        return gemm_cuda(a, b, trans_a=trans_a, trans_b=trans_b, alpha=alpha, beta=beta, c=c,
+                         variant=variant, stream=stream)[0]
+    if variant != "auto" or stream is not None:
+        raise ValueError("variant and stream apply to GPU arrays only; a and b are on the host")
     c_out, _ = gemm_with_threads(
         a, b, trans_a=trans_a, trans_b=trans_b, alpha=alpha, beta=beta, c=c, backend=backend,
         isa=isa, threads=threads,
@@ -66,8 +82,11 @@ def gemm(
 
 def gemm_with_threads(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c=None,
                       backend="auto", isa="auto", threads=None) -> tuple[np.ndarray, int]:
-    """gemm, also returning the number of threads the kernel ran on (small problems use fewer)."""
+    """gemm on the CPU, also returning the number of threads the kernel ran on (small problems
+    use fewer)."""
     require_choice(backend, "backend", BACKENDS)
+    if backend == "cuda":
+        raise ValueError("gemm_with_threads runs on the CPU; use gemm(..., backend='cuda') for GPU arrays")
     require_choice(isa, "isa", ISAS)
     a = require_array(a, "a")
     b = require_array(b, "b")

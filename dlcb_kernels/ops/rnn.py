@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import _cpu
+from ..device_array import is_device_array
 from .._validate import (
     require_array,
     require_bool,
@@ -185,14 +186,31 @@ def _f32(x, name: str, ndim: int) -> np.ndarray:
 
 
 def rnn(x, h0, weights, *, cell: str = "vanilla", c0=None, nonlinearity: str = "relu",
-        training: bool = False, threads: int | None = None, isa: str = "auto") -> RnnOutput:
+        training: bool = False, threads: int | None = None, isa: str = "auto", variant: str = "auto",
+        stream=None) -> RnnOutput:
     """Runs one recurrent layer over all T timesteps of x (see the module docstring for the
     conventions). x: float32 (T, N, I); h0: float32 (N, H); weights: dict or PreparedRnnWeights;
     cell: "vanilla", "lstm" or "gru"; c0: (N, H) for the LSTM (default zeros), must be None for
     the others; nonlinearity: "relu" or "tanh", vanilla cell only; training=True keeps what
     rnn_backward needs (RnnOutput.saved); threads defaults to OpenMP's (OMP_NUM_THREADS); isa
     picks the micro-kernel (for testing; prepared weights fix it). Non-contiguous inputs are copied. Returns an RnnOutput.
+
+    GPU arrays (x, h0, c0 and a dict of weights, CuPy/torch/DLPack, float32/float16/bfloat16,
+    C-contiguous) run our CUDA kernels forward (ops/rnn_cuda.py): `variant` "persistent",
+    "fused-sequence" or "auto", queued on `stream`; the LSTM needs c0 there. The RnnOutput then
+    holds GPU arrays, and training, threads and isa do not apply.
     """
+    if is_device_array(x):
+        if training or threads is not None or isa != "auto":
+            raise ValueError("training, threads and isa apply to CPU arrays; x is a GPU array")
+        from .rnn_cuda import rnn_cuda
+
+        y, h_n, c_n, chosen = rnn_cuda(x, h0, weights, cell=cell, c0=c0, nonlinearity=nonlinearity,
+                                       variant=variant, stream=stream)
+        return RnnOutput(y=y, h_n=h_n, c_n=c_n, algorithm=f"{cell}: CUDA {chosen}", threads=1, cell=cell,
+                         nonlinearity=nonlinearity, training=False, saved=None, weights=None)
+    if variant != "auto" or stream is not None:
+        raise ValueError("variant and stream apply to GPU arrays only; x is on the host")
     return _forward(x, h0, weights, cell, c0, nonlinearity, training, threads, isa, ("x", "h0", "c0"))
 
 

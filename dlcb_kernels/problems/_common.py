@@ -7,7 +7,38 @@ import dataclasses
 
 import numpy as np
 
-DTYPES = ("float32",)
+DTYPES = ("float32", "float16", "bfloat16")
+
+# Unit roundoff of each dtype: a correct kernel that accumulates in float32 and rounds its
+# result once is off by at most this much relative to each element.
+UNIT_ROUNDOFF = {"float32": 2.0**-24, "float16": 2.0**-11, "bfloat16": 2.0**-8}
+
+# How far above rms(ref) the largest element of a result typically lies: the output rounding
+# of that element, relative to rms(ref), is what the check sees.
+_PEAK_TO_RMS = 5.0
+
+
+def itemsize(dtype: str) -> int:
+    return 4 if dtype == "float32" else 2
+
+
+def storage(values: np.ndarray, dtype: str) -> np.ndarray:
+    """Host values representable in `dtype`: float32 and float16 as numpy arrays of that type;
+    bfloat16 (which numpy lacks) as float32 arrays holding values rounded to bfloat16, which the
+    GPU implementations narrow exactly."""
+    if dtype == "float32":
+        return values.astype(np.float32)
+    if dtype == "float16":
+        return values.astype(np.float16)
+    from ..device_array import bfloat16_round
+
+    return bfloat16_round(values.astype(np.float32))
+
+
+def output_rounding(dtype: str) -> float:
+    """The check's allowance for rounding the result to `dtype` (0 for float32, whose
+    tolerances already cover it)."""
+    return 0.0 if dtype == "float32" else _PEAK_TO_RMS * UNIT_ROUNDOFF[dtype]
 
 
 def check_dims(problem, names, minimum: int) -> None:

@@ -2,6 +2,8 @@
 
 Shapes follow DeepBench's conv list: input N x C x H x W, K filters of C/groups x R x S (R the
 filter height, S its width), padding, stride (and dilation, which DeepBench does not use).
+Layouts as cuDNN names them: NCHW (filters K x C/g x R x S) or NHWC (input N x H x W x C,
+output N x P x Q x K, filters K x R x S x C/g).
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import numpy_ops
-from ._common import DTYPES, check_choice, check_dims, from_params, relative_error, sample
+from ._common import (DTYPES, check_choice, check_dims, from_params, itemsize, output_rounding, relative_error,
+                      sample, storage)
 
 DIRECTIONS = ("fwd", "bwd_data", "bwd_filter")
+LAYOUTS = ("NCHW", "NHWC")
 
 
 @dataclass(frozen=True)
@@ -43,8 +47,10 @@ class ConvProblem:
     groups: int = 1
     direction: str = "fwd"
     dtype: str = "float32"
+    layout: str = "NCHW"
 
     op = "conv"
+    has_tensor_layout = True  # implementations declare the layouts they take
 
     def __post_init__(self):
         check_dims(self, ("n", "c", "h", "w", "k", "r", "s", "stride_h", "stride_w", "dil_h", "dil_w", "groups"),
@@ -52,6 +58,7 @@ class ConvProblem:
         check_dims(self, ("pad_h", "pad_w"), minimum=0)
         check_choice(self, "direction", DIRECTIONS)
         check_choice(self, "dtype", DTYPES)
+        check_choice(self, "layout", LAYOUTS)
         if self.c % self.groups or self.k % self.groups:
             raise ValueError(f"ConvProblem.groups={self.groups} must divide c={self.c} and k={self.k}")
         if self.p < 1 or self.q < 1:
@@ -70,15 +77,16 @@ class ConvProblem:
 
     @property
     def x_shape(self) -> tuple:
-        return (self.n, self.c, self.h, self.w)
+        return (self.n, self.c, self.h, self.w) if self.layout == "NCHW" else (self.n, self.h, self.w, self.c)
 
     @property
     def w_shape(self) -> tuple:
-        return (self.k, self.c // self.groups, self.r, self.s)
+        cg = self.c // self.groups
+        return (self.k, cg, self.r, self.s) if self.layout == "NCHW" else (self.k, self.r, self.s, cg)
 
     @property
     def y_shape(self) -> tuple:
-        return (self.n, self.k, self.p, self.q)
+        return (self.n, self.k, self.p, self.q) if self.layout == "NCHW" else (self.n, self.p, self.q, self.k)
 
     def conv_args(self) -> dict:
         """stride/padding/dilation/groups as the conv functions take them."""
@@ -87,7 +95,7 @@ class ConvProblem:
 
     @property
     def itemsize(self) -> int:
-        return np.dtype(self.dtype).itemsize
+        return itemsize(self.dtype)
 
     # FLOP and byte model -------------------------------------------------------------------------
 
@@ -108,7 +116,9 @@ class ConvProblem:
             text += f" dil{self.dil_h},{self.dil_w}"
         if self.groups != 1:
             text += f" g{self.groups}"
-        return text
+        if self.layout != "NCHW":
+            text += f" {self.layout}"
+        return text if self.dtype == "float32" else f"{text} {self.dtype}"
 
     def params(self) -> dict:
         return dataclasses.asdict(self)
@@ -133,11 +143,12 @@ class ConvProblem:
         return "max|out - ref| / rms(ref), float64 im2col reference on sampled images/channels"
 
     def make_inputs(self, seed: int = 0) -> dict:
-        """The two operands of the direction, uniform in [-1, 1)."""
+        """The two operands of the direction in the problem's layout, uniform in [-1, 1) and
+        rounded to the dtype (see problems._common.storage)."""
         rng = np.random.default_rng(seed)
         shapes = {"fwd": ("x", "w"), "bwd_data": ("dy", "w"), "bwd_filter": ("x", "dy")}[self.direction]
         full = {"x": self.x_shape, "w": self.w_shape, "dy": self.y_shape}
-        return {name: rng.uniform(-1.0, 1.0, full[name]).astype(self.dtype) for name in shapes}
+        return {name: storage(rng.uniform(-1.0, 1.0, full[name]), self.dtype) for name in shapes}
 
     def output_shape(self) -> tuple:
         return {"fwd": self.y_shape, "bwd_data": self.x_shape, "bwd_filter": self.w_shape}[self.direction]
@@ -151,8 +162,9 @@ class ConvProblem:
         return self.n * self.p * self.q
 
     def tolerance(self) -> float:
-        """float32 rounding grows like sqrt(terms summed) relative to the result's scale."""
-        return 1e-5 + 5e-6 * float(np.sqrt(self.reduction_length()))
+        """float32 rounding grows like sqrt(terms summed) relative to the result's scale; 16-bit
+        results add their one final rounding."""
+        return 1e-5 + 5e-6 * float(np.sqrt(self.reduction_length())) + output_rounding(self.dtype)
 
     def check_error(self, inputs: dict, out: np.ndarray, max_images: int = 2, max_channels: int = 16,
                     seed: int = 1) -> float:
@@ -161,6 +173,9 @@ class ConvProblem:
         at any size while every reduction term is still covered."""
         if np.shape(out) != self.output_shape():
             return float("inf")
+        if self.layout == "NHWC":  # the reference works in NCHW: compare transposed views
+            inputs = {name: np.moveaxis(value, -1, 1) for name, value in inputs.items()}
+            out = np.moveaxis(out, -1, 1)
         args = self.conv_args()
         channels = sample(self.k, max_channels, seed) if self.groups == 1 else np.arange(self.k)
         images = sample(self.n, max_images, seed)
@@ -173,8 +188,8 @@ class ConvProblem:
             return relative_error(out[images][:, channels], ref)
         if self.direction == "bwd_data":
             ref = numpy_ops.conv2d_backward_data(f64(inputs["dy"][images]), f64(inputs["w"]),
-                                                 (len(images),) + self.x_shape[1:], **args)
+                                                 (len(images), self.c, self.h, self.w), **args)
             return relative_error(out[images], ref)
         ref = numpy_ops.conv2d_backward_filter(f64(inputs["x"]), f64(inputs["dy"][:, channels]),
-                                               (len(channels),) + self.w_shape[1:], **args)
+                                               (len(channels), self.c // self.groups, self.r, self.s), **args)
         return relative_error(out[channels], ref)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._common import DTYPES, check_dims, from_params, relative_error, sample
+from ._common import DTYPES, check_dims, from_params, itemsize, output_rounding, relative_error, sample, storage
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class GemmProblem:
 
     @property
     def itemsize(self) -> int:
-        return np.dtype(self.dtype).itemsize
+        return itemsize(self.dtype)
 
     def flops(self) -> int:
         return 2 * self.m * self.n * self.k
@@ -51,7 +51,8 @@ class GemmProblem:
         return ("T" if self.trans_a else "N") + ("T" if self.trans_b else "N")
 
     def key(self) -> str:
-        return f"gemm {self.m}x{self.n}x{self.k} {self.layout}"
+        text = f"gemm {self.m}x{self.n}x{self.k} {self.layout}"
+        return text if self.dtype == "float32" else f"{text} {self.dtype}"
 
     def params(self) -> dict:
         return dataclasses.asdict(self)
@@ -71,18 +72,20 @@ class GemmProblem:
     # Inputs and the reference -------------------------------------------------------------
 
     def make_inputs(self, seed: int = 0) -> dict:
-        """A and B in their stored layout (transposed when trans_*), uniform in [-1, 1)."""
+        """A and B in their stored layout (transposed when trans_*), uniform in [-1, 1), rounded
+        to the dtype (bfloat16 values held in float32 arrays: see problems._common.storage)."""
         rng = np.random.default_rng(seed)
         a_shape = (self.k, self.m) if self.trans_a else (self.m, self.k)
         b_shape = (self.n, self.k) if self.trans_b else (self.k, self.n)
-        a = rng.uniform(-1.0, 1.0, a_shape).astype(self.dtype)
-        b = rng.uniform(-1.0, 1.0, b_shape).astype(self.dtype)
+        a = storage(rng.uniform(-1.0, 1.0, a_shape), self.dtype)
+        b = storage(rng.uniform(-1.0, 1.0, b_shape), self.dtype)
         return {"a": a, "b": b}
 
     def tolerance(self) -> float:
         """Bound on check_error for a correct float32 kernel: accumulated rounding grows like
-        sqrt(k) relative to the result's scale; a missing or repeated term is far above it."""
-        return 1e-5 + 5e-6 * float(np.sqrt(self.k))
+        sqrt(k) relative to the result's scale; a missing or repeated term is far above it.
+        16-bit results add their one final rounding."""
+        return 1e-5 + 5e-6 * float(np.sqrt(self.k)) + output_rounding(self.dtype)
 
     def check_error(self, inputs: dict, c: np.ndarray, max_rows: int = 64, seed: int = 1) -> float:
         """max |C - C_ref| / rms(C_ref) over a sample of rows, C_ref computed in float64.

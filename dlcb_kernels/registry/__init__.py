@@ -9,6 +9,12 @@ same input arrays, on the same number of threads.
   numpy_vendor.py  numpy/OpenBLAS: matmul, im2col + matmul convolution, per-step matmul RNNs
   torch_vendor.py  PyTorch CPU (MKL GEMM, oneDNN convolution and RNNs); optional
   ort_vendor.py    onnxruntime (MLAS) Gemm, Conv, RNN/LSTM/GRU graphs; optional, inference only
+  cuda_ours.py     our CUDA kernels (GEMM ladder and tensor-core variants, convolution, RNNs)
+  cupy_vendor.py   cuBLAS through CuPy (cublasGemmEx, compute type recorded)
+  torch_cuda_vendor.py  cuDNN through PyTorch (convolution and its backward, RNN layers)
+
+GPU implementations (backend "cuda") run on device buffers that every implementation of a
+problem shares (gpu_inputs.device_inputs), on the bench's stream, timed with CUDA events.
 """
 
 from __future__ import annotations
@@ -39,10 +45,26 @@ class Implementation:
     prepare: Callable[..., contextlib.AbstractContextManager[PreparedRun]]
     default: bool = True                            # chosen by "--impl ours" / "vendor"
     dtypes: tuple[str, ...] = field(default=("float32",))
+    layouts: tuple[str, ...] = field(default=("NCHW",))  # tensor layouts (problems that have one)
+    # The check's tolerance when the implementation computes in a narrower type than the
+    # problem's (cuBLAS with TF32 inputs on a float32 problem); None: the problem's own.
+    tolerance: Callable[[object], float] | None = None
 
     @property
     def name(self) -> str:
         return f"{self.op}/{self.backend}/{self.variant}"
+
+    def mismatch(self, problem) -> str | None:
+        """Why this implementation cannot take `problem` at all (dtype, layout), else None."""
+        if problem.dtype not in self.dtypes:
+            return f"{self.name} does not support {problem.dtype}"
+        layout = problem.layout if getattr(problem, "has_tensor_layout", False) else None
+        if layout is not None and layout not in self.layouts:
+            return f"{self.name} does not support the {layout} layout"
+        return None
+
+    def tolerance_for(self, problem) -> float:
+        return self.tolerance(problem) if self.tolerance else problem.tolerance()
 
 
 _REGISTRY: list[Implementation] = []
@@ -61,14 +83,15 @@ def implementations(op: str | None = None) -> list[Implementation]:
     return [impl for impl in _REGISTRY if op is None or impl.op == op]
 
 
-def select(ops: list[str], spec: str) -> list[Implementation]:
-    """Implementations for `ops` named by a comma list of providers ("ours", "vendor"), "all",
-    variant names ("ours-avx2", "numpy") or full names ("gemm/cpu/numpy")."""
+def select(ops: list[str], spec: str, backend: str | None = None) -> list[Implementation]:
+    """Implementations for `ops` (on `backend`, "cpu" or "cuda", when given) named by a comma
+    list of providers ("ours", "vendor"), "all", variant names ("ours-avx2", "numpy") or full
+    names ("gemm/cpu/numpy")."""
     chosen: list[Implementation] = []
     tokens = [t.strip() for t in spec.split(",") if t.strip()]
     if not tokens:
         raise ValueError("impl must name at least one implementation or provider")
-    candidates = [impl for impl in _REGISTRY if impl.op in ops]
+    candidates = [impl for impl in _REGISTRY if impl.op in ops and backend in (None, impl.backend)]
     for token in tokens:
         if token == "all":
             matched = candidates
@@ -96,5 +119,5 @@ def vendor_missing(module: str) -> Callable[..., str | None]:
 
 
 # Importing the implementation modules registers them.
-from . import numpy_vendor, ours, ort_vendor, torch_vendor  # noqa: E402,F401
+from . import cuda_ours, cupy_vendor, numpy_vendor, ours, ort_vendor, torch_cuda_vendor, torch_vendor  # noqa: E402,F401
 from .numpy_vendor import blas_info  # noqa: E402,F401
