@@ -32,10 +32,16 @@ def device_arrays(named: dict, dtypes=tuple(DTYPE_CODES)) -> dict[str, DeviceArr
                             "convert them to one dtype")
         if view.device != first.device:
             raise ValueError(f"{name} is on cuda:{view.device} but {first_name} is on cuda:{first.device}")
-    cuda.module()  # RuntimeError with the reason when the extension or a device is missing
-    if first.device >= cuda.status().device_count:
-        raise ValueError(f"{first_name} is on cuda:{first.device}, which is not visible here")
     return views
+
+
+def native_module(device: int):
+    """The CUDA extension, once the arguments are checked: RuntimeError with the reason when
+    the extension, a driver or the device is missing."""
+    ext = cuda.module()
+    if device >= cuda.status().device_count:
+        raise ValueError(f"the arrays are on cuda:{device}, which is not visible here")
+    return ext
 
 
 def require_contiguous(view: DeviceArray, name: str) -> None:

@@ -9,11 +9,10 @@ Accumulation is in float32; the kernel is queued on `stream` and the call return
 
 from __future__ import annotations
 
-from .. import cuda
 from .._validate import require_choice, require_int, require_int_pair
 from ..device_array import DeviceArray
-from ._cuda_common import (DTYPE_CODES, NativeCall, compute_capability, device_arrays, output, pick_variant,
-                           require_contiguous, stream_handle, workspace_pointer)
+from ._cuda_common import (DTYPE_CODES, NativeCall, compute_capability, device_arrays, native_module, output,
+                           pick_variant, require_contiguous, stream_handle, workspace_pointer)
 
 LAYOUTS = ("NCHW", "NHWC")
 DIRECTIONS = {"fwd": 0, "bwd_data": 1, "bwd_filter": 2}
@@ -124,6 +123,7 @@ def plan_conv(direction: str, first, second, *, shape=None, stride=(1, 1), paddi
         if extent > _INT_LIMIT:
             raise ValueError("every tensor must have fewer than 2**31 elements")
     template = next(iter(views.values()))
+    ext = native_module(template.device)
     result_shape = {"fwd": y_shape, "bwd_data": x_shape, "bwd_filter": w_shape}[direction]
     result, vr = output(out, "out", template, result_shape, template.dtype, views)
     pointers = {"fwd": (views.get("x"), views.get("w"), vr),
@@ -135,7 +135,6 @@ def plan_conv(direction: str, first, second, *, shape=None, stride=(1, 1), paddi
             "layout": LAYOUTS.index(layout), "direction": DIRECTIONS[direction],
             "dtype": DTYPE_CODES[template.dtype],
             "x": pointers[0].ptr, "filter": pointers[1].ptr, "y": pointers[2].ptr, "workspace": 0}
-    ext = cuda.module()
     cc = compute_capability(template.device)
     chosen = pick_variant(variant, list(VARIANTS[template.dtype]),
                           lambda name: ext.conv_unsupported_reason(name, args, cc), f"conv {direction}")

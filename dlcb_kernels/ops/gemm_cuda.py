@@ -11,8 +11,8 @@ from __future__ import annotations
 from .. import cuda
 from .._validate import require_bool, require_choice, require_real
 from ..device_array import DeviceArray
-from ._cuda_common import (DTYPE_CODES, NativeCall, compute_capability, device_arrays, output, pick_variant,
-                           stream_handle)
+from ._cuda_common import (DTYPE_CODES, NativeCall, compute_capability, device_arrays, native_module, output,
+                           pick_variant, stream_handle)
 
 # Best first: "auto" takes the first that can run the arguments on this device.
 VARIANTS = {
@@ -85,12 +85,12 @@ def plan_gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, alpha: floa
         raise ValueError(f"beta={beta} needs c (the matrix to accumulate into)")
     lda, native_trans_a = _operand(va, "a", trans_a)
     ldb, native_trans_b = _operand(vb, "b", trans_b)
+    ext = native_module(va.device)
     c, vc = output(c, "c", va, (m, n), va.dtype, views)
     args = {"m": m, "n": n, "k": k, "dtype": DTYPE_CODES[va.dtype],
             "a": va.ptr, "lda": lda, "trans_a": native_trans_a,
             "b": vb.ptr, "ldb": ldb, "trans_b": native_trans_b,
             "c": vc.ptr, "ldc": vc.strides[0] if m > 1 else n, "alpha": alpha, "beta": beta}
-    ext = cuda.module()
     cc = compute_capability(va.device)
     chosen = pick_variant(variant, list(VARIANTS[va.dtype]),
                           lambda name: ext.gemm_unsupported_reason(name, args, cc), "gemm")

@@ -7,9 +7,8 @@ chip: small batches) and "fused-sequence" (one fused recurrent GEMM + cell kerne
 
 from __future__ import annotations
 
-from .. import cuda
 from .._validate import require_choice
-from ._cuda_common import (DTYPE_CODES, NativeCall, device_arrays, output, pick_variant, require_contiguous,
+from ._cuda_common import (DTYPE_CODES, NativeCall, device_arrays, native_module, output, pick_variant, require_contiguous,
                            require_shape, stream_handle, workspace_pointer)
 
 CELL_CODES = {("vanilla", "relu"): 0, ("vanilla", "tanh"): 1, ("lstm", "relu"): 2, ("gru", "relu"): 3}
@@ -69,21 +68,21 @@ def plan_rnn(x, h0, weights: dict, *, cell: str, c0=None, nonlinearity: str = "r
     if t * n * max(i, h) >= 2**31 or g * h * max(i, h) >= 2**31:
         raise ValueError("every tensor must have fewer than 2**31 elements")
     dtype = vx.dtype
+    c0_ptr = views["c0"].ptr if "c0" in views else 0
+    if cell == "lstm" and not c0_ptr:
+        raise ValueError("the GPU LSTM needs c0 (pass zeros for a fresh state)")
+    ext = native_module(vx.device)
     y, vy = output(None, "y", vx, (t, n, h), dtype, views)
     h_n, vh = output(None, "h_n", vx, (n, h), dtype, views)
     c_n = vc = None
     if cell == "lstm":
         c_n, vc = output(None, "c_n", vx, (n, h), dtype, views)
-    c0_ptr = views["c0"].ptr if "c0" in views else 0
-    if cell == "lstm" and not c0_ptr:
-        raise ValueError("the GPU LSTM needs c0 (pass zeros for a fresh state)")
     args = {"cell": CELL_CODES[(cell, nonlinearity)], "dtype": DTYPE_CODES[dtype],
             "timesteps": t, "batch": n, "input_size": i, "hidden": h,
             "x": vx.ptr, "h0": views["h0"].ptr, "c0": c0_ptr,
             "w_ih": views["weights['weight_ih']"].ptr, "w_hh": w_hh.ptr,
             "b_ih": views["weights['bias_ih']"].ptr, "b_hh": views["weights['bias_hh']"].ptr,
             "y": vy.ptr, "h_n": vh.ptr, "c_n": vc.ptr if vc is not None else 0, "workspace": 0}
-    ext = cuda.module()
     chosen = pick_variant(variant, list(VARIANTS),
                           lambda name: ext.rnn_unsupported_reason(name, args, vx.device), "rnn")
     args["workspace"] = workspace_pointer(vx, ext.rnn_workspace_bytes(chosen, args))
