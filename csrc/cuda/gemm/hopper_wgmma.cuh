@@ -13,12 +13,14 @@ namespace dlcb::cuda::hopper {
 //
 // The tiles this describes are what a TMA load with CU_TENSOR_MAP_SWIZZLE_128B writes: rows of
 // 128 bytes (64 fp16/bf16), the 16-byte chunks of row r XOR-permuted by r % 8.
-//  - K-major (rows along M or N, 64 K-elements a row): SBO = 1024 (from one 8-row group to the
-//    next); LBO is unused for swizzled K-major layouts. The k-th group of 16 K-elements starts
-//    32 * k bytes further: the hardware applies the swizzle to the final address bits.
-//  - MN-major (rows along K, 64 M/N-elements a row): SBO = 1024 (from 8 K-rows to the next 8),
-//    LBO = the byte distance from one 64-wide M/N block to the next. The k-th group of 16
-//    K-rows starts 16 * 128 bytes further.
+// In the PTX ISA's canonical layouts (T = 8 elements = 16 bytes):
+//  - K-major, ((8,m),(T,2k)):((8T,SBO),(1,T)): rows along M or N, 64 K-elements a row;
+//    SBO = 1024 (from one 8-row group to the next); LBO is unused for swizzled K-major layouts.
+//    The k-th group of 16 K-elements starts 32 * k bytes further: the hardware applies the
+//    swizzle to the final address bits, so the start may move inside a 128-byte row.
+//  - MN-major, ((T,8,m),(8,k)):((1,T,LBO),(8T,SBO)): rows along K, 64 M/N-elements a row;
+//    LBO = the distance from one 64-wide M/N block to the next, SBO = 1024 (from 8 K-rows to
+//    the next 8). The k-th group of 16 K-rows starts 16 * 128 bytes further.
 __device__ __forceinline__ uint64_t smem_desc_sw128(uint32_t smem_addr, uint32_t lbo_bytes,
                                                     uint32_t sbo_bytes) {
   return static_cast<uint64_t>((smem_addr & 0x3FFFF) >> 4) |
@@ -78,8 +80,9 @@ __device__ __forceinline__ void fence_accumulator(float& r) { asm volatile("" : 
 
 // D (64 x 256, fp32) = A (64 x 16) * B (16 x 256) + (accumulate ? D : 0), A and B from shared
 // memory through descriptors; kMnMajorA / kMnMajorB select M-major A / N-major B (the
-// instruction's imm-trans-a / imm-trans-b = 1), else K-major. Each thread of the warpgroup holds 128 values of D: warp w, lane l, for each
-// 8-column block j, d[4j + 0..1] = D[16w + l/4][8j + 2(l%4) + 0..1] and
+// instruction's imm-trans-a / imm-trans-b = 1), else K-major. Each thread of the warpgroup
+// holds 128 values of D: warp w, lane l, for each 8-column block j,
+// d[4j + 0..1] = D[16w + l/4][8j + 2(l%4) + 0..1] and
 // d[4j + 2..3] = D[16w + 8 + l/4][8j + 2(l%4) + 0..1] (PTX ISA, wgmma .m64nNk16 D fragment).
 template <bool kBf16, bool kMnMajorA, bool kMnMajorB>
 __device__ __forceinline__ void wgmma_m64n256k16(float (&d)[128], uint64_t desc_a,
