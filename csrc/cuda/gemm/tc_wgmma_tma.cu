@@ -92,7 +92,7 @@ __device__ __forceinline__ void tile_origin(int tile, int m_tiles, int n_tiles, 
 
 #endif
 
-// One CTA per SM (the stages take ~193 KB); the register cap at entry (launch bounds with
+// One CTA per SM (192 KB of stages); the register cap at entry (launch bounds with
 // min blocks 1) is what lets setmaxnreg move registers between the warpgroups.
 template <typename T, bool kTransA, bool kTransB>
 __global__ void __launch_bounds__(kThreads, 1)
@@ -125,10 +125,11 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
   __syncthreads();
 
-  const int m_tiles = (m + kBlockM - 1) / kBlockM;
-  const int n_tiles = (n + kBlockN - 1) / kBlockN;
-  const int tiles = m_tiles * n_tiles;
-  const int k_blocks = (k + kBlockK - 1) / kBlockK;
+  // (x - 1) / b + 1 rounds up without overflowing for x up to 2**31 - 1 (m, n, k >= 1).
+  const int m_tiles = (m - 1) / kBlockM + 1;
+  const int n_tiles = (n - 1) / kBlockN + 1;
+  const int tiles = m_tiles * n_tiles;  // < 2**30 (support check)
+  const int k_blocks = (k - 1) / kBlockK + 1;
 
   if (warpgroup == 0) {
     asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProducerRegisters));
