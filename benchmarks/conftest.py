@@ -2,6 +2,11 @@
 pytest-benchmark, and puts FLOPs, GFLOP/s and % of peak into extra_info. With
 --dlcb-table FILE the same records go into a dlcb throughput table (as `dlcb bench` writes),
 rewritten atomically after every benchmark.
+
+--dlcb-device picks the device (auto: the first CUDA device when one is usable, else the CPU);
+only that device's benchmarks run. On a GPU, pytest-benchmark reads a virtual clock that
+advances by each call's CUDA-event time (batched or graphed for short kernels, as `dlcb bench`
+does), so its statistics are the kernel's device time, not host time.
 """
 
 from __future__ import annotations
@@ -12,10 +17,12 @@ import uuid
 import pytest
 
 from dlcb_kernels import _cpu, devices, environment, registry
-from dlcb_kernels.bench import device_id
+from dlcb_kernels.bench import device_id, host_result
 from dlcb_kernels.measure import Measurement, summarize
 from dlcb_kernels.records import base_record, compare_to_vendors, now_iso, timed_record
+from dlcb_kernels.registry.gpu_inputs import host_inputs
 from dlcb_kernels.table import TableWriter
+from dlcb_kernels.targets import make_target, parse_device
 
 # Threading runtimes keep workers spinning after a call (OpenBLAS for up to ~0.1 s): pause
 # before each benchmark so the previous implementation's threads do not steal a core.
@@ -30,6 +37,21 @@ def pytest_addoption(parser):
     group.addoption("--dlcb-table", default=None, help="also write a dlcb throughput table (JSON) here")
     group.addoption("--dlcb-threads", type=int, default=None,
                     help="threads for every implementation (default: OpenMP's default)")
+    group.addoption("--dlcb-device", default="auto",
+                    help="auto, cpu, cuda or cuda:N: the device whose benchmarks run (default: auto)")
+
+
+class VirtualClock:
+    """A clock that only moves when told: by the device time of each timed call."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def read(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 class DlcbSession:
@@ -38,6 +60,11 @@ class DlcbSession:
         if threads < 1:
             raise pytest.UsageError("--dlcb-threads must be >= 1")
         self.threads = threads
+        try:
+            self.kind, index = parse_device(config.getoption("--dlcb-device"))
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        self.target = make_target(self.kind, index, threads)
         self.table_path = config.getoption("--dlcb-table")
         self._device = None
         self._writer = None
@@ -46,7 +73,7 @@ class DlcbSession:
     @property
     def device(self) -> dict:
         if self._device is None:
-            device = devices.detect_cpu(threads=self.threads, measure=True)
+            device = self.target.describe(measure=True)
             self._device = dict(device, id=device_id(device))
         return self._device
 
@@ -58,26 +85,35 @@ class DlcbSession:
 
     def writer(self) -> TableWriter | None:
         if self.table_path and self._writer is None:
+            timer = "pytest-benchmark (time.perf_counter)" if self.kind == "cpu" else \
+                "pytest-benchmark reading a virtual clock advanced by CUDA-event times"
             run = {"run_id": uuid.uuid4().hex, "suite": "pytest-benchmark", "started": now_iso(),
                    "finished": None, "status": "running", "threads": self.threads, "caches": ["warm"],
-                   "harness": {"timer": "pytest-benchmark (time.perf_counter)"},
+                   "harness": {"timer": timer},
                    "environment": environment.describe(registry.blas_info())}
             self._writer = TableWriter(self.table_path, run, self.device)
         return self._writer
 
     def run(self, benchmark, suite_problem, impl):
         problem = suite_problem.problem
-        reason = impl.unavailable_reason(problem)
+        if impl.backend != self.kind:
+            pytest.skip(f"{impl.name} runs on {impl.backend}; this session benchmarks {self.kind} (--dlcb-device)")
+        reason = impl.mismatch(problem) or impl.unavailable_reason(problem)
         if reason:
             pytest.skip(f"{impl.name}: {reason}")
         inputs = self.inputs(problem)
-        with impl.prepare(problem, inputs, self.threads) as prepared:
+        with impl.prepare(problem, inputs, self.threads, **self.target.prepare_kwargs()) as prepared:
             prepared.run()
-            error = problem.check_error(inputs, prepared.output)
-            assert error <= problem.tolerance(), f"{impl.name} is wrong on {problem.key()}: error {error:.3g}"
-            time.sleep(SETTLE_SECONDS)
+            self.target.synchronize()
+            error = problem.check_error(host_inputs(inputs), host_result(prepared.output))
+            tolerance = impl.tolerance_for(problem)
+            assert error <= tolerance, f"{impl.name} is wrong on {problem.key()}: error {error:.3g}"
             benchmark.group = problem.key()
-            benchmark(prepared.run)
+            if self.kind == "cpu":
+                time.sleep(SETTLE_SECONDS)
+                benchmark(prepared.run)
+            else:
+                self._run_on_device(benchmark, prepared)
             if not benchmark.enabled:
                 return
             samples = list(benchmark.stats.stats.data)
@@ -97,6 +133,17 @@ class DlcbSession:
                 writer.doc["records"].append(record)
                 compare_to_vendors([r for r in writer.doc["records"] if r["problem"] == record["problem"]])
                 writer.flush()
+
+    def _run_on_device(self, benchmark, prepared) -> None:
+        """pytest-benchmark over CUDA-event times: its timer is a virtual clock that each timed
+        call advances by the kernel's device time."""
+        timer = self.target.timer_for(prepared.run)
+        clock = VirtualClock()
+        per_call = timer.time(prepared.run)
+        benchmark._timer = clock.read  # noqa: SLF001 - pytest-benchmark has no public timer hook
+        benchmark.extra_info["timer"] = timer.name
+        rounds = max(10, min(200, int(0.5 / max(per_call, 1e-6))))
+        benchmark.pedantic(lambda: clock.advance(timer.time(prepared.run)), rounds=rounds, warmup_rounds=2)
 
     def finish(self):
         if self._writer is not None:

@@ -1,12 +1,13 @@
-"""The quick suite under pytest-benchmark: every problem (GEMM, conv, RNN) on our kernel and on
-each vendor baseline of its op. A vendor library that is not installed is skipped."""
+"""The quick suite under pytest-benchmark on the CPU: every problem (GEMM, conv, RNN) on our
+kernel and on each vendor baseline of its op. A vendor library that is not installed is
+skipped; so is the whole file when the session benchmarks a GPU (--dlcb-device)."""
 
 import pytest
 
 from dlcb_kernels import registry
 from dlcb_kernels.suites import OPS, load_suite
 
-IMPLS = registry.select(list(OPS), "ours,vendor")
+IMPLS = registry.select(list(OPS), "ours,vendor", backend="cpu")
 CASES = [(sp, impl) for sp in load_suite("quick") for impl in IMPLS if impl.op == sp.problem.op]
 
 

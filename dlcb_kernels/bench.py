@@ -172,7 +172,7 @@ def _run_problem(sp: SuiteProblem, config: BenchConfig, writer: TableWriter, dev
                 progress.step(_progress_text(record))
 
 
-def _host(output):
+def host_result(output):
     """The result as numpy (GPU results copied back), dicts of results element-wise."""
     if isinstance(output, dict):
         return {name: to_host(value) for name, value in output.items()}
@@ -194,7 +194,7 @@ def _run_one(problem, inputs, impl, base, config, target, flush, monitor, peak, 
             prepared.run()
             target.synchronize()
             base["threads"] = prepared.threads
-            error = problem.check_error(host_inputs(inputs), _host(prepared.output))
+            error = problem.check_error(host_inputs(inputs), host_result(prepared.output))
             if not error <= tolerance:
                 return failed_record(base, "failed", f"result differs from the reference: error {error:.3g} "
                                      f"> tolerance {tolerance:.3g}; not timed",
