@@ -49,7 +49,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   LoaderA a_loader(a, lda, m, k, m0);
   LoaderB b_loader(b, ldb, n, k, n0);
   float acc[kTM][kTN] = {};
-  for (int k_tiles = (k + kBK - 1) / kBK; k_tiles > 0; --k_tiles) {
+  for (int k_tiles = (k - 1) / kBK + 1; k_tiles > 0; --k_tiles) {
     a_loader.load();
     b_loader.load();
     a_loader.store(a_tile);
@@ -73,14 +73,15 @@ __global__ void __launch_bounds__(kThreads, 2)
     b_loader.advance();
   }
 
-  const int row0 = m0 + ty * kTM, col0 = n0 + tx * kTN;
+  // Counted down from the edges: m0 + offset may pass 2**31, m - m0 - offset cannot.
+  const int rows_left = m - m0 - ty * kTM, cols_left = n - n0 - tx * kTN;
 #pragma unroll
   for (int i = 0; i < kTM; ++i) {
-    if (row0 + i >= m) break;
-    float* c_row = c + static_cast<int64_t>(row0 + i) * ldc + col0;
+    if (i >= rows_left) break;
+    float* c_row = c + (static_cast<int64_t>(m0) + ty * kTM + i) * ldc + n0 + tx * kTN;
 #pragma unroll
     for (int j = 0; j < kTN; j += 4)
-      sgemm::store_row4(c_row + j, n - col0 - j,
+      sgemm::store_row4(c_row + j, cols_left - j,
                         make_float4(acc[i][j], acc[i][j + 1], acc[i][j + 2], acc[i][j + 3]),
                         alpha, beta);
   }

@@ -103,7 +103,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   __syncthreads();
 
   float acc[8][8] = {};
-  const int k_tiles = (k + kBK - 1) / kBK;
+  const int k_tiles = (k - 1) / kBK + 1;
   for (int t = 0; t < k_tiles; ++t) {
     const int stage = t & 1;
     const bool more = t + 1 < k_tiles;
@@ -132,12 +132,13 @@ __global__ void __launch_bounds__(kThreads, 2)
     __syncthreads();
   }
 
+  // Counted down from the edges: m0 + offset may pass 2**31, m - m0 - offset cannot.
+  const int cols_left = n - n0 - col_off;
 #pragma unroll
   for (int i = 0; i < 8; ++i) {
-    const int row = m0 + row_off + (i < 4 ? i : kRowHalf + i - 4);
-    if (row >= m) continue;
-    float* c_row = c + static_cast<int64_t>(row) * ldc + n0 + col_off;
-    const int cols_left = n - n0 - col_off;
+    const int row = row_off + (i < 4 ? i : kRowHalf + i - 4);  // within the block tile
+    if (row >= m - m0) continue;
+    float* c_row = c + (static_cast<int64_t>(m0) + row) * ldc + n0 + col_off;
     sgemm::store_row4(c_row, cols_left,
                       make_float4(acc[i][0], acc[i][1], acc[i][2], acc[i][3]), alpha, beta);
     sgemm::store_row4(c_row + kColHalf, cols_left - kColHalf,
