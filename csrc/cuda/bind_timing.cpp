@@ -9,6 +9,7 @@
 #include "probe/probe.h"
 #include "timing/event_timer.h"
 #include "timing/graph_capture.h"
+#include "timing/spin.h"
 #include "timing/stream.h"
 
 namespace py = pybind11;
@@ -65,6 +66,12 @@ void bind_graph_capture(py::module_& m) {
       .def_property_readonly("device", &GraphCapture::device);
 }
 
+void bind_spin(py::module_& m) {
+  m.def("spin", &spin, py::arg("device"), py::arg("stream"), py::arg("seconds"),
+        "Queue a kernel on `stream` that returns once `seconds` (0 to 10) have passed on the GPU's "
+        "global timer: a head start before a start event, or a kernel of known length.");
+}
+
 void bind_probes(py::module_& m) {
   m.def(
       "fma_throughput",
@@ -111,5 +118,6 @@ void bind_timing(py::module_& m) {
   bind_stream(m);
   bind_event_timer(m);
   bind_graph_capture(m);
+  bind_spin(m);
   bind_probes(m);
 }
