@@ -617,9 +617,12 @@ def format_gpu(gpu: dict) -> str:
                      f"device-to-device copy {measured['copy_gbs']:.0f} GB/s (read + write)")
     nvml = gpu.get("nvml")
     if nvml and nvml.get("available"):
-        lines.append(f"  NVML: driver {nvml['driver_version']}, power limit {_fmt(nvml['power_limit_w'], '.0f', ' W')}, "
-                     f"applications clocks SM {_fmt(nvml['applications_sm_clock_mhz'], '.0f', ' MHz')} / memory "
-                     f"{_fmt(nvml['applications_mem_clock_mhz'], '.0f', ' MHz')}")
+        def known(value, unit):
+            return "unknown" if value is None else f"{value:.0f} {unit}"
+
+        lines.append(f"  NVML: driver {nvml['driver_version']}, power limit {known(nvml['power_limit_w'], 'W')}, "
+                     f"applications clocks SM {known(nvml['applications_sm_clock_mhz'], 'MHz')} / memory "
+                     f"{known(nvml['applications_mem_clock_mhz'], 'MHz')}")
     elif nvml:
         lines.append(f"  NVML: {nvml['reason']}")
     return "\n".join(lines)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Callable
+from collections.abc import Callable
 
 from .. import cuda
 from .._validate import require_int
@@ -133,7 +133,7 @@ class CudaEventTimer:
         try:
             for _ in range(self.batch):
                 fn()
-        except Exception as e:  # whatever the call raises while capturing means "not capturable"
+        except Exception as e:  # noqa: BLE001 (any error while capturing means "not capturable")
             reason = f"{type(e).__name__}: {e}"
         finally:
             try:
