@@ -554,6 +554,12 @@ def detect_gpu(index: int = 0, measure: bool = True) -> dict:
             entry["measured_summary"] = f"FFMA throughput on all {gpu['sm_count']} SMs"
             entry["measured_method"] = measured["fp32_fma"]["method"]
 
+    conditions = measured["conditions_after_fp32_fma"] if measured else {}
+    if conditions.get("available"):
+        gpu["notes"].append(
+            f"NVML right after the FP32 FMA probe: SM clock {conditions['sm_clock_mhz']} MHz of "
+            f"{conditions['max_sm_clock_mhz']} MHz max, {conditions['power_w']} W, "
+            f"limiting reasons {', '.join(conditions['throttle_reasons']) or 'none'}")
     gpu.update({
         "index": index,
         "pci_bus_id": props["pci_bus_id"],

@@ -361,6 +361,7 @@ def test_detect_gpu_adds_measured_figures_and_nvml(fake_h100):
     assert gpu["nvml"]["driver_version"] == "580.65.06" and gpu["nvml"]["power_limit_w"] == 700.0
     assert gpu["peaks"]["fp32"]["measured_gflops"] == 60_000.0
     assert "8%" in gpu["peaks"]["bf16"]["caveat"] and "1.83 GHz" in gpu["peaks"]["bf16"]["caveat"]
+    assert "SM clock 1755 MHz of 1980 MHz max" in gpu["notes"][-1] and "sw_power_cap" in gpu["notes"][-1]
     json.dumps(gpu)
     text = devices.format_gpu(gpu)
     assert "measured 60.0 TFLOPS" in text and "HFMA2 120.0" in text and "driver 580.65.06" in text
@@ -396,6 +397,7 @@ def test_detect_gpu_without_nvml(fake_h100, monkeypatch):
     gpu = devices.detect_gpu(0)
     assert gpu["nvml"] == {"available": False, "reason": "nvidia-ml-py is not installed"}
     assert gpu["measured"]["conditions_after_fp32_fma"]["available"] is False
+    assert not any("NVML" in note for note in gpu["notes"])
     assert "NVML: nvidia-ml-py is not installed" in devices.format_gpu(gpu)
 
 
