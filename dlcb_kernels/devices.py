@@ -2,7 +2,9 @@
 
 detect_cpu() describes the CPU this process runs on and measures its clock, FMA throughput and
 memory bandwidth; gpu_peaks() computes an NVIDIA GPU's theoretical peaks from its CUDA device
-properties; peak_for() picks the peak a record is held against and names it.
+properties; detect_gpu() adds what the GPU measures (FMA throughput, copy bandwidth) and what
+NVML says (driver, power limit, clock settings); peak_for() picks the peak a record is held
+against and names it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import platform
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import _cpu
+from . import _cpu, cuda
+from .measure.nvml import NvmlMonitor
 
 DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8")
 # numpy / framework names of the same types, as problems carry them.
@@ -337,7 +340,8 @@ def peak_for(device: dict, dtype: str, basis: str = "measured") -> tuple[float, 
     """The peak GFLOP/s a record on `device` is held against, and a label naming it.
 
     basis "measured" falls back to the theoretical peak, and says so, where none was measured
-    (every GPU description from gpu_peaks, a CPU detected with measure=False).
+    (every GPU description from gpu_peaks, a GPU's tensor-core dtypes in detect_gpu's, a CPU
+    detected with measure=False).
     """
     if not isinstance(device, dict):
         raise TypeError(f"device must be a dict, got {type(device).__name__}")
@@ -354,7 +358,10 @@ def peak_for(device: dict, dtype: str, basis: str = "measured") -> tuple[float, 
     if entry.get("theoretical_gflops") is None:
         reason = entry.get("reason") or entry.get("theoretical_formula") or "unknown"
         raise ValueError(f"device has no {dtype} peak: {reason}")
-    fallback = " (no measured peak)" if basis == "measured" else ""
+    fallback = ""
+    if basis == "measured":
+        why = entry.get("no_measured_reason")
+        fallback = f" (no measured peak: {why})" if why else " (no measured peak)"
     label = f"{dtype} theoretical peak{fallback}: {entry['theoretical_formula']}"
     if entry.get("caveat"):
         label += f"; {entry['caveat']}"
@@ -496,6 +503,78 @@ def gpu_peaks(props: dict) -> dict:
     }
 
 
+_NO_TENSOR_PROBE = ("no probe measures tensor-core throughput: the theoretical tensor-core peak stands in, "
+                    "as labelled")
+
+
+def _gpu_measurements(index: int, monitor: NvmlMonitor) -> dict:
+    ext = cuda.module()
+    fp32 = ext.fma_throughput(index, "float32")
+    # Read right after the longest all-SM load, while the clock is still the one it ran at.
+    conditions = monitor.sample()
+    fp16 = ext.fma_throughput(index, "float16")
+    copy = ext.copy_bandwidth(index)
+    return {
+        "fp32_fma_gflops": fp32["gflops"],
+        "fp16_fma_gflops": fp16["gflops"],
+        "copy_gbs": copy["gbs"],
+        "fp32_fma": fp32,
+        "fp16_fma": fp16,
+        "copy": copy,
+        "conditions_after_fp32_fma": conditions,
+        "note": ("fp16_fma is CUDA-core HFMA2 throughput, not a tensor-core figure; " + _NO_TENSOR_PROBE),
+    }
+
+
+def detect_gpu(index: int = 0, measure: bool = True) -> dict:
+    """Describes CUDA device `index`: gpu_peaks() of its properties, and with measure=True its
+    measured FP32/FP16 FMA throughput and copy bandwidth (about half a second in all), plus
+    NVML's driver version, power limit and clock settings where nvidia-ml-py is installed.
+
+    peaks["fp32"] gains the measured FFMA figure; the tensor-core dtypes keep their theoretical
+    peaks only (no probe measures them) and say so. JSON-serializable. Needs a CUDA device.
+    """
+    if not isinstance(measure, bool):
+        raise TypeError(f"measure must be a bool, got {type(measure).__name__}")
+    props = cuda.device_properties(index)
+    gpu = gpu_peaks(props)
+    monitor = NvmlMonitor(index, props["pci_bus_id"])
+    measured = _gpu_measurements(index, monitor) if measure else None
+
+    for dtype, entry in gpu["peaks"].items():
+        if entry.get("theoretical_gflops") is None:
+            continue
+        entry["measured_gflops"] = None
+        if dtype != "fp32":
+            entry["no_measured_reason"] = _NO_TENSOR_PROBE
+        elif measured is None:
+            entry["no_measured_reason"] = "not measured (measure=False)"
+        else:
+            entry["measured_gflops"] = measured["fp32_fma_gflops"]
+            entry["measured_summary"] = f"FFMA throughput on all {gpu['sm_count']} SMs"
+            entry["measured_method"] = measured["fp32_fma"]["method"]
+
+    conditions = measured["conditions_after_fp32_fma"] if measured else {}
+    if conditions.get("available"):
+        gpu["notes"].append(
+            f"NVML right after the FP32 FMA probe: SM clock {conditions['sm_clock_mhz']} MHz of "
+            f"{conditions['max_sm_clock_mhz']} MHz max, {conditions['power_w']} W, "
+            f"limiting reasons {', '.join(conditions['throttle_reasons']) or 'none'}")
+    gpu.update({
+        "index": index,
+        "pci_bus_id": props["pci_bus_id"],
+        "l2_cache_bytes": props["l2_cache_bytes"],
+        "measured": measured,
+        "nvml": monitor.static_info(),
+    })
+    gpu["memory"].update({
+        "total_bytes": props["total_memory_bytes"],
+        "copy_gbs": measured["copy_gbs"] if measured else None,
+        "copy_method": measured["copy"]["method"] if measured else None,
+    })
+    return gpu
+
+
 def _fmt(value, spec: str, unit: str = "") -> str:
     return "not measured" if value is None else f"{value:{spec}}{unit}"
 
@@ -526,14 +605,30 @@ def format_cpu(cpu: dict) -> str:
 
 
 def format_gpu(gpu: dict) -> str:
-    """A human-readable summary of a GPU description from gpu_peaks()."""
+    """A human-readable summary of a GPU description from gpu_peaks() or detect_gpu()."""
     lines = [f"GPU {gpu['name']} (compute capability {gpu['compute_capability']}, {gpu.get('architecture')}, "
              f"{gpu['sm_count']} SMs, max {gpu['max_sm_clock_mhz']:.0f} MHz)"]
     for dtype, peak in gpu["peaks"].items():
         value = peak.get("theoretical_gflops")
         text = f"{value / 1e3:.1f} TFLOPS ({peak['theoretical_formula']})" if value else f"n/a ({peak.get('reason')})"
+        if peak.get("measured_gflops") is not None:
+            text += f", measured {peak['measured_gflops'] / 1e3:.1f} TFLOPS ({peak['measured_summary']})"
         lines.append(f"  {dtype} peak: {text}")
     bandwidth = gpu.get("memory", {}).get("bandwidth_gbs")
     if bandwidth:
         lines.append(f"  memory bandwidth: {bandwidth:.0f} GB/s ({gpu['memory']['method']})")
+    measured = gpu.get("measured")
+    if measured:
+        lines.append(f"  measured: FP16 HFMA2 {measured['fp16_fma_gflops'] / 1e3:.1f} TFLOPS (CUDA cores), "
+                     f"device-to-device copy {measured['copy_gbs']:.0f} GB/s (read + write)")
+    nvml = gpu.get("nvml")
+    if nvml and nvml.get("available"):
+        def known(value, unit):
+            return "unknown" if value is None else f"{value:.0f} {unit}"
+
+        lines.append(f"  NVML: driver {nvml['driver_version']}, power limit {known(nvml['power_limit_w'], 'W')}, "
+                     f"applications clocks SM {known(nvml['applications_sm_clock_mhz'], 'MHz')} / memory "
+                     f"{known(nvml['applications_mem_clock_mhz'], 'MHz')}")
+    elif nvml:
+        lines.append(f"  NVML: {nvml['reason']}")
     return "\n".join(lines)
