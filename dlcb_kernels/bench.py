@@ -199,7 +199,7 @@ def _run_one(problem, inputs, impl, base, config, target, flush, monitor, peak, 
                 return failed_record(base, "failed", f"result differs from the reference: error {error:.3g} "
                                      f"> tolerance {tolerance:.3g}; not timed",
                                      library=library, error=error)
-            timer = target.timer_for(prepared.run)
+            timer = target.timer_for(prepared.run, base["cache"])
             measurement = measure(prepared.run, timer, config.settings, cache=base["cache"], flush=flush)
             measurement.extra["timer"] = timer.name
             measurement.extra["conditions"] = monitor.sample()

@@ -247,7 +247,7 @@ def _devices(args) -> int:
     status = cuda.status()
     gpus = []
     if status.available:
-        gpus = [devices.gpu_peaks(cuda.device_properties(i)) for i in range(status.device_count)]
+        gpus = [devices.detect_gpu(i, measure=not args.no_measure) for i in range(status.device_count)]
     if args.json:
         json.dump({"cpu": cpu, "cuda": {"available": status.available, "reason": status.reason}, "gpus": gpus},
                   sys.stdout, indent=1, default=str)

@@ -49,7 +49,7 @@ class CpuTarget:
     def prepare_kwargs(self) -> dict:
         return {}
 
-    def timer_for(self, run: Callable[[], object]) -> Timer:
+    def timer_for(self, run: Callable[[], object], cache: str = "warm") -> Timer:
         return self.timer
 
     def flusher(self) -> Callable[[], object]:
@@ -88,14 +88,17 @@ class CudaTarget:
     def prepare_kwargs(self) -> dict:
         return {"device": self.index, "stream": self.stream}
 
-    def timer_for(self, run: Callable[[], object]) -> Timer:
-        """A CUDA-event timer; "auto" times one call first and batches short kernels (or graphs
-        them) so that launch gaps do not count."""
-        if self.timing != "auto":
-            mode = self.timing
-            batch = 1 if mode == "single" else self._choose_mode(self._one_call(run))[1]
-            return self._timer_class(self.index, self.stream, mode=mode, batch=batch)
-        mode, batch = self._choose_mode(self._one_call(run))
+    def timer_for(self, run: Callable[[], object], cache: str = "warm") -> Timer:
+        """A CUDA-event timer. "auto" times one call first: single calls from 100 us up, below
+        that batches of back-to-back calls (>= 1 ms a sample) so that launch gaps do not count.
+        Graphs only when asked: a captured graph replays the buffers of its capture, which is
+        wrong for a library that allocates its output inside each call. Cold-cache samples are
+        single calls: only the first call after a flush would find the L2 cold."""
+        if self.timing == "single" or cache == "cold":
+            return self._timer_class(self.index, self.stream, mode="single", batch=1)
+        mode, batch = self._choose_mode(self._one_call(run), graph=self.timing == "graph")
+        if self.timing != "auto" and mode == "single":
+            mode, batch = self.timing, 1
         return self._timer_class(self.index, self.stream, mode=mode, batch=batch)
 
     def _one_call(self, run: Callable[[], object]) -> float:

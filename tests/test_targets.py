@@ -1,0 +1,61 @@
+"""Where a benchmark runs: device parsing, and how the CUDA target picks its timer (checked
+with stand-ins for the extension and the event timer, so it runs without a GPU)."""
+
+import types
+
+import pytest
+
+from dlcb_kernels import cuda, targets
+from dlcb_kernels.measure import cuda_timer
+
+
+def test_parse_device():
+    assert targets.parse_device("cpu") == ("cpu", 0)
+    expected_auto = ("cuda", 0) if cuda.status().available else ("cpu", 0)
+    assert targets.parse_device("auto") == expected_auto
+    with pytest.raises(ValueError, match="device must be auto, cpu, cuda or cuda:N"):
+        targets.parse_device("tpu")
+    if not cuda.status().available:
+        with pytest.raises(ValueError, match="CUDA is unavailable"):
+            targets.parse_device("cuda:0")
+
+
+class FakeTimer:
+    """Stands in for CudaEventTimer: every call 'takes' the class's per_call seconds."""
+
+    per_call = 1e-3
+
+    def __init__(self, device, stream, mode="single", batch=1):
+        self.device, self.stream, self.mode, self.batch = device, stream, mode, batch
+        self.name = f"{mode} x{batch}"
+
+    def time(self, fn):
+        return self.per_call
+
+
+@pytest.fixture
+def cuda_target(monkeypatch):
+    stream = types.SimpleNamespace(handle=77, synchronize=lambda: None)
+    monkeypatch.setattr(cuda, "module", lambda: types.SimpleNamespace(Stream=lambda index: stream))
+    monkeypatch.setattr(cuda_timer, "CudaEventTimer", FakeTimer)
+
+    def make(timing="auto", per_call=1e-3):
+        FakeTimer.per_call = per_call
+        return targets.CudaTarget(0, timing)
+
+    return make
+
+
+def test_cuda_timer_choice(cuda_target):
+    target = cuda_target(per_call=2e-3)
+    assert target.prepare_kwargs() == {"device": 0, "stream": 77}
+    timer = target.timer_for(lambda: None)
+    assert (timer.mode, timer.batch, timer.stream) == ("single", 1, 77)
+    short = cuda_target(per_call=10e-6).timer_for(lambda: None)
+    assert (short.mode, short.batch) == ("batched", 100)      # >= 1 ms of calls per sample
+    assert cuda_target("graph", per_call=10e-6).timer_for(lambda: None).mode == "graph"
+    assert cuda_target("batched", per_call=5e-3).timer_for(lambda: None).mode == "batched"
+    cold = cuda_target(per_call=10e-6).timer_for(lambda: None, "cold")
+    assert (cold.mode, cold.batch) == ("single", 1)          # only a single call after a flush is cold
+    with pytest.raises(ValueError, match="timing must be one of"):
+        cuda_target("fast")
