@@ -101,6 +101,49 @@ __device__ __forceinline__ void unpack(const __nv_bfloat16* p, float (&w)[8]) {
   }
 }
 
+// hs[n][k - k0] = h_prev[n][k] for the chunk [k0, k0 + chunk), zero for n >= N or k >= H.
+// Loads go to L2 (.cg: other SMs wrote h_prev) and are issued 8 a thread before the first store,
+// so that their latencies overlap; 16-byte loads when rows are 16-byte aligned (H % 4 == 0).
+template <int NB>
+__device__ __forceinline__ void stage_h(const float* h_prev, float* hs, int N, int H, int k0,
+                                        int chunk) {
+  constexpr int kBatch = 8;
+  if (H % 4 == 0) {
+    const int quads = chunk / 4, total = NB * quads;
+    for (int e0 = threadIdx.x; e0 < total; e0 += kThreads * kBatch) {
+      float4 v[kBatch];
+#pragma unroll
+      for (int i = 0; i < kBatch; ++i) {
+        const int e = e0 + i * kThreads, n = e / quads, k = k0 + e % quads * 4;
+        v[i] = e < total && n < N && k < H
+                   ? __ldcg(reinterpret_cast<const float4*>(h_prev + static_cast<long long>(n) * H + k))
+                   : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      }
+#pragma unroll
+      for (int i = 0; i < kBatch; ++i) {
+        const int e = e0 + i * kThreads;
+        if (e < total) reinterpret_cast<float4*>(hs)[e] = v[i];
+      }
+    }
+  } else {
+    const int total = NB * chunk;
+    for (int e0 = threadIdx.x; e0 < total; e0 += kThreads * kBatch) {
+      float v[kBatch];
+#pragma unroll
+      for (int i = 0; i < kBatch; ++i) {
+        const int e = e0 + i * kThreads, n = e / chunk, k = k0 + e % chunk;
+        v[i] = e < total && n < N && k < H ? __ldcg(h_prev + static_cast<long long>(n) * H + k)
+                                           : 0.0f;
+      }
+#pragma unroll
+      for (int i = 0; i < kBatch; ++i) {
+        const int e = e0 + i * kThreads;
+        if (e < total) hs[e] = v[i];
+      }
+    }
+  }
+}
+
 template <typename T>
 __host__ __device__ constexpr int group_elems() { return 16 / static_cast<int>(sizeof(T)); }
 
@@ -121,12 +164,22 @@ __global__ void __launch_bounds__(kThreads, 1) persistent_kernel(const Persisten
 
   // W_hh rows of this CTA's units, gate-major (row r = g * U + u is W_hh row g * H + j0 + u),
   // zero beyond H (in both directions).
-  const int row_len = groups * kVec;
-  for (int e = tid; e < R * row_len; e += kThreads) {
-    const int r = e / row_len, k = e % row_len, j = j0 + r % U;
-    const T v = j < H && k < H ? p.w_hh[(static_cast<long long>(r / U) * H + j) * H + k]
-                               : from_float<T>(0.0f);
-    ws[(k / kVec * R + r) * kVec + k % kVec] = v;
+  // Loads are issued 8 a thread before their stores, so that their latencies overlap.
+  const int row_len = groups * kVec, total = R * row_len;
+  for (int e0 = tid; e0 < total; e0 += kThreads * 8) {
+    T v[8];
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const int e = e0 + i * kThreads, r = e / row_len, k = e % row_len, j = j0 + r % U;
+      v[i] = e < total && j < H && k < H
+                 ? p.w_hh[(static_cast<long long>(r / U) * H + j) * H + k]
+                 : from_float<T>(0.0f);
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const int e = e0 + i * kThreads, r = e / row_len, k = e % row_len;
+      if (e < total) ws[(k / kVec * R + r) * kVec + k % kVec] = v[i];
+    }
   }
 
   const long long nh = static_cast<long long>(N) * H;
@@ -134,12 +187,20 @@ __global__ void __launch_bounds__(kThreads, 1) persistent_kernel(const Persisten
     const float* h_prev = p.h_state + (t & 1) * nh;
     float* h_next = p.h_state + ((t + 1) & 1) * nh;
 
+    // This step's gx of the thread's first (unit, batch row), fetched now so that the load
+    // latency hides behind the recurrent product.
+    float gx_first[G];
+    {
+      const int u = tid % U, n = tid / U;
+      const bool valid = tid < U * N && j0 + u < H;
+      const float* gx = p.gx + (static_cast<long long>(t) * N + n) * G * H + j0 + u;
+#pragma unroll
+      for (int g = 0; g < G; ++g) gx_first[g] = valid ? gx[g * H] : 0.0f;
+    }
+
     float acc[NB] = {};
     for (int k0 = 0; k0 < H; k0 += p.chunk) {
-      for (int e = tid; e < NB * p.chunk; e += kThreads) {
-        const int n = e / p.chunk, k = k0 + e % p.chunk;
-        hs[e] = n < N && k < H ? __ldcg(h_prev + static_cast<long long>(n) * H + k) : 0.0f;
-      }
+      stage_h<NB>(h_prev, hs, N, H, k0, p.chunk);
       __syncthreads();  // also orders the W_hh stores above before the first reads
       if (row < R) {
         const int chunk_groups = p.chunk / kVec, g0 = k0 / kVec;
@@ -171,17 +232,18 @@ __global__ void __launch_bounds__(kThreads, 1) persistent_kernel(const Persisten
     for (int e = tid; e < U * N; e += kThreads) {
       const int u = e % U, n = e / U, j = j0 + u;
       if (j >= H) continue;
-      const float* gx = p.gx + (static_cast<long long>(t) * N + n) * G * H;
+      const float* gx = p.gx + (static_cast<long long>(t) * N + n) * G * H + j;
       float pre[G], hn = 0.0f;
 #pragma unroll
       for (int g = 0; g < G; ++g) {
         float sum = 0.0f;
         for (int s = 0; s < p.slices; ++s) sum += partial[(s * R + g * U + u) * NB + n];
+        const float x_part = e == tid ? gx_first[g] : gx[g * H];
         if (G == 3 && g == 2) {  // GRU's n gate: r scales only the h-part W_hn h + b_hn
           hn = sum + to_float(p.b_hh[2 * H + j]);
-          pre[g] = gx[g * H + j];
+          pre[g] = x_part;
         } else {
-          pre[g] = gx[g * H + j] + sum;
+          pre[g] = x_part + sum;
         }
       }
       const long long at = static_cast<long long>(n) * H + j;
@@ -223,19 +285,32 @@ std::string make_plan(const RnnArgs& a, int sms, int smem_per_cta, Plan* plan) {
   p.units = ceil_div(h, sms);
   p.ctas = ceil_div(h, p.units);
   p.rows = g * p.units;
-  if (p.rows > kThreads)
-    return "persistent: " + std::to_string(p.rows) + " W_hh rows per CTA (" +
-           std::to_string(p.units) + " units x " + std::to_string(g) + " gates on " +
-           std::to_string(sms) + " SMs) exceed the " + std::to_string(kThreads) +
-           " threads of a CTA";
-  p.row_pass = 1;
-  while (p.row_pass < p.rows) p.row_pass *= 2;
-  p.slices = kThreads / p.row_pass;
   p.nb = batch_bound(a.batch);
   const int vec = 16 / static_cast<int>(dtype_size(a.dtype));
   const int groups = ceil_div(h, vec);
   const std::size_t w_bytes = static_cast<std::size_t>(groups) * p.rows * 16;
-  const std::size_t partial_bytes = (static_cast<std::size_t>(p.slices) * p.rows * p.nb + 3) / 4 * 16;
+  const auto too_large = [&](std::size_t other_bytes) {
+    return "persistent: W_hh does not fit on chip: each of " + std::to_string(p.ctas) +
+           " CTAs (one per SM) holds " + std::to_string(p.rows) + " rows (" +
+           std::to_string(p.units) + " units x " + std::to_string(g) + " gates) of " +
+           std::to_string(h) + " " + dtype_name(a.dtype) + " = " + std::to_string(w_bytes) +
+           " B, plus " + std::to_string(other_bytes) +
+           " B of partial sums and staged h; the device allows " + std::to_string(smem_per_cta) +
+           " B of shared memory per CTA on " + std::to_string(sms) + " SMs (W_hh is " +
+           std::to_string(static_cast<std::size_t>(g) * h * h * dtype_size(a.dtype)) + " B)";
+  };
+  if (p.rows > kThreads) {
+    if (w_bytes > static_cast<std::size_t>(smem_per_cta)) return too_large(0);
+    return "persistent: " + std::to_string(p.rows) + " W_hh rows per CTA (" +
+           std::to_string(p.units) + " units x " + std::to_string(g) + " gates on " +
+           std::to_string(sms) + " SMs) exceed the " + std::to_string(kThreads) +
+           " threads of a CTA";
+  }
+  p.row_pass = 1;
+  while (p.row_pass < p.rows) p.row_pass *= 2;
+  p.slices = kThreads / p.row_pass;
+  const std::size_t partial_bytes =
+      (static_cast<std::size_t>(p.slices) * p.rows * p.nb + 3) / 4 * 16;
   // Stage all of h at once when it fits, else the largest chunk that does.
   for (int chunk : {groups * vec, 2048, 1024, 512, 256, 128, 64, 32, 16, 8}) {
     if (chunk > groups * vec) continue;
@@ -247,14 +322,7 @@ std::string make_plan(const RnnArgs& a, int sms, int smem_per_cta, Plan* plan) {
       return "";
     }
   }
-  return "persistent: W_hh does not fit on chip: each of " + std::to_string(p.ctas) +
-         " CTAs (one per SM) holds " + std::to_string(p.rows) + " rows (" +
-         std::to_string(p.units) + " units x " + std::to_string(g) + " gates) of " +
-         std::to_string(h) + " " + dtype_name(a.dtype) + " = " + std::to_string(w_bytes) +
-         " B, plus " + std::to_string(partial_bytes + p.nb * 8 * 4) +
-         " B of partial sums and staged h; the device allows " + std::to_string(smem_per_cta) +
-         " B of shared memory per CTA on " + std::to_string(sms) + " SMs (W_hh is " +
-         std::to_string(static_cast<std::size_t>(g) * h * h * dtype_size(a.dtype)) + " B)";
+  return too_large(partial_bytes + static_cast<std::size_t>(p.nb) * 8 * 4);
 }
 
 template <typename T, int G>
