@@ -61,7 +61,7 @@ LARGE_SHAPES = {
 
 
 def tc_expected(g, layout, direction):
-    return (layout == "nhwc" and direction == "fwd" and (g["c"] // g["groups"]) % 8 == 0
+    return (layout == "nhwc" and direction != "bwd_filter" and (g["c"] // g["groups"]) % 8 == 0
             and (g["k"] // g["groups"]) % 8 == 0)
 
 
@@ -199,16 +199,16 @@ def test_matches_reference(ext, torch, cc, variant, dtype, direction, layout, sh
 def test_large_matches_gpu_reference(ext, torch, cc, variant, dtype, direction, layout, shape):
     g = LARGE_SHAPES[shape]
     if variant == "implicit-gemm-tc" and not tc_expected(g, layout, direction):
-        pytest.skip("the tensor-core variant runs NHWC forward only")
+        pytest.skip("the tensor-core variant runs NHWC forward and backward data only")
     if variant == "implicit-gemm-simt" and shape != "bwd_filter_split" and dtype != "bfloat16":
         pytest.skip("CUDA-core variant: one dtype on the large shapes keeps the file fast")
     run_case(ext, torch, variant, dtype, direction, layout, g, on_gpu=True)
 
 
-@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-def test_tc_large_float16_forward(ext, torch, dtype):
-    run_case(ext, torch, "implicit-gemm-tc", dtype, "fwd", "nhwc", LARGE_SHAPES["tile_large"],
-             on_gpu=True)
+@pytest.mark.parametrize("direction", ["fwd", "bwd_data"])
+def test_tc_large_float16(ext, torch, direction):
+    run_case(ext, torch, "implicit-gemm-tc", "float16", direction, "nhwc",
+             LARGE_SHAPES["tile_large"], on_gpu=True)
 
 
 def base_args(**over):
@@ -222,8 +222,8 @@ def base_args(**over):
     ("variant", "over", "expected"),
     [
         ("implicit-gemm-tc", {"layout": 0}, "NHWC"),
-        ("implicit-gemm-tc", {"direction": 1}, "forward direction only"),
-        ("implicit-gemm-tc", {"direction": 2}, "forward direction only"),
+        ("implicit-gemm-tc", {"direction": 2}, "forward and backward data only"),
+        ("implicit-gemm-tc", {"direction": 1, "c": 16, "k": 12}, "multiples of 8"),
         ("implicit-gemm-tc", {"c": 12, "k": 16}, "multiples of 8"),
         ("implicit-gemm-tc", {"groups": 4}, "multiples of 8"),  # C/g = 4
         ("implicit-gemm-tc", {"dtype": 0}, "does not run float32"),

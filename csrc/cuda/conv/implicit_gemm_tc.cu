@@ -1,26 +1,34 @@
-// "implicit-gemm-tc": forward convolution, NHWC, f16/bf16 on tensor cores (sm_80+), fp32
-// accumulation, as an implicit GEMM per group g (Cg = C/groups, Kg = K/groups):
-//   C[m][j] = y(n,p,q ; g*Kg + j),  m = (n,p,q) < N*P*Q,  j < Kg,  kk = (r, s, c) < R*S*Cg
-//   A[m][kk] = x(n, p*stride - pad + r*dil, q*stride - pad + s*dil ; g*Cg + c), 0 in padding
-//   B[j][kk] = w[g*Kg + j][kk]   (the NHWC filter K x R x S x Cg read as is: kk contiguous)
-// Both operands are contiguous along kk, and with Cg % 8 == 0 every 8-element (16-byte) chunk
-// of kk lies inside one tap: each chunk is one cp.async, zero-filled (src-size 0) where the tap
-// falls into the padding or past the tensor. Tiles of BM x BN outputs, 32-deep K slices in a
-// 4-stage cp.async pipeline; warps multiply WM x WN sub-tiles with mma.sync m16n8k16 whose
-// operands come from shared memory through ldmatrix.x4.
+// "implicit-gemm-tc": convolution as an implicit GEMM on tensor cores (sm_80+), NHWC, f16/bf16
+// with fp32 accumulation, forward and backward data. Per group g (Cg = C/groups, Kg = K/groups):
+//   forward        C[m][j] = y(n,p,q ; g*Kg + j)   m = (n,p,q) < N*P*Q, j < Kg, kk = (r,s,c)
+//                  A[m][kk] = x(n, p*stride - pad + r*dil, q*... ; g*Cg + c), 0 in the padding
+//                  B[j][kk] = w[g*Kg + j][kk]   (the K x R x S x Cg filter read as is)
+//   backward data  C[m][c] = dx(n,h,w ; g*Cg + c)  m = (n,h,w) < N*H*W, c < Cg, kk = (r,s,k)
+//                  A[m][kk] = dy(n, p, q ; g*Kg + k) with p = (h + pad - r*dil) / stride when
+//                  that divides exactly and lands in [0, P) (q likewise), else 0
+//                  B[kk][c] = w[g*Kg + k][r][s][c]   (c contiguous: B is k-major here)
+// A is contiguous along kk within a tap; with Cg % 8 == 0 and Kg % 8 == 0 every 8-element
+// (16-byte) chunk of kk lies in one tap, so each chunk is one cp.async, zero-filled (src-size 0)
+// where the tap falls into the padding, between strided taps or past the tensor. Tiles of
+// BM x BN outputs, 32-deep K slices in a 4-stage cp.async pipeline; warps multiply WM x WN
+// sub-tiles with mma.sync m16n8k16 whose operands come from shared memory through ldmatrix.
 //
-// Shared-memory tile: rows of 32 elements = 64 bytes = 4 chunks of 16 bytes; chunk c of row r
-// lives at r * 64 + 16 * (c ^ ((r >> 1) & 3)). ldmatrix reads one chunk column of 8
-// consecutive rows (first row a multiple of 8): (r & 1, (r >> 1) & 3) takes all 8 values there,
-// so the 8 rows hit 8 distinct 16-byte slots of a 128-byte line (no bank conflicts).
+// Shared memory, per stage: the A tile (BM rows of 32 kk = 64 bytes = 4 chunks of 16 bytes;
+// chunk c of row r at r * 64 + 16 (c ^ ((r >> 1) & 3))), then the B tile: forward, BN rows of
+// 32 kk laid out like A; backward data, 32 kk rows of BN columns (BN / 8 >= 8 chunks; chunk c of
+// row r at r * 2 BN + 16 (c ^ (r & 7))). ldmatrix reads one chunk column of 8 consecutive rows
+// (the first a multiple of 8); both swizzles send those 8 rows to 8 distinct 16-byte slots of a
+// 128-byte line, so it is free of bank conflicts.
 //
 // Fragments (PTX ISA, mma.m16n8k16 .bf16/.f16; gid = lane / 4, tig = lane % 4):
 //   A regs a0..a3: (row gid, k 2 tig..+1), (row gid + 8, same k), (row gid, k + 8), (row gid + 8,
 //     k + 8): ldmatrix.x4 with lane l giving row l % 16 and k-chunk l / 16 of the 16x16 tile.
-//   B regs b0, b1: (k 2 tig..+1, n gid), (k + 8, n gid): with B stored n-major (rows n, k
-//     contiguous), ldmatrix.x4 matrices (n 0-7, k 0-7), (n 0-7, k 8-15), (n 8-15, k 0-7),
-//     (n 8-15, k 8-15) give the fragments of two n8 tiles: lane l gives row
-//     8 ((l / 8) >> 1) + l % 8 and k-chunk (l / 8) & 1.
+//   B regs b0, b1: (k 2 tig..+1, n gid), (k + 8, n gid). Forward (rows n, k contiguous):
+//     ldmatrix.x4 of (n 0-7, k 0-7), (n 0-7, k 8-15), (n 8-15, k 0-7), (n 8-15, k 8-15) gives two
+//     n8 tiles; lane l gives row 8 ((l / 8) >> 1) + l % 8 and k-chunk (l / 8) & 1. Backward data
+//     (rows k, n contiguous): ldmatrix.x4.trans of (k 0-7, n 0-7), (k 8-15, n 0-7), (k 0-7,
+//     n 8-15), (k 8-15, n 8-15) gives the same registers; lane l gives k-row 8 ((l / 8) & 1) +
+//     l % 8 and n-chunk (l / 8) >> 1.
 //   C regs c0, c1: (row gid, col 2 tig..+1); c2, c3: row gid + 8.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -40,20 +48,30 @@ namespace {
 using namespace conv_ptx;
 
 constexpr int kTileK = 32;                 // GEMM-K slice per stage
-constexpr int kChunksPerRow = kTileK / 8;  // 16-byte chunks per tile row
+constexpr int kChunksPerRow = kTileK / 8;  // 16-byte chunks per A row (and forward B row)
 constexpr int kRowBytes = kTileK * 2;
 constexpr int kStages = 4;
 
+// The GEMM of one call. "Gathered" is the tensor A is read from: x (forward) or dy (backward
+// data), of gathered_h x gathered_w pixels and gathered_c channels, g*chunk_c the group's first.
 struct TcGeometry {
-  int n, c, h, w, k, r, s, p, q;
-  int pad_h, pad_w, stride_h, stride_w, dil_h, dil_w;
+  int r, s, pad_h, pad_w, stride_h, stride_w, dil_h, dil_w;
+  int gathered_h, gathered_w, gathered_c;
+  int chunk_c;           // channels of one tap along kk: Cg forward, Kg backward data
+  int out_h, out_w;      // spatial size of the output: P x Q forward, H x W backward data
+  int out_c;             // channels of the output tensor: K forward, C backward data
   int cg, kg;
-  int gemm_m, gemm_k;  // N*P*Q and R*S*Cg
-  int tiles_n;         // blockIdx.y = group * tiles_n + tile_n
+  int gemm_m, gemm_n, gemm_k;
+  int tiles_n;           // blockIdx.y = group * tiles_n + tile_n
 };
 
 __device__ __forceinline__ uint32_t swizzled(int row, int chunk) {
   return static_cast<uint32_t>(row * kRowBytes + ((chunk ^ ((row >> 1) & 3)) << 4));
+}
+
+template <int kBN>
+__device__ __forceinline__ uint32_t swizzled_wide(int row, int chunk) {
+  return static_cast<uint32_t>(row * kBN * 2 + ((chunk ^ (row & 7)) << 4));
 }
 
 template <typename T> struct Pair;
@@ -75,10 +93,15 @@ struct Tile {
   static constexpr int kMI = kWM / 16, kNI = kWN / 8;
   static constexpr int kRowsPerPass = kThreads / kChunksPerRow;
   static constexpr int kALoads = BM / kRowsPerPass, kBLoads = BN / kRowsPerPass;
+  // Backward data's k-major B tile: kTileK rows of BN / 8 chunks.
+  static constexpr int kWideChunks = BN / 8;
+  static constexpr int kWideRowsPerPass = kThreads / kWideChunks;
+  static constexpr int kWideLoads = kTileK / kWideRowsPerPass;
   static constexpr int kStageBytes = (BM + BN) * kRowBytes;
   static constexpr int kSmemBytes = kStages * kStageBytes;
   static_assert(kWM % 16 == 0 && kWN % 16 == 0, "warp tile: whole m16 tiles, pairs of n8 tiles");
   static_assert(BM % kRowsPerPass == 0 && BN % kRowsPerPass == 0, "whole load passes");
+  static_assert(kWideChunks >= 8 && kTileK % kWideRowsPerPass == 0, "wide B tile swizzle, passes");
   static_assert(kALoads <= 32 && kBLoads <= 32, "validity masks are 32-bit");
 };
 
@@ -86,10 +109,11 @@ using TileLarge = Tile<128, 128, 2, 4>;   // 256 threads, warp tile 64 x 32
 using TileMedium = Tile<128, 64, 4, 2>;   // 256 threads, warp tile 32 x 32
 using TileSmall = Tile<64, 64, 2, 2>;     // 128 threads, warp tile 32 x 32
 
-template <typename T, typename Cfg>
+template <typename T, typename Cfg, ConvDirection D>
 __global__ void __launch_bounds__(Cfg::kThreads)
-    conv_forward_tc_kernel(TcGeometry g, const T* __restrict__ x, const T* __restrict__ w,
-                           T* __restrict__ y) {
+    conv_tc_kernel(TcGeometry g, const T* __restrict__ gathered, const T* __restrict__ w,
+                   T* __restrict__ out) {
+  constexpr bool kForward = D == ConvDirection::forward;
   constexpr int MI = Cfg::kMI, NI = Cfg::kNI;
   extern __shared__ __align__(128) unsigned char smem[];
   const uint32_t smem_base = shared_address(smem);
@@ -100,42 +124,58 @@ __global__ void __launch_bounds__(Cfg::kThreads)
   const int grp = blockIdx.y / g.tiles_n;
   const int n0 = (blockIdx.y % g.tiles_n) * Cfg::kBN;
 
-  // Loads: thread t copies chunk t % 4 of tile rows t / 4 + i * kRowsPerPass.
+  // A loads: thread t copies chunk t % 4 of tile rows t / 4 + i * kRowsPerPass. Per row: the
+  // offset of its image and group in the gathered tensor, the coordinate its taps start from
+  // (forward: top-left input pixel; backward data: h + pad), and whether the row exists.
   const int load_chunk = tid % kChunksPerRow;
   const int load_row = tid / kChunksPerRow;
-
-  // Per A row: offset of its image and group (x + a_base is pixel (0, 0), channel g*Cg), the
-  // top-left input coordinate of its output pixel, and whether the row exists.
   int a_base[Cfg::kALoads], a_h0[Cfg::kALoads], a_w0[Cfg::kALoads];
   uint32_t a_rows_valid = 0;
 #pragma unroll
   for (int i = 0; i < Cfg::kALoads; ++i) {
     const int m = m0 + load_row + i * Cfg::kRowsPerPass;
     const int mm = m < g.gemm_m ? m : 0;
-    const int pq = g.p * g.q;
-    const int n = mm / pq, rem = mm - n * pq;
-    const int p = rem / g.q, q = rem - p * g.q;
-    a_base[i] = n * g.h * g.w * g.c + grp * g.cg;
-    a_h0[i] = p * g.stride_h - g.pad_h;
-    a_w0[i] = q * g.stride_w - g.pad_w;
+    const int hw = g.out_h * g.out_w;
+    const int n = mm / hw, rem = mm - n * hw;
+    const int oh = rem / g.out_w, ow = rem - oh * g.out_w;
+    a_base[i] = n * g.gathered_h * g.gathered_w * g.gathered_c + grp * g.chunk_c;
+    a_h0[i] = kForward ? oh * g.stride_h - g.pad_h : oh + g.pad_h;
+    a_w0[i] = kForward ? ow * g.stride_w - g.pad_w : ow + g.pad_w;
     if (m < g.gemm_m) a_rows_valid |= 1u << i;
   }
-  // Per B row (filter j of the group): offset of its filter.
-  int b_base[Cfg::kBLoads];
-  uint32_t b_rows_valid = 0;
-#pragma unroll
-  for (int i = 0; i < Cfg::kBLoads; ++i) {
-    const int j = n0 + load_row + i * Cfg::kRowsPerPass;
-    b_base[i] = (grp * g.kg + (j < g.kg ? j : 0)) * g.gemm_k;
-    if (j < g.kg) b_rows_valid |= 1u << i;
-  }
-
-  // This thread's chunk position along kk, as (tap r, tap s, channel c); advanced by one K
-  // slice per loaded stage (the stages are loaded in order).
+  // This thread's A chunk along kk as (tap r, tap s, channel); advanced one K slice per loaded
+  // stage (stages are loaded in order).
   int kk = load_chunk * 8;
-  int tap_c = kk % g.cg;
-  int tap_s = (kk / g.cg) % g.s;
-  int tap_r = kk / g.cg / g.s;
+  int tap_c = kk % g.chunk_c;
+  int tap_s = (kk / g.chunk_c) % g.s;
+  int tap_r = kk / g.chunk_c / g.s;
+
+  // B loads. Forward: like A, rows = filters j (offset of each filter). Backward data: thread t
+  // copies chunk t % (BN / 8) of kk-rows t / (BN / 8) + i * kWideRowsPerPass; each row kk is
+  // (tap, filter k), tracked per load.
+  constexpr int kBLoads = kForward ? Cfg::kBLoads : Cfg::kWideLoads;
+  int b_base[kBLoads];
+  int b_k[kBLoads], b_tap[kBLoads];
+  uint32_t b_valid = 0;
+  const int wide_chunk = tid % Cfg::kWideChunks;
+  const int wide_row = tid / Cfg::kWideChunks;
+  const int rs = g.r * g.s;
+#pragma unroll
+  for (int i = 0; i < kBLoads; ++i) {
+    if constexpr (kForward) {
+      const int j = n0 + load_row + i * Cfg::kRowsPerPass;
+      b_base[i] = (grp * g.kg + (j < g.kg ? j : 0)) * g.gemm_k;
+      if (j < g.kg) b_valid |= 1u << i;
+      b_k[i] = b_tap[i] = 0;
+    } else {
+      const int row = wide_row + i * Cfg::kWideRowsPerPass;
+      const int col = n0 + wide_chunk * 8;
+      b_base[i] = grp * g.kg * rs * g.cg + (col < g.cg ? col : 0);
+      if (col < g.cg) b_valid |= 1u << i;
+      b_k[i] = row % g.kg;
+      b_tap[i] = row / g.kg;
+    }
+  }
 
   auto load_stage = [&](int stage) {
     const uint32_t a_dst = smem_base + stage * Cfg::kStageBytes;
@@ -143,24 +183,48 @@ __global__ void __launch_bounds__(Cfg::kThreads)
     const bool k_ok = kk < g.gemm_k;
 #pragma unroll
     for (int i = 0; i < Cfg::kALoads; ++i) {
-      const int h = a_h0[i] + tap_r * g.dil_h, wc = a_w0[i] + tap_s * g.dil_w;
-      const bool valid = k_ok && ((a_rows_valid >> i) & 1u) && h >= 0 && h < g.h && wc >= 0 &&
-                         wc < g.w;
-      const T* src = valid ? x + a_base[i] + (h * g.w + wc) * g.c + tap_c : x;
+      int h, wc;
+      bool valid = k_ok && ((a_rows_valid >> i) & 1u);
+      if constexpr (kForward) {
+        h = a_h0[i] + tap_r * g.dil_h;
+        wc = a_w0[i] + tap_s * g.dil_w;
+      } else {
+        // Output pixel p with p * stride - pad + r * dil == h, if any.
+        const int th = a_h0[i] - tap_r * g.dil_h, tw = a_w0[i] - tap_s * g.dil_w;
+        h = g.stride_h == 1 ? th : th / g.stride_h;
+        wc = g.stride_w == 1 ? tw : tw / g.stride_w;
+        valid = valid && th >= 0 && tw >= 0 && h * g.stride_h == th && wc * g.stride_w == tw;
+      }
+      valid = valid && h >= 0 && h < g.gathered_h && wc >= 0 && wc < g.gathered_w;
+      const T* src =
+          valid ? gathered + a_base[i] + (h * g.gathered_w + wc) * g.gathered_c + tap_c : gathered;
       cp_async_16_or_zero(a_dst + swizzled(load_row + i * Cfg::kRowsPerPass, load_chunk), src,
                           valid);
     }
 #pragma unroll
-    for (int i = 0; i < Cfg::kBLoads; ++i) {
-      const bool valid = k_ok && ((b_rows_valid >> i) & 1u);
-      const T* src = valid ? w + b_base[i] + kk : w;
-      cp_async_16_or_zero(b_dst + swizzled(load_row + i * Cfg::kRowsPerPass, load_chunk), src,
-                          valid);
+    for (int i = 0; i < kBLoads; ++i) {
+      if constexpr (kForward) {
+        const bool valid = k_ok && ((b_valid >> i) & 1u);
+        const T* src = valid ? w + b_base[i] + kk : w;
+        cp_async_16_or_zero(b_dst + swizzled(load_row + i * Cfg::kRowsPerPass, load_chunk), src,
+                            valid);
+      } else {
+        const bool valid = b_tap[i] < rs && ((b_valid >> i) & 1u);
+        const T* src = valid ? w + b_base[i] + (b_k[i] * rs + b_tap[i]) * g.cg : w;
+        cp_async_16_or_zero(
+            b_dst + swizzled_wide<Cfg::kBN>(wide_row + i * Cfg::kWideRowsPerPass, wide_chunk),
+            src, valid);
+        b_k[i] += kTileK;
+        while (b_k[i] >= g.kg) {
+          b_k[i] -= g.kg;
+          ++b_tap[i];
+        }
+      }
     }
     kk += kTileK;
     tap_c += kTileK;
-    while (tap_c >= g.cg) {
-      tap_c -= g.cg;
+    while (tap_c >= g.chunk_c) {
+      tap_c -= g.chunk_c;
       if (++tap_s == g.s) {
         tap_s = 0;
         ++tap_r;
@@ -205,9 +269,15 @@ __global__ void __launch_bounds__(Cfg::kThreads)
 #pragma unroll
       for (int nj = 0; nj < NI / 2; ++nj) {
         const int mat = lane / 8;
-        const int row = warp_n * Cfg::kWN + nj * 16 + (mat >> 1) * 8 + lane % 8;
         uint32_t t[4];
-        ldmatrix_x4(t, b_src + swizzled(row, ks * 2 + (mat & 1)));
+        if constexpr (kForward) {
+          const int row = warp_n * Cfg::kWN + nj * 16 + (mat >> 1) * 8 + lane % 8;
+          ldmatrix_x4(t, b_src + swizzled(row, ks * 2 + (mat & 1)));
+        } else {
+          const int row = ks * 16 + (mat & 1) * 8 + lane % 8;
+          const int chunk = (warp_n * Cfg::kWN + nj * 16) / 8 + (mat >> 1);
+          ldmatrix_x4_trans(t, b_src + swizzled_wide<Cfg::kBN>(row, chunk));
+        }
         b_frag[2 * nj][0] = t[0];
         b_frag[2 * nj][1] = t[1];
         b_frag[2 * nj + 1][0] = t[2];
@@ -221,7 +291,8 @@ __global__ void __launch_bounds__(Cfg::kThreads)
   }
   cp_async_wait<0>();
 
-  // Kg % 8 == 0 and col is even: a pair (col, col + 1) is in range exactly when col is.
+  // The output is N x out_h x out_w x out_c; this group's columns start at g * gemm_n. gemm_n
+  // % 8 == 0 and col is even: a pair (col, col + 1) is in range exactly when col is.
   using P2 = typename Pair<T>::type;
 #pragma unroll
   for (int mi = 0; mi < MI; ++mi)
@@ -231,55 +302,72 @@ __global__ void __launch_bounds__(Cfg::kThreads)
       for (int half = 0; half < 2; ++half) {
         const int m = m0 + warp_m * Cfg::kWM + mi * 16 + lane / 4 + half * 8;
         const int col = n0 + warp_n * Cfg::kWN + ni * 8 + (lane % 4) * 2;
-        if (m < g.gemm_m && col < g.kg)
-          *reinterpret_cast<P2*>(y + m * g.k + grp * g.kg + col) =
+        if (m < g.gemm_m && col < g.gemm_n)
+          *reinterpret_cast<P2*>(out + m * g.out_c + grp * g.gemm_n + col) =
               Pair<T>::make(acc[mi][ni][2 * half], acc[mi][ni][2 * half + 1]);
       }
 }
 
 TcGeometry tc_geometry(const ConvArgs& a) {
   TcGeometry g{};
-  g.n = a.n, g.c = a.c, g.h = a.h, g.w = a.w, g.k = a.k, g.r = a.r, g.s = a.s;
-  g.p = conv_output_h(a), g.q = conv_output_w(a);
-  g.pad_h = a.pad_h, g.pad_w = a.pad_w, g.stride_h = a.stride_h, g.stride_w = a.stride_w;
-  g.dil_h = a.dil_h, g.dil_w = a.dil_w;
+  const int p = conv_output_h(a), q = conv_output_w(a);
+  g.r = a.r, g.s = a.s, g.pad_h = a.pad_h, g.pad_w = a.pad_w;
+  g.stride_h = a.stride_h, g.stride_w = a.stride_w, g.dil_h = a.dil_h, g.dil_w = a.dil_w;
   g.cg = a.c / a.groups, g.kg = a.k / a.groups;
-  g.gemm_m = a.n * g.p * g.q;
-  g.gemm_k = a.r * a.s * g.cg;
+  if (a.direction == ConvDirection::forward) {
+    g.gathered_h = a.h, g.gathered_w = a.w, g.gathered_c = a.c, g.chunk_c = g.cg;
+    g.out_h = p, g.out_w = q, g.out_c = a.k;
+    g.gemm_m = a.n * p * q, g.gemm_n = g.kg;
+  } else {
+    g.gathered_h = p, g.gathered_w = q, g.gathered_c = a.k, g.chunk_c = g.kg;
+    g.out_h = a.h, g.out_w = a.w, g.out_c = a.c;
+    g.gemm_m = a.n * a.h * a.w, g.gemm_n = g.cg;
+  }
+  g.gemm_k = a.r * a.s * g.chunk_c;
   return g;
 }
 
-template <typename T, typename Cfg>
+template <typename T, typename Cfg, ConvDirection D>
 void launch_tile(const ConvArgs& a, TcGeometry g, cudaStream_t stream) {
-  g.tiles_n = ceil_div(g.kg, Cfg::kBN);
-  auto kernel = conv_forward_tc_kernel<T, Cfg>;
+  g.tiles_n = ceil_div(g.gemm_n, Cfg::kBN);
+  auto kernel = conv_tc_kernel<T, Cfg, D>;
   check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              Cfg::kSmemBytes),
-        "cudaFuncSetAttribute(conv_forward_tc_kernel)");
+        "cudaFuncSetAttribute(conv_tc_kernel)");
+  const bool forward = D == ConvDirection::forward;
+  const T* gathered = static_cast<const T*>(forward ? a.x : a.y);
+  T* out = static_cast<T*>(forward ? a.y : const_cast<void*>(a.x));
   const dim3 grid(static_cast<unsigned>(ceil_div(g.gemm_m, Cfg::kBM)),
                   static_cast<unsigned>(g.tiles_n * a.groups));
   kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(
-      g, static_cast<const T*>(a.x), static_cast<const T*>(a.filter), static_cast<T*>(a.y));
-  check_launch("conv_forward_tc_kernel");
+      g, gathered, static_cast<const T*>(a.filter), out);
+  check_launch("conv_tc_kernel");
 }
 
 long long ctas(const TcGeometry& g, int groups, int bm, int bn) {
-  return static_cast<long long>(ceil_div(g.gemm_m, bm)) * ceil_div(g.kg, bn) * groups;
+  return static_cast<long long>(ceil_div(g.gemm_m, bm)) * ceil_div(g.gemm_n, bn) * groups;
 }
 
 // The largest tile that still gives every SM at least one CTA; the small tile otherwise.
-template <typename T>
+template <typename T, ConvDirection D>
 void launch_typed(const ConvArgs& a, cudaStream_t stream) {
   const TcGeometry g = tc_geometry(a);
   int device = 0, sms = 0;
   check(cudaGetDevice(&device), "cudaGetDevice");
   check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
         "cudaDeviceGetAttribute(MultiProcessorCount)");
-  if (g.kg > 64 && ctas(g, a.groups, TileLarge::kBM, TileLarge::kBN) >= sms)
-    return launch_tile<T, TileLarge>(a, g, stream);
+  if (g.gemm_n > 64 && ctas(g, a.groups, TileLarge::kBM, TileLarge::kBN) >= sms)
+    return launch_tile<T, TileLarge, D>(a, g, stream);
   if (ctas(g, a.groups, TileMedium::kBM, TileMedium::kBN) >= sms)
-    return launch_tile<T, TileMedium>(a, g, stream);
-  launch_tile<T, TileSmall>(a, g, stream);
+    return launch_tile<T, TileMedium, D>(a, g, stream);
+  launch_tile<T, TileSmall, D>(a, g, stream);
+}
+
+template <typename T>
+void launch_dtype(const ConvArgs& a, cudaStream_t stream) {
+  if (a.direction == ConvDirection::forward)
+    return launch_typed<T, ConvDirection::forward>(a, stream);
+  launch_typed<T, ConvDirection::backward_data>(a, stream);
 }
 
 bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
@@ -292,23 +380,24 @@ const char* support_implicit_gemm_tc(const ConvArgs& a, int) {
   if (a.layout != ConvLayout::nhwc)
     return "implicit-gemm-tc needs the NHWC layout (channels contiguous per filter tap); "
            "implicit-gemm-simt runs NCHW";
-  if (a.direction != ConvDirection::forward)
-    return "implicit-gemm-tc runs the forward direction only; implicit-gemm-simt runs the "
-           "backward directions";
+  if (a.direction == ConvDirection::backward_filter)
+    return "implicit-gemm-tc runs forward and backward data only; implicit-gemm-simt runs "
+           "backward filter";
   if ((a.c / a.groups) % 8 != 0 || (a.k / a.groups) % 8 != 0)
     return "implicit-gemm-tc needs C/groups and K/groups to be multiples of 8 (16-byte copies)";
   if (!aligned16(a.x) || !aligned16(a.filter) || !aligned16(a.y))
     return "implicit-gemm-tc needs x, filter and y 16-byte aligned";
-  if (static_cast<long long>(ceil_div(a.k / a.groups, 64)) * a.groups > 65535)
-    return "implicit-gemm-tc: too many filter tiles times groups for one grid dimension";
+  const int gemm_n = a.direction == ConvDirection::forward ? a.k / a.groups : a.c / a.groups;
+  if (static_cast<long long>(ceil_div(gemm_n, 64)) * a.groups > 65535)
+    return "implicit-gemm-tc: too many output-channel tiles times groups for one grid dimension";
   return nullptr;
 }
 
 std::size_t workspace_implicit_gemm_tc(const ConvArgs&) { return 0; }
 
 void launch_implicit_gemm_tc(const ConvArgs& a, cudaStream_t stream) {
-  if (a.dtype == DType::bf16) return launch_typed<__nv_bfloat16>(a, stream);
-  launch_typed<__half>(a, stream);
+  if (a.dtype == DType::bf16) return launch_dtype<__nv_bfloat16>(a, stream);
+  launch_dtype<__half>(a, stream);
 }
 
 }  // namespace dlcb::cuda::conv_variants_impl
