@@ -198,20 +198,20 @@ __global__ void __launch_bounds__(Cfg::kThreads)
       valid = valid && h >= 0 && h < g.gathered_h && wc >= 0 && wc < g.gathered_w;
       const T* src =
           valid ? gathered + a_base[i] + (h * g.gathered_w + wc) * g.gathered_c + tap_c : gathered;
-      cp_async_16_or_zero(a_dst + swizzled(load_row + i * Cfg::kRowsPerPass, load_chunk), src,
-                          valid);
+      cp_async_ca_16_or_zero(a_dst + swizzled(load_row + i * Cfg::kRowsPerPass, load_chunk), src,
+                             valid);
     }
 #pragma unroll
     for (int i = 0; i < kBLoads; ++i) {
       if constexpr (kForward) {
         const bool valid = k_ok && ((b_valid >> i) & 1u);
         const T* src = valid ? w + b_base[i] + kk : w;
-        cp_async_16_or_zero(b_dst + swizzled(load_row + i * Cfg::kRowsPerPass, load_chunk), src,
-                            valid);
+        cp_async_cg_16_or_zero(b_dst + swizzled(load_row + i * Cfg::kRowsPerPass, load_chunk),
+                               src, valid);
       } else {
         const bool valid = b_tap[i] < rs && ((b_valid >> i) & 1u);
         const T* src = valid ? w + b_base[i] + (b_k[i] * rs + b_tap[i]) * g.cg : w;
-        cp_async_16_or_zero(
+        cp_async_cg_16_or_zero(
             b_dst + swizzled_wide<Cfg::kBN>(wide_row + i * Cfg::kWideRowsPerPass, wide_chunk),
             src, valid);
         b_k[i] += kTileK;
@@ -289,23 +289,37 @@ __global__ void __launch_bounds__(Cfg::kThreads)
         for (int ni = 0; ni < NI; ++ni) mma_16816<T>(acc[mi][ni], a_frag[mi], b_frag[ni]);
     }
   }
+  // Epilogue through shared memory (the pipeline's, now idle): fragments are rounded into a
+  // BM x BN tile (rows padded by 16 bytes: the 8 rows x 4 pairs a warp writes at once fall on 32
+  // distinct banks), then every thread stores whole 16-byte chunks of output rows.
   cp_async_wait<0>();
-
-  // The output is N x out_h x out_w x out_c; this group's columns start at g * gemm_n. gemm_n
-  // % 8 == 0 and col is even: a pair (col, col + 1) is in range exactly when col is.
+  __syncthreads();
   using P2 = typename Pair<T>::type;
+  constexpr int kOutRowBytes = Cfg::kBN * 2 + 16;
+  static_assert(Cfg::kBM * kOutRowBytes <= Cfg::kSmemBytes, "output tile fits the pipeline");
 #pragma unroll
   for (int mi = 0; mi < MI; ++mi)
 #pragma unroll
     for (int ni = 0; ni < NI; ++ni)
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
-        const int m = m0 + warp_m * Cfg::kWM + mi * 16 + lane / 4 + half * 8;
-        const int col = n0 + warp_n * Cfg::kWN + ni * 8 + (lane % 4) * 2;
-        if (m < g.gemm_m && col < g.gemm_n)
-          *reinterpret_cast<P2*>(out + m * g.out_c + grp * g.gemm_n + col) =
-              Pair<T>::make(acc[mi][ni][2 * half], acc[mi][ni][2 * half + 1]);
+        const int row = warp_m * Cfg::kWM + mi * 16 + lane / 4 + half * 8;
+        const int col = warp_n * Cfg::kWN + ni * 8 + (lane % 4) * 2;
+        *reinterpret_cast<P2*>(smem + row * kOutRowBytes + col * 2) =
+            Pair<T>::make(acc[mi][ni][2 * half], acc[mi][ni][2 * half + 1]);
       }
+  __syncthreads();
+  // The output is N x out_h x out_w x out_c; this group's columns start at g * gemm_n. With
+  // gemm_n % 8 == 0 a chunk of 8 columns is wholly in range or wholly out.
+  constexpr int kOutChunks = Cfg::kBN / 8;
+#pragma unroll
+  for (int idx = tid; idx < Cfg::kBM * kOutChunks; idx += Cfg::kThreads) {
+    const int row = idx / kOutChunks, chunk = idx % kOutChunks;
+    const int m = m0 + row, col = n0 + chunk * 8;
+    if (m < g.gemm_m && col < g.gemm_n)
+      *reinterpret_cast<uint4*>(out + m * g.out_c + grp * g.gemm_n + col) =
+          *reinterpret_cast<const uint4*>(smem + row * kOutRowBytes + chunk * 16);
+  }
 }
 
 TcGeometry tc_geometry(const ConvArgs& a) {

@@ -14,10 +14,19 @@ __device__ __forceinline__ uint32_t shared_address(const void* p) {
 }
 
 // Copies 16 bytes global -> shared, or writes 16 zero bytes when !valid (src-size 0: nothing is
-// read, but src must still be a valid address).
-__device__ __forceinline__ void cp_async_16_or_zero(uint32_t dst, const void* src, bool valid) {
+// read, but src must still be a valid address). .cg caches in L2 only (data reused by other
+// CTAs); .ca also in L1 (data this CTA reads again soon, such as the overlapping filter taps).
+__device__ __forceinline__ void cp_async_cg_16_or_zero(uint32_t dst, const void* src, bool valid) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
+               "r"(valid ? 16 : 0)
+               : "memory");
+#endif
+}
+
+__device__ __forceinline__ void cp_async_ca_16_or_zero(uint32_t dst, const void* src, bool valid) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
                "r"(valid ? 16 : 0)
                : "memory");
 #endif
