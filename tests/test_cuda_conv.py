@@ -60,8 +60,8 @@ LARGE_SHAPES = {
 }
 
 
-def tc_expected(g, layout, direction):
-    return (layout == "nhwc" and direction != "bwd_filter" and (g["c"] // g["groups"]) % 8 == 0
+def tc_expected(g, layout):
+    return (layout == "nhwc" and (g["c"] // g["groups"]) % 8 == 0
             and (g["k"] // g["groups"]) % 8 == 0)
 
 
@@ -185,7 +185,7 @@ def test_matches_reference(ext, torch, cc, variant, dtype, direction, layout, sh
                 x=16, filter=16, y=16, workspace=0)
     reason = ext.conv_unsupported_reason(variant, args, cc)
     if variant == "implicit-gemm-tc":
-        assert (reason == "") == tc_expected(g, layout, direction), reason
+        assert (reason == "") == tc_expected(g, layout), reason
     else:
         assert reason == ""
     if reason:
@@ -198,14 +198,14 @@ def test_matches_reference(ext, torch, cc, variant, dtype, direction, layout, sh
                           if p.values[3] == "nhwc" and p.values[1] != "float16"])
 def test_large_matches_gpu_reference(ext, torch, cc, variant, dtype, direction, layout, shape):
     g = LARGE_SHAPES[shape]
-    if variant == "implicit-gemm-tc" and not tc_expected(g, layout, direction):
-        pytest.skip("the tensor-core variant runs NHWC forward and backward data only")
+    if variant == "implicit-gemm-tc" and not tc_expected(g, layout):
+        pytest.skip("the tensor-core variant runs NHWC only")
     if variant == "implicit-gemm-simt" and shape != "bwd_filter_split" and dtype != "bfloat16":
         pytest.skip("CUDA-core variant: one dtype on the large shapes keeps the file fast")
     run_case(ext, torch, variant, dtype, direction, layout, g, on_gpu=True)
 
 
-@pytest.mark.parametrize("direction", ["fwd", "bwd_data"])
+@pytest.mark.parametrize("direction", list(DIRECTIONS))
 def test_tc_large_float16(ext, torch, direction):
     run_case(ext, torch, "implicit-gemm-tc", "float16", direction, "nhwc",
              LARGE_SHAPES["tile_large"], on_gpu=True)
@@ -222,8 +222,8 @@ def base_args(**over):
     ("variant", "over", "expected"),
     [
         ("implicit-gemm-tc", {"layout": 0}, "NHWC"),
-        ("implicit-gemm-tc", {"direction": 2}, "forward and backward data only"),
         ("implicit-gemm-tc", {"direction": 1, "c": 16, "k": 12}, "multiples of 8"),
+        ("implicit-gemm-tc", {"direction": 2, "c": 12, "k": 16}, "multiples of 8"),
         ("implicit-gemm-tc", {"c": 12, "k": 16}, "multiples of 8"),
         ("implicit-gemm-tc", {"groups": 4}, "multiples of 8"),  # C/g = 4
         ("implicit-gemm-tc", {"dtype": 0}, "does not run float32"),
@@ -264,6 +264,8 @@ def test_workspace_only_for_split_filter_gradient(ext):
     nbytes = ext.conv_workspace_bytes("implicit-gemm-simt", base_args(**big, direction=2))
     assert nbytes > 0 and nbytes % (4 * 32 * 32 * 9) == 0
     assert ext.conv_workspace_bytes("implicit-gemm-tc", base_args(**big)) == 0
+    nbytes = ext.conv_workspace_bytes("implicit-gemm-tc", base_args(**big, direction=2))
+    assert nbytes > 0 and nbytes % (4 * 32 * 32 * 9) == 0
 
 
 def test_missing_workspace_raises(ext):

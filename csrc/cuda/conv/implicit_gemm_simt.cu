@@ -13,7 +13,7 @@
 //                    kk = (n,p,q) < N*P*Q;  A[j][kk] = dy(n,p,q ; g*Kg+j);  B[kk][col] = x at
 //                    the tap's (h, w), 0 in the padding. kk is long, so it is split across
 //                    blockIdx.z; each split writes fp32 partial sums to the workspace and a
-//                    reduce kernel adds them and rounds once to the output type.
+//                    reduce kernel (split_k.cuh) adds them and rounds once to the output type.
 // Tiles: 64 x 64 outputs per 256-thread CTA, 16-deep K slices in two shared-memory buffers
 // (operands converted to fp32 there), the next slice's gathers in flight in registers while
 // the current one is multiplied; each thread accumulates a 4 x 4 block (rows ty + 16 i,
@@ -27,6 +27,7 @@
 
 #include "common/check.cuh"
 #include "common/launch.cuh"
+#include "conv/split_k.cuh"
 #include "conv/variants.h"
 
 namespace dlcb::cuda::conv_variants_impl {
@@ -53,12 +54,7 @@ __device__ __forceinline__ float to_float(float v) { return v; }
 __device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
 __device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
 
-template <typename T> __device__ __forceinline__ T from_float(float v);
-template <> __device__ __forceinline__ float from_float<float>(float v) { return v; }
-template <> __device__ __forceinline__ __half from_float<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
+using conv_split_k::from_float;
 
 // (channel, r, s) of position `idx` of a filter row in the layout's order: (ch, r, s) for
 // NCHW filters (K x C/g x R x S), (r, s, ch) for NHWC filters (K x R x S x C/g).
@@ -290,18 +286,6 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// out[i] = sum over splits of partial[split][i], rounded once.
-template <typename T>
-__global__ void reduce_splits_kernel(const float* __restrict__ partial, T* __restrict__ out,
-                                     int elements, int splits) {
-  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < elements;
-       i += gridDim.x * blockDim.x) {
-    float sum = 0.0f;
-    for (int z = 0; z < splits; ++z) sum += partial[static_cast<int64_t>(z) * elements + i];
-    out[i] = from_float<T>(sum);
-  }
-}
-
 Geometry geometry_of(const ConvArgs& a) {
   Geometry g{};
   g.n = a.n, g.c = a.c, g.h = a.h, g.w = a.w, g.k = a.k, g.r = a.r, g.s = a.s;
@@ -361,11 +345,7 @@ void launch_typed(const ConvArgs& a, const Geometry& g, int splits, cudaStream_t
   implicit_gemm_simt_kernel<T, L, D><<<grid, kThreads, 0, stream>>>(g, a_src, b_src, out, partial,
                                                                     out_elements);
   check_launch("implicit_gemm_simt_kernel");
-  if (partial) {
-    const int blocks = std::min(ceil_div(out_elements, 256), 4096);
-    reduce_splits_kernel<T><<<blocks, 256, 0, stream>>>(partial, out, out_elements, splits);
-    check_launch("reduce_splits_kernel");
-  }
+  if (partial) conv_split_k::reduce_splits<T>(partial, out, out_elements, splits, stream);
 }
 
 template <typename T, ConvLayout L>

@@ -1,5 +1,6 @@
 // "implicit-gemm-tc": convolution as an implicit GEMM on tensor cores (sm_80+), NHWC, f16/bf16
-// with fp32 accumulation, forward and backward data. Per group g (Cg = C/groups, Kg = K/groups):
+// with fp32 accumulation: forward and backward data here (conv_tc_kernel), backward filter
+// further down (conv_tc_wgrad_kernel). Per group g (Cg = C/groups, Kg = K/groups):
 //   forward        C[m][j] = y(n,p,q ; g*Kg + j)   m = (n,p,q) < N*P*Q, j < Kg, kk = (r,s,c)
 //                  A[m][kk] = x(n, p*stride - pad + r*dil, q*... ; g*Cg + c), 0 in the padding
 //                  B[j][kk] = w[g*Kg + j][kk]   (the K x R x S x Cg filter read as is)
@@ -34,11 +35,13 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "common/check.cuh"
 #include "common/launch.cuh"
 #include "conv/mma_ptx.cuh"
+#include "conv/split_k.cuh"
 #include "conv/variants.h"
 
 namespace dlcb::cuda::conv_variants_impl {
@@ -93,21 +96,64 @@ struct Tile {
   static constexpr int kMI = kWM / 16, kNI = kWN / 8;
   static constexpr int kRowsPerPass = kThreads / kChunksPerRow;
   static constexpr int kALoads = BM / kRowsPerPass, kBLoads = BN / kRowsPerPass;
-  // Backward data's k-major B tile: kTileK rows of BN / 8 chunks.
+  // k-major tiles (kTileK rows of BN / 8, or BM / 8, chunks): backward data's B, backward
+  // filter's A and B.
   static constexpr int kWideChunks = BN / 8;
   static constexpr int kWideRowsPerPass = kThreads / kWideChunks;
   static constexpr int kWideLoads = kTileK / kWideRowsPerPass;
+  static constexpr int kWideChunksM = BM / 8;
+  static constexpr int kWideRowsPerPassM = kThreads / kWideChunksM;
+  static constexpr int kWideLoadsM = kTileK / kWideRowsPerPassM;
   static constexpr int kStageBytes = (BM + BN) * kRowBytes;
   static constexpr int kSmemBytes = kStages * kStageBytes;
   static_assert(kWM % 16 == 0 && kWN % 16 == 0, "warp tile: whole m16 tiles, pairs of n8 tiles");
   static_assert(BM % kRowsPerPass == 0 && BN % kRowsPerPass == 0, "whole load passes");
   static_assert(kWideChunks >= 8 && kTileK % kWideRowsPerPass == 0, "wide B tile swizzle, passes");
+  static_assert(kWideChunksM >= 8 && kWideLoadsM * kWideRowsPerPassM == kTileK,
+                "wide A tile swizzle, passes");
   static_assert(kALoads <= 32 && kBLoads <= 32, "validity masks are 32-bit");
 };
 
 using TileLarge = Tile<128, 128, 2, 4>;   // 256 threads, warp tile 64 x 32
 using TileMedium = Tile<128, 64, 4, 2>;   // 256 threads, warp tile 32 x 32
 using TileSmall = Tile<64, 64, 2, 2>;     // 128 threads, warp tile 32 x 32
+
+// Epilogue through shared memory (the pipeline's: the caller has drained cp.async): the
+// fragments are rounded into a BM x BN tile (rows padded by 16 bytes: the 8 rows x 4 pairs a warp
+// writes at once fall on 32 distinct banks), then every thread stores whole 16-byte chunks of
+// rows: element (m, col) of the GEMM goes to out[m * ld + col], for m < m_limit, col < n_limit.
+// n_limit % 8 == 0 and ld % 8 == 0, so a chunk is wholly in range or out, and aligned.
+template <typename T, typename Cfg>
+__device__ __forceinline__ void store_tile(const float (&acc)[Cfg::kMI][Cfg::kNI][4],
+                                           unsigned char* smem, T* out, int ld, int m0, int n0,
+                                           int m_limit, int n_limit) {
+  using P2 = typename Pair<T>::type;
+  constexpr int kOutRowBytes = Cfg::kBN * 2 + 16;
+  constexpr int kOutChunks = Cfg::kBN / 8;
+  static_assert(Cfg::kBM * kOutRowBytes <= Cfg::kSmemBytes, "output tile fits the pipeline");
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  const int warp_m = warp / Cfg::kWarpsN, warp_n = warp % Cfg::kWarpsN;
+  __syncthreads();  // every warp is done reading the pipeline's shared memory
+#pragma unroll
+  for (int mi = 0; mi < Cfg::kMI; ++mi)
+#pragma unroll
+    for (int ni = 0; ni < Cfg::kNI; ++ni)
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const int row = warp_m * Cfg::kWM + mi * 16 + lane / 4 + half * 8;
+        const int col = warp_n * Cfg::kWN + ni * 8 + (lane % 4) * 2;
+        *reinterpret_cast<P2*>(smem + row * kOutRowBytes + col * 2) =
+            Pair<T>::make(acc[mi][ni][2 * half], acc[mi][ni][2 * half + 1]);
+      }
+  __syncthreads();
+  for (int idx = tid; idx < Cfg::kBM * kOutChunks; idx += Cfg::kThreads) {
+    const int row = idx / kOutChunks, chunk = idx % kOutChunks;
+    const int m = m0 + row, col = n0 + chunk * 8;
+    if (m < m_limit && col < n_limit)
+      *reinterpret_cast<uint4*>(out + m * ld + col) =
+          *reinterpret_cast<const uint4*>(smem + row * kOutRowBytes + chunk * 16);
+  }
+}
 
 template <typename T, typename Cfg, ConvDirection D>
 __global__ void __launch_bounds__(Cfg::kThreads)
@@ -289,37 +335,171 @@ __global__ void __launch_bounds__(Cfg::kThreads)
         for (int ni = 0; ni < NI; ++ni) mma_16816<T>(acc[mi][ni], a_frag[mi], b_frag[ni]);
     }
   }
-  // Epilogue through shared memory (the pipeline's, now idle): fragments are rounded into a
-  // BM x BN tile (rows padded by 16 bytes: the 8 rows x 4 pairs a warp writes at once fall on 32
-  // distinct banks), then every thread stores whole 16-byte chunks of output rows.
   cp_async_wait<0>();
-  __syncthreads();
-  using P2 = typename Pair<T>::type;
-  constexpr int kOutRowBytes = Cfg::kBN * 2 + 16;
-  static_assert(Cfg::kBM * kOutRowBytes <= Cfg::kSmemBytes, "output tile fits the pipeline");
+  // The output is N x out_h x out_w x out_c; this group's columns start at g * gemm_n.
+  store_tile<T, Cfg>(acc, smem, out + grp * g.gemm_n, g.out_c, m0, n0, g.gemm_m, g.gemm_n);
+}
+
+// The filter gradient of one group: C[j][col] = dw[g*Kg + j][col], j < Kg, col = (r,s,c) <
+// R*S*Cg (the NHWC filter's order), summed over kk = (n,p,q) < N*P*Q:
+//   A[j][kk] = dy(n,p,q ; g*Kg + j)                         (j contiguous: A is k-major)
+//   B[kk][col] = x(n, p*stride - pad + r*dil, ... ; g*Cg + c)  (c contiguous: B is k-major)
+// Both tiles are kTileK rows of 16-byte chunks (the wide swizzle) read with ldmatrix.trans:
+// for A, matrices (kk 0-7, m 0-7), (kk 0-7, m 8-15), (kk 8-15, m 0-7), (kk 8-15, m 8-15) give
+// a0..a3 (lane l gives kk-row 8 ((l / 8) >> 1) + l % 8 and m-chunk (l / 8) & 1). kk is long:
+// blockIdx.z takes k_per_split of it; with more than one split each CTA writes fp32 partial
+// sums to its slice of the workspace (reduced by split_k.cuh), else rounds into dw directly.
+struct TcWgradGeometry {
+  int h, w, c, k, s, p, q;
+  int pad_h, pad_w, stride_h, stride_w, dil_h, dil_w;
+  int cg, kg;
+  int gemm_n, gemm_k;  // R*S*Cg and N*P*Q (gemm_m = Kg)
+  int k_per_split;     // a multiple of kTileK
+  int tiles_n;         // blockIdx.y = group * tiles_n + tile_n
+};
+
+template <typename T, typename Cfg>
+__global__ void __launch_bounds__(Cfg::kThreads)
+    conv_tc_wgrad_kernel(TcWgradGeometry g, const T* __restrict__ x, const T* __restrict__ dy,
+                         T* __restrict__ dw, float* __restrict__ partial) {
+  constexpr int MI = Cfg::kMI, NI = Cfg::kNI;
+  extern __shared__ __align__(128) unsigned char smem[];
+  const uint32_t smem_base = shared_address(smem);
+
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  const int warp_m = warp / Cfg::kWarpsN, warp_n = warp % Cfg::kWarpsN;
+  const int m0 = blockIdx.x * Cfg::kBM;
+  const int grp = blockIdx.y / g.tiles_n;
+  const int n0 = (blockIdx.y % g.tiles_n) * Cfg::kBN;
+  const int k_begin = blockIdx.z * g.k_per_split;
+  const int k_end = min(g.gemm_k, k_begin + g.k_per_split);
+
+  // A loads: chunk tid % (BM / 8) (filters j .. j + 7) of kk-rows tid / (BM / 8) + i * pass.
+  const int a_chunk = tid % Cfg::kWideChunksM, a_row = tid / Cfg::kWideChunksM;
+  const bool a_col_valid = m0 + a_chunk * 8 < g.kg;
+  const int a_col = grp * g.kg + m0 + a_chunk * 8;
+  // B loads: chunk tid % (BN / 8) of kk-rows tid / (BN / 8) + i * pass. The chunk's tap (r, s)
+  // and channel are fixed for the whole CTA; each row's pixel (n, p, q) advances with kk.
+  const int b_chunk = tid % Cfg::kWideChunks, b_row = tid / Cfg::kWideChunks;
+  const int col = n0 + b_chunk * 8;
+  const bool b_col_valid = col < g.gemm_n;
+  const int tap = (b_col_valid ? col : 0) / g.cg;
+  const int b_channel = grp * g.cg + (b_col_valid ? col : 0) - tap * g.cg;
+  const int tap_r = tap / g.s, tap_s = tap - tap_r * g.s;
+  const int b_dh = tap_r * g.dil_h - g.pad_h, b_dw = tap_s * g.dil_w - g.pad_w;
+  int b_n[Cfg::kWideLoads], b_p[Cfg::kWideLoads], b_q[Cfg::kWideLoads];
+#pragma unroll
+  for (int i = 0; i < Cfg::kWideLoads; ++i) {
+    const int kk = k_begin + b_row + i * Cfg::kWideRowsPerPass;
+    const int pq = g.p * g.q;
+    b_n[i] = kk / pq;
+    b_p[i] = (kk - b_n[i] * pq) / g.q;
+    b_q[i] = kk - b_n[i] * pq - b_p[i] * g.q;
+  }
+  int k_next = k_begin;  // first kk of the next stage to load
+
+  auto load_stage = [&](int stage) {
+    const uint32_t a_dst = smem_base + stage * Cfg::kStageBytes;
+    const uint32_t b_dst = a_dst + Cfg::kBM * kRowBytes;
+#pragma unroll
+    for (int i = 0; i < Cfg::kWideLoadsM; ++i) {
+      const int row = a_row + i * Cfg::kWideRowsPerPassM;
+      const int kk = k_next + row;
+      const bool valid = a_col_valid && kk < k_end;
+      const T* src = valid ? dy + kk * g.k + a_col : dy;
+      cp_async_cg_16_or_zero(a_dst + swizzled_wide<Cfg::kBM>(row, a_chunk), src, valid);
+    }
+#pragma unroll
+    for (int i = 0; i < Cfg::kWideLoads; ++i) {
+      const int row = b_row + i * Cfg::kWideRowsPerPass;
+      const int h = b_p[i] * g.stride_h + b_dh, wc = b_q[i] * g.stride_w + b_dw;
+      const bool valid = b_col_valid && k_next + row < k_end && h >= 0 && h < g.h && wc >= 0 &&
+                         wc < g.w;
+      const T* src = valid ? x + ((b_n[i] * g.h + h) * g.w + wc) * g.c + b_channel : x;
+      cp_async_ca_16_or_zero(b_dst + swizzled_wide<Cfg::kBN>(row, b_chunk), src, valid);
+      b_q[i] += kTileK;
+      while (b_q[i] >= g.q) {
+        b_q[i] -= g.q;
+        if (++b_p[i] == g.p) {
+          b_p[i] = 0;
+          ++b_n[i];
+        }
+      }
+    }
+    k_next += kTileK;
+  };
+
+  float acc[MI][NI][4];
+#pragma unroll
+  for (int mi = 0; mi < MI; ++mi)
+#pragma unroll
+    for (int ni = 0; ni < NI; ++ni)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[mi][ni][e] = 0.0f;
+
+  const int k_tiles = (k_end - k_begin + kTileK - 1) / kTileK;
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (s < k_tiles) load_stage(s);
+    cp_async_commit();
+  }
+  for (int kt = 0; kt < k_tiles; ++kt) {
+    cp_async_wait<kStages - 2>();
+    __syncthreads();
+    const int next = kt + kStages - 1;
+    if (next < k_tiles) load_stage(next % kStages);
+    cp_async_commit();
+
+    const uint32_t a_src = smem_base + (kt % kStages) * Cfg::kStageBytes;
+    const uint32_t b_src = a_src + Cfg::kBM * kRowBytes;
+#pragma unroll
+    for (int ks = 0; ks < kTileK / 16; ++ks) {
+      const int mat = lane / 8;
+      uint32_t a_frag[MI][4], b_frag[NI][2];
+#pragma unroll
+      for (int mi = 0; mi < MI; ++mi) {
+        const int row = ks * 16 + (mat >> 1) * 8 + lane % 8;
+        const int chunk = (warp_m * Cfg::kWM + mi * 16) / 8 + (mat & 1);
+        ldmatrix_x4_trans(a_frag[mi], a_src + swizzled_wide<Cfg::kBM>(row, chunk));
+      }
+#pragma unroll
+      for (int nj = 0; nj < NI / 2; ++nj) {
+        const int row = ks * 16 + (mat & 1) * 8 + lane % 8;
+        const int chunk = (warp_n * Cfg::kWN + nj * 16) / 8 + (mat >> 1);
+        uint32_t t[4];
+        ldmatrix_x4_trans(t, b_src + swizzled_wide<Cfg::kBN>(row, chunk));
+        b_frag[2 * nj][0] = t[0];
+        b_frag[2 * nj][1] = t[1];
+        b_frag[2 * nj + 1][0] = t[2];
+        b_frag[2 * nj + 1][1] = t[3];
+      }
+#pragma unroll
+      for (int mi = 0; mi < MI; ++mi)
+#pragma unroll
+        for (int ni = 0; ni < NI; ++ni) mma_16816<T>(acc[mi][ni], a_frag[mi], b_frag[ni]);
+    }
+  }
+  cp_async_wait<0>();
+
+  // dw is K x (R*S*Cg): row g*Kg + j, column col.
+  if (!partial) {
+    store_tile<T, Cfg>(acc, smem, dw + grp * g.kg * g.gemm_n, g.gemm_n, m0, n0, g.kg, g.gemm_n);
+    return;
+  }
+  float* slice = partial + static_cast<int64_t>(blockIdx.z) * (g.k * g.gemm_n) +
+                 grp * g.kg * g.gemm_n;
 #pragma unroll
   for (int mi = 0; mi < MI; ++mi)
 #pragma unroll
     for (int ni = 0; ni < NI; ++ni)
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
-        const int row = warp_m * Cfg::kWM + mi * 16 + lane / 4 + half * 8;
-        const int col = warp_n * Cfg::kWN + ni * 8 + (lane % 4) * 2;
-        *reinterpret_cast<P2*>(smem + row * kOutRowBytes + col * 2) =
-            Pair<T>::make(acc[mi][ni][2 * half], acc[mi][ni][2 * half + 1]);
+        const int m = m0 + warp_m * Cfg::kWM + mi * 16 + lane / 4 + half * 8;
+        const int c = n0 + warp_n * Cfg::kWN + ni * 8 + (lane % 4) * 2;
+        if (m < g.kg && c < g.gemm_n)
+          *reinterpret_cast<float2*>(slice + m * g.gemm_n + c) =
+              make_float2(acc[mi][ni][2 * half], acc[mi][ni][2 * half + 1]);
       }
-  __syncthreads();
-  // The output is N x out_h x out_w x out_c; this group's columns start at g * gemm_n. With
-  // gemm_n % 8 == 0 a chunk of 8 columns is wholly in range or wholly out.
-  constexpr int kOutChunks = Cfg::kBN / 8;
-#pragma unroll
-  for (int idx = tid; idx < Cfg::kBM * kOutChunks; idx += Cfg::kThreads) {
-    const int row = idx / kOutChunks, chunk = idx % kOutChunks;
-    const int m = m0 + row, col = n0 + chunk * 8;
-    if (m < g.gemm_m && col < g.gemm_n)
-      *reinterpret_cast<uint4*>(out + m * g.out_c + grp * g.gemm_n + col) =
-          *reinterpret_cast<const uint4*>(smem + row * kOutRowBytes + chunk * 16);
-  }
 }
 
 TcGeometry tc_geometry(const ConvArgs& a) {
@@ -377,11 +557,70 @@ void launch_typed(const ConvArgs& a, cudaStream_t stream) {
   launch_tile<T, TileSmall, D>(a, g, stream);
 }
 
+// The filter gradient's tile (the large one when Kg fills it) and split of N*P*Q: enough
+// splits for about 2 CTAs per SM of a 132-SM GPU, each at least 8 K slices deep. A function of
+// the geometry only, so that conv_workspace_bytes knows it before any device is chosen.
+struct WgradPlan {
+  TcWgradGeometry g;
+  bool large_tile;
+  int splits;
+};
+
+WgradPlan wgrad_plan(const ConvArgs& a) {
+  WgradPlan plan{};
+  TcWgradGeometry& g = plan.g;
+  g.h = a.h, g.w = a.w, g.c = a.c, g.k = a.k, g.s = a.s;
+  g.p = conv_output_h(a), g.q = conv_output_w(a);
+  g.pad_h = a.pad_h, g.pad_w = a.pad_w, g.stride_h = a.stride_h, g.stride_w = a.stride_w;
+  g.dil_h = a.dil_h, g.dil_w = a.dil_w;
+  g.cg = a.c / a.groups, g.kg = a.k / a.groups;
+  g.gemm_n = a.r * a.s * g.cg;
+  g.gemm_k = a.n * g.p * g.q;
+  plan.large_tile = g.kg > 64;
+  const int bm = plan.large_tile ? TileLarge::kBM : TileSmall::kBM;
+  const int bn = plan.large_tile ? TileLarge::kBN : TileSmall::kBN;
+  g.tiles_n = ceil_div(g.gemm_n, bn);
+  constexpr long long kTargetCtas = 264, kMinDepth = 8 * kTileK, kMaxSplits = 256;
+  const long long tiles = static_cast<long long>(ceil_div(g.kg, bm)) * g.tiles_n * a.groups;
+  const long long wanted = std::max(
+      1LL, std::min({ceil_div(kTargetCtas, tiles), ceil_div(static_cast<long long>(g.gemm_k),
+                                                            kMinDepth),
+                     kMaxSplits}));
+  g.k_per_split = ceil_div(ceil_div(g.gemm_k, static_cast<int>(wanted)), kTileK) * kTileK;
+  plan.splits = ceil_div(g.gemm_k, g.k_per_split);
+  return plan;
+}
+
+template <typename T, typename Cfg>
+void launch_wgrad_tile(const ConvArgs& a, const WgradPlan& plan, cudaStream_t stream) {
+  auto kernel = conv_tc_wgrad_kernel<T, Cfg>;
+  check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             Cfg::kSmemBytes),
+        "cudaFuncSetAttribute(conv_tc_wgrad_kernel)");
+  T* dw = static_cast<T*>(const_cast<void*>(a.filter));
+  float* partial = plan.splits > 1 ? static_cast<float*>(a.workspace) : nullptr;
+  const dim3 grid(static_cast<unsigned>(ceil_div(plan.g.kg, Cfg::kBM)),
+                  static_cast<unsigned>(plan.g.tiles_n * a.groups),
+                  static_cast<unsigned>(plan.splits));
+  kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(
+      plan.g, static_cast<const T*>(a.x), static_cast<const T*>(a.y), dw, partial);
+  check_launch("conv_tc_wgrad_kernel");
+  if (partial) conv_split_k::reduce_splits<T>(partial, dw, a.k * plan.g.gemm_n, plan.splits, stream);
+}
+
 template <typename T>
 void launch_dtype(const ConvArgs& a, cudaStream_t stream) {
-  if (a.direction == ConvDirection::forward)
-    return launch_typed<T, ConvDirection::forward>(a, stream);
-  launch_typed<T, ConvDirection::backward_data>(a, stream);
+  switch (a.direction) {
+    case ConvDirection::forward:
+      return launch_typed<T, ConvDirection::forward>(a, stream);
+    case ConvDirection::backward_data:
+      return launch_typed<T, ConvDirection::backward_data>(a, stream);
+    case ConvDirection::backward_filter: {
+      const WgradPlan plan = wgrad_plan(a);
+      if (plan.large_tile) return launch_wgrad_tile<T, TileLarge>(a, plan, stream);
+      return launch_wgrad_tile<T, TileSmall>(a, plan, stream);
+    }
+  }
 }
 
 bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
@@ -394,20 +633,24 @@ const char* support_implicit_gemm_tc(const ConvArgs& a, int) {
   if (a.layout != ConvLayout::nhwc)
     return "implicit-gemm-tc needs the NHWC layout (channels contiguous per filter tap); "
            "implicit-gemm-simt runs NCHW";
-  if (a.direction == ConvDirection::backward_filter)
-    return "implicit-gemm-tc runs forward and backward data only; implicit-gemm-simt runs "
-           "backward filter";
   if ((a.c / a.groups) % 8 != 0 || (a.k / a.groups) % 8 != 0)
     return "implicit-gemm-tc needs C/groups and K/groups to be multiples of 8 (16-byte copies)";
   if (!aligned16(a.x) || !aligned16(a.filter) || !aligned16(a.y))
     return "implicit-gemm-tc needs x, filter and y 16-byte aligned";
-  const int gemm_n = a.direction == ConvDirection::forward ? a.k / a.groups : a.c / a.groups;
+  const int gemm_n = a.direction == ConvDirection::forward         ? a.k / a.groups
+                     : a.direction == ConvDirection::backward_data ? a.c / a.groups
+                                                                   : a.r * a.s * (a.c / a.groups);
   if (static_cast<long long>(ceil_div(gemm_n, 64)) * a.groups > 65535)
     return "implicit-gemm-tc: too many output-channel tiles times groups for one grid dimension";
   return nullptr;
 }
 
-std::size_t workspace_implicit_gemm_tc(const ConvArgs&) { return 0; }
+std::size_t workspace_implicit_gemm_tc(const ConvArgs& a) {
+  if (a.direction != ConvDirection::backward_filter) return 0;
+  const WgradPlan plan = wgrad_plan(a);
+  if (plan.splits <= 1) return 0;
+  return static_cast<std::size_t>(plan.splits) * a.k * plan.g.gemm_n * sizeof(float);
+}
 
 void launch_implicit_gemm_tc(const ConvArgs& a, cudaStream_t stream) {
   if (a.dtype == DType::bf16) return launch_dtype<__nv_bfloat16>(a, stream);

@@ -31,8 +31,8 @@ const std::vector<Entry>& entries() {
       "implicit GEMM on CUDA cores: gathered shared-memory tiles, 4x4 register blocks, fp32 "
       "accumulate; split-K over N*P*Q for the filter gradient";
   static const char* tc =
-      "implicit GEMM on tensor cores (NHWC, forward and backward data): mma.sync m16n8k16 fed "
-      "by ldmatrix, cp.async multi-stage pipeline zero-filling padding taps";
+      "implicit GEMM on tensor cores (NHWC): mma.sync m16n8k16 fed by ldmatrix, cp.async "
+      "multi-stage pipeline zero-filling padding taps; split-K filter gradient";
   static const std::vector<Entry> table = {
       {{"implicit-gemm-simt", DType::f32, simt, 0}, support_implicit_gemm_simt,
        workspace_implicit_gemm_simt, launch_implicit_gemm_simt},

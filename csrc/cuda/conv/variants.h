@@ -18,8 +18,7 @@ namespace dlcb::cuda::conv_variants_impl {
 
 // CUDA cores, any geometry, all directions and layouts (implicit_gemm_simt.cu).
 DLCB_CONV_VARIANT(implicit_gemm_simt)
-// Tensor cores, mma.sync + ldmatrix + cp.async, NHWC forward and backward data
-// (implicit_gemm_tc.cu).
+// Tensor cores, mma.sync + ldmatrix + cp.async, NHWC, all directions (implicit_gemm_tc.cu).
 DLCB_CONV_VARIANT(implicit_gemm_tc)
 
 #undef DLCB_CONV_VARIANT
