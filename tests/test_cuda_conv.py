@@ -268,6 +268,13 @@ def test_workspace_only_for_split_filter_gradient(ext):
     assert nbytes > 0 and nbytes % (4 * 32 * 32 * 9) == 0
 
 
+def test_workspace_size_needs_no_pointers(ext):
+    args = base_args(**geom(16, 32, 28, 28, 32, 3, 3, pad=1), direction=2)
+    sized = {v: ext.conv_workspace_bytes(v, args) for v in ("implicit-gemm-simt", "implicit-gemm-tc")}
+    args.update(x=0, filter=0, y=0)
+    assert {v: ext.conv_workspace_bytes(v, args) for v in sized} == sized
+
+
 def test_missing_workspace_raises(ext):
     args = base_args(**geom(16, 32, 28, 28, 32, 3, 3, pad=1), direction=2)
     with pytest.raises(ValueError, match="workspace"):
