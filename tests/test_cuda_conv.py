@@ -50,11 +50,12 @@ SHAPES = {
     "deep_c": geom(2, 136, 6, 6, 72, 3, 3, pad=1),
     "resnet_3x3_28": geom(1, 128, 28, 28, 128, 3, 3, pad=1),
 }
-# Large enough to reach each tensor-core tile (on a ~132-SM GPU) and partial tiles in M and N.
+# Large enough to reach each tensor-core tile on a 132-SM GPU (H100 SXM, H200), with partial
+# tiles in M and N; the filter gradient uses the large tile when K/groups > 64.
 LARGE_SHAPES = {
-    "tile_large": geom(31, 128, 28, 28, 136, 3, 3, pad=1),
-    "tile_medium": geom(8, 64, 56, 56, 64, 3, 3, pad=1),
-    "tile_small": geom(2, 256, 14, 14, 256, 3, 3, pad=1),
+    "tile_large": geom(31, 256, 14, 14, 248, 3, 3, pad=1),
+    "tile_medium": geom(31, 128, 28, 28, 136, 3, 3, pad=1),
+    "tile_small": geom(8, 64, 56, 56, 64, 3, 3, pad=1),
     "resnet_3x3_7": geom(4, 512, 7, 7, 512, 3, 3, pad=1),
     "bwd_filter_split": geom(16, 32, 28, 28, 32, 3, 3, pad=1, stride=2),
 }

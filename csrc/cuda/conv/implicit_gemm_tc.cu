@@ -538,11 +538,18 @@ void launch_tile(const ConvArgs& a, TcGeometry g, cudaStream_t stream) {
   check_launch("conv_tc_kernel");
 }
 
-long long ctas(const TcGeometry& g, int groups, int bm, int bn) {
-  return static_cast<long long>(ceil_div(g.gemm_m, bm)) * ceil_div(g.gemm_n, bn) * groups;
+// Work of the busiest SM with a tile: its share of CTAs (rounded up: the tail wave counts as a
+// whole one) times the outputs a CTA computes, padding included, weighted by how much slower
+// smaller tiles compute each output (more shared-memory traffic per mma; rough factors).
+template <typename Cfg>
+double busiest_sm_work(const TcGeometry& g, int groups, int sms, double weight) {
+  const long long ctas =
+      static_cast<long long>(ceil_div(g.gemm_m, Cfg::kBM)) * ceil_div(g.gemm_n, Cfg::kBN) * groups;
+  return static_cast<double>(ceil_div(ctas, static_cast<long long>(sms))) * Cfg::kBM * Cfg::kBN *
+         weight;
 }
 
-// The largest tile that still gives every SM at least one CTA; the small tile otherwise.
+// The tile whose busiest SM has the least work.
 template <typename T, ConvDirection D>
 void launch_typed(const ConvArgs& a, cudaStream_t stream) {
   const TcGeometry g = tc_geometry(a);
@@ -550,10 +557,11 @@ void launch_typed(const ConvArgs& a, cudaStream_t stream) {
   check(cudaGetDevice(&device), "cudaGetDevice");
   check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
         "cudaDeviceGetAttribute(MultiProcessorCount)");
-  if (g.gemm_n > 64 && ctas(g, a.groups, TileLarge::kBM, TileLarge::kBN) >= sms)
-    return launch_tile<T, TileLarge, D>(a, g, stream);
-  if (ctas(g, a.groups, TileMedium::kBM, TileMedium::kBN) >= sms)
-    return launch_tile<T, TileMedium, D>(a, g, stream);
+  const double large = busiest_sm_work<TileLarge>(g, a.groups, sms, 1.0);
+  const double medium = busiest_sm_work<TileMedium>(g, a.groups, sms, 1.15);
+  const double small = busiest_sm_work<TileSmall>(g, a.groups, sms, 1.35);
+  if (large <= medium && large <= small) return launch_tile<T, TileLarge, D>(a, g, stream);
+  if (medium <= small) return launch_tile<T, TileMedium, D>(a, g, stream);
   launch_tile<T, TileSmall, D>(a, g, stream);
 }
 
