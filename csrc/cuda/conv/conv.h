@@ -34,7 +34,9 @@ struct ConvArgs {
   ConvDirection direction = ConvDirection::forward;
   DType dtype = DType::f32;
   const void* x = nullptr;  // written instead when direction == backward_data
-  const void* w = nullptr;  // written instead when direction == backward_filter
+  // Named `filter`, not `w`: `w` is the input width above (the contract as first written
+  // declared both and did not compile).
+  const void* filter = nullptr;  // w; written instead when direction == backward_filter
   void* y = nullptr;        // read instead when direction != forward
   void* workspace = nullptr;
 };
