@@ -156,9 +156,12 @@ def _bench(args) -> int:
     from .summary import format_summary
     from .suites import SuiteProblem, load_suite
     from .table import write_csv
-    from .targets import make_target, parse_device
+    from .targets import gpu_skipped_note, make_target, parse_device
 
     kind, index = parse_device(args.device)
+    note = gpu_skipped_note() if args.device == "auto" else None
+    if note and not args.quiet:
+        print(f"dlcb bench: {note}", file=sys.stderr)
     if kind == "cuda" and args.suite == "quick":
         args.suite = "gpu-quick"
     ops = tuple(op.strip() for op in args.ops.split(",") if op.strip())

@@ -16,12 +16,23 @@ from .measure.monitor import CpuClockMonitor
 GPU_TIMINGS = ("auto", "single", "batched", "graph")
 
 
+def gpu_skipped_note() -> str | None:
+    """Why "auto" stays on the CPU although a CUDA device is visible (CuPy missing), else None."""
+    if not cuda.status().available:
+        return None
+    from .registry.gpu_inputs import gpu_unavailable_reason
+
+    reason = gpu_unavailable_reason()
+    return f"a CUDA device is visible but {reason.removeprefix('unavailable: ')}; benchmarking the CPU" \
+        if reason else None
+
+
 def parse_device(text: str) -> tuple[str, int]:
     """"cpu" -> ("cpu", 0); "cuda" / "cuda:N" / "gpu" -> ("cuda", N); "auto" -> cuda:0 when a
-    CUDA device is usable, else the CPU."""
+    CUDA device is usable and CuPy (which holds the GPU buffers) is installed, else the CPU."""
     text = text.strip().lower()
     if text == "auto":
-        return ("cuda", 0) if cuda.status().available else ("cpu", 0)
+        return ("cuda", 0) if cuda.status().available and gpu_skipped_note() is None else ("cpu", 0)
     if text == "cpu":
         return "cpu", 0
     match = re.fullmatch(r"(?:cuda|gpu)(?::(\d+))?", text)
