@@ -150,3 +150,75 @@ def test_config_is_checked():
         BenchConfig([], [], threads=1, rounds=0)
     with pytest.raises(ValueError, match="threads"):
         BenchConfig([], [], threads=0)
+
+
+class FakeCudaTarget:
+    """A GPU target without a GPU: host timing under a GPU-style name, a device description
+    with peaks, and a record of what the bench asked of it."""
+
+    backend = "cuda"
+
+    def __init__(self):
+        self.timer_requests = []
+
+    def describe(self, measure=True):
+        return {"kind": "gpu", "name": "fake", "peaks": {"fp32": {"measured_gflops": 100.0, "measured_summary": "fake",
+                                                                  "theoretical_gflops": 120.0}}}
+
+    def prepare_kwargs(self):
+        return {"device": 0, "stream": 5}
+
+    def timer_for(self, run, cache="warm"):
+        from dlcb_kernels.measure import HostTimer
+
+        self.timer_requests.append(cache)
+        timer = HostTimer()
+        timer.name = "fake CUDA events"
+        return timer
+
+    def flusher(self):
+        return lambda: None
+
+    def monitor(self, device):
+        return type("M", (), {"sample": staticmethod(lambda: {"throttled": False, "method": "fake"})})()
+
+    def synchronize(self):
+        return None
+
+
+class HostArrayOnDevice:
+    """A result that, like a CuPy array, must be copied back with get()."""
+
+    def __init__(self, array):
+        self.array = array
+
+    def get(self):
+        return self.array.copy()
+
+
+def test_gpu_target_plumbing(tmp_path):
+    seen = {}
+
+    @contextlib.contextmanager
+    def prepare(problem, inputs, threads, *, device, stream):
+        seen.update(device=device, stream=stream)
+        out = np.empty((problem.m, problem.n), np.float32)
+
+        def run():
+            out[:] = right(inputs)
+
+        yield registry.PreparedRun(run, HostArrayOnDevice(out), 1, "fake kernel")
+
+    gpu_impl = registry.Implementation("gemm", "cuda", "fake-gpu", "ours", lambda: "fake", lambda problem=None: None,
+                                       prepare)
+    cpu_impl, cpu_calls = fake_impl("cpu-only", "vendor", right)
+    target = FakeCudaTarget()
+    config = BenchConfig([SuiteProblem(GemmProblem(40, 30, 20), {"set": "test"})], [gpu_impl, cpu_impl], threads=1,
+                         settings=FAST, suite="test", caches=("warm", "cold"), target=target)
+    doc = run_bench(config, tmp_path / "gpu.json", progress_stream=None)
+    assert seen == {"device": 0, "stream": 5}
+    assert not cpu_calls                                   # another backend's implementation is not run
+    assert [r["implementation"] for r in doc["records"]] == ["gemm/cuda/fake-gpu"] * 2
+    assert all(r["status"] == "ok" and r["timer"] == "fake CUDA events" for r in doc["records"])
+    assert target.timer_requests == ["warm", "cold"]
+    assert doc["devices"][0]["kind"] == "gpu"

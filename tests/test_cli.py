@@ -193,3 +193,24 @@ def test_bad_impl_and_bad_table_exit_1(tmp_path):
     assert out.returncode == 1 and "not valid JSON" in out.stderr
     out = dlcb("show", str(tmp_path / "missing.json"))
     assert out.returncode == 1 and "no such table file" in out.stderr
+
+
+def test_device_choice():
+    out = dlcb("bench", "--device", "tpu", "--shape", "8x8x8")
+    assert out.returncode == 1 and "device must be auto, cpu, cuda or cuda:N" in out.stderr
+    from dlcb_kernels import cuda
+
+    if not cuda.status().available:
+        out = dlcb("bench", "--device", "cuda:0", "--shape", "8x8x8")
+        assert out.returncode == 1 and "CUDA is unavailable" in out.stderr
+
+
+def test_16_bit_problem_on_the_cpu_is_recorded_unavailable(tmp_path):
+    # The CPU kernels are float32: a bfloat16 problem is an honest "unavailable", not a crash.
+    path = tmp_path / "bf16.json"
+    out = dlcb("bench", "--device", "cpu", "--problem", "gemm:m=16,n=16,k=16,dtype=bfloat16", "--impl", "ours,numpy",
+               *FAST, "-o", str(path))
+    assert out.returncode == 0, out.stderr
+    records = table.load(path)["records"]
+    assert records and all(r["status"] == "unavailable" and "does not support bfloat16" in r["reason"]
+                           for r in records)
