@@ -33,12 +33,15 @@ def format_records(doc: dict) -> str:
 
 def speedup_geomeans(doc: dict) -> dict:
     """{(implementation, set, direction, cache): (geometric-mean speedup vs best vendor, problem
-    count)}; direction is conv's/rnn's (fwd, bwd_data, ...) and "-" for GEMM."""
+    count)}; direction is conv's/rnn's (fwd, bwd_data, ...) and "-" for GEMM, followed by the
+    dtype where it is not float32 (a bfloat16 GEMM and a float32 one are not averaged)."""
     groups = defaultdict(list)
     for r in doc["records"]:
         vs = r.get("vs_best_vendor")
         if r["status"] == "ok" and vs:
             direction = (r.get("params") or {}).get("direction", "-")
+            if r.get("dtype", "float32") != "float32":
+                direction = f"{direction} {r['dtype']}"
             groups[(r["implementation"], r.get("set", "-"), direction, r["cache"])].append(vs["speedup"])
     return {key: (math.exp(sum(map(math.log, v)) / len(v)), len(v)) for key, v in groups.items()}
 
@@ -51,7 +54,7 @@ def format_summary(doc: dict) -> str:
         lines.append("geometric-mean speed of ours against the best vendor (x > 1: ours faster):")
         for (impl, set_name, direction, cache), (mean, count) in sorted(means.items()):
             op = impl.split("/")[0]
-            lines.append(f"  {op:<5} {_short(impl):<14} {set_name:<26} {direction:<10} {cache:<5} "
+            lines.append(f"  {op:<5} {_short(impl):<14} {set_name:<26} {direction:<14} {cache:<5} "
                          f"x{mean:.3f} over {count} problems")
     failed = [r for r in doc["records"] if r["status"] in ("failed", "error")]
     if failed:
