@@ -118,7 +118,10 @@ class DlcbSession:
                 return
             samples = list(benchmark.stats.stats.data)
             stats = summarize(samples)
-            peak, label = devices.peak_for(self.device, problem.dtype, "measured")
+            try:
+                peak, label = devices.peak_for(self.device, problem.dtype, "measured")
+            except ValueError as exc:  # no peak for this dtype on this device
+                peak, label = None, str(exc)
             writer = self.writer()
             base = base_record(problem, impl, run_id=writer.run["run_id"] if writer else "",
                                device_id=self.device["id"], cache="warm", threads=prepared.threads,

@@ -142,7 +142,10 @@ def _run_problem(sp: SuiteProblem, config: BenchConfig, writer: TableWriter, dev
     """
     problem = sp.problem
     inputs = problem.make_inputs(config.seed)
-    peak, peak_label = devices.peak_for(device, problem.dtype, config.peak_basis)
+    try:
+        peak, peak_label = devices.peak_for(device, problem.dtype, config.peak_basis)
+    except ValueError as exc:  # no peak for this dtype here: records go without % of peak
+        peak, peak_label = None, str(exc)
     impls = [i for i in sorted(config.implementations, key=lambda i: i.provider != "vendor")
              if i.op == problem.op and i.backend == target.backend]
     records: dict[tuple[str, str], dict] = {}        # the problem's current records

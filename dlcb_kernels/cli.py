@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import signal
 import sys
@@ -91,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--gpu-timing", choices=("auto", "single", "batched", "graph"), default="auto",
                        help="CUDA-event timing of GPU kernels: one call per sample, N calls per sample, or N "
                             "calls captured in a CUDA graph (auto: batched for short kernels)")
+    bench.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default=None,
+                       help="run the suite's problems in this dtype (default: each problem's own; the CPU "
+                            "kernels are float32, so 16-bit problems are for GPUs)")
     bench.add_argument("--threads", type=_positive_int, default=None,
                        help="threads for every implementation (default: OpenMP's, i.e. OMP_NUM_THREADS or all cores)")
     bench.add_argument("--cache", choices=("warm", "cold", "both"), default="warm",
@@ -175,6 +179,8 @@ def _bench(args) -> int:
         problems = load_suite(args.suite, ops, full=args.full, max_flops=args.max_gflop * 1e9, batch=args.batch,
                               model_names=names)
         suite = args.suite
+    if args.dtype:
+        problems = [SuiteProblem(dataclasses.replace(sp.problem, dtype=args.dtype), sp.labels) for sp in problems]
     if args.limit:
         problems = problems[: args.limit]
     impls = registry.select(list(ops), args.impl, backend=kind)
