@@ -229,6 +229,8 @@ def base_args(**over):
         ("implicit-gemm-tc", {"groups": 4}, "multiples of 8"),  # C/g = 4
         ("implicit-gemm-tc", {"dtype": 0}, "does not run float32"),
         ("implicit-gemm-tc", {"x": 258}, "16-byte aligned"),
+        ("implicit-gemm-tc", {"workspace": 260}, "workspace 8-byte aligned"),
+        ("implicit-gemm-simt", {"workspace": 258}, "workspace 4-byte aligned"),
         ("implicit-gemm-simt", {"groups": 3}, "groups must divide"),
         ("implicit-gemm-simt", {"h": 1, "pad_h": 0}, "output size"),
         ("implicit-gemm-simt", {"n": 0}, ">= 1"),

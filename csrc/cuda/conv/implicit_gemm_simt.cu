@@ -380,6 +380,9 @@ const char* support_implicit_gemm_simt(const ConvArgs& a, int) {
   const Geometry g = geometry_of(a);
   if (static_cast<long long>(g.tiles_m) * ceil_div(g.gemm_n, kTileN) > 0x7fffffffLL)
     return "too many output tiles for one grid";
+  // The split filter gradient's fp32 partial sums.
+  if (reinterpret_cast<std::uintptr_t>(a.workspace) % alignof(float) != 0)
+    return "implicit-gemm-simt needs the workspace 4-byte aligned";
   return nullptr;
 }
 

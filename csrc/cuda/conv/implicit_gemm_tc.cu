@@ -645,6 +645,9 @@ const char* support_implicit_gemm_tc(const ConvArgs& a, int) {
     return "implicit-gemm-tc needs C/groups and K/groups to be multiples of 8 (16-byte copies)";
   if (!aligned16(a.x) || !aligned16(a.filter) || !aligned16(a.y))
     return "implicit-gemm-tc needs x, filter and y 16-byte aligned";
+  // The split filter gradient stores its fp32 partial sums as float2.
+  if (reinterpret_cast<std::uintptr_t>(a.workspace) % 8 != 0)
+    return "implicit-gemm-tc needs the workspace 8-byte aligned";
   const int gemm_n = a.direction == ConvDirection::forward         ? a.k / a.groups
                      : a.direction == ConvDirection::backward_data ? a.c / a.groups
                                                                    : a.r * a.s * (a.c / a.groups);

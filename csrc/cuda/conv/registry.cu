@@ -137,12 +137,14 @@ std::size_t conv_workspace_bytes(const std::string& variant, const ConvArgs& arg
   const Entry* e = find(variant, args.dtype, &reason);
   if (!e) throw std::invalid_argument(reason);
   // The size depends only on the geometry (callers may ask before allocating tensors): the
-  // pointer checks see a stand-in aligned address. 0 for geometry the variant cannot run.
+  // pointer checks see a stand-in aligned address and no workspace. 0 for geometry the variant
+  // cannot run.
   ConvArgs geometry = args;
   const auto stand_in = reinterpret_cast<const void*>(std::uintptr_t{256});
   if (!geometry.x) geometry.x = stand_in;
   if (!geometry.filter) geometry.filter = stand_in;
   if (!geometry.y) geometry.y = const_cast<void*>(stand_in);
+  geometry.workspace = nullptr;
   if (!common_reason(geometry).empty() || e->support(geometry, INT_MAX)) return 0;
   return e->workspace(geometry);
 }
