@@ -113,9 +113,10 @@ def _fake_args(cell, dtype, shape):
                                          "h_n", "c_n", "workspace")})
 
 
-def run_layer(variant, cell, dtype, shape, repeats=1):
-    """Runs the variant `repeats` times on one workspace; returns the last run's y, h_n, c_n as
-    float64 numpy arrays, or the support check's reason (a str) when it refuses."""
+def run_layer(variant, cell, dtype, shape, repeats=1, side_stream=False):
+    """Runs the variant `repeats` times on one workspace, back to back on the default stream or
+    on a new (non-blocking) torch stream; returns the last run's y, h_n, c_n as float64 numpy
+    arrays, or the support check's reason (a str) when it refuses."""
     torch = pytest.importorskip("torch")
     ext = cuda.module()
     tensors, _ = problem(cell, dtype, shape)
@@ -137,12 +138,14 @@ def run_layer(variant, cell, dtype, shape, repeats=1):
     reason = ext.rnn_unsupported_reason(variant, args, 0)
     if reason:
         return reason
-    for _ in range(repeats):
-        for v in out.values():
-            v.fill_(nan)
-        torch.cuda.synchronize()
-        ext.rnn_forward(variant, args, 0, 0)
-        cuda.synchronize(0)
+    stream = torch.cuda.Stream() if side_stream else None
+    torch.cuda.synchronize()
+    with torch.cuda.stream(stream):
+        for _ in range(repeats):
+            for v in out.values():
+                v.fill_(nan)
+            ext.rnn_forward(variant, args, 0, stream.cuda_stream if stream else 0)
+    cuda.synchronize(0)
     return tuple(out[k].to(torch.float64).cpu().numpy() for k in ("y", "h_n", "c_n"))
 
 
@@ -221,12 +224,13 @@ def test_forward_matches_reference(variant, cell, dtype, shape):
 @requires_gpu
 @pytest.mark.parametrize("cell", list(CELLS))
 def test_forward_repeats_on_one_workspace(cell):
-    """A second forward on the workspace of the first (where the persistent grid barrier's
-    counter ended at (T - 1) x CTAs) computes the same values: nothing carries over."""
+    """Forwards queued back to back on one workspace (where the persistent grid barrier's
+    counter ends at (T - 1) x CTAs) compute the same values: nothing carries over. On a
+    non-blocking stream, so that work queued on the legacy default stream would be unordered."""
     shape = (25, 8, 33, 64)
     _, (ry, rh, rc) = problem(cell, "float32", shape)
     for variant in VARIANTS:
-        y, h_n, c_n = run_layer(variant, cell, "float32", shape, repeats=3)
+        y, h_n, c_n = run_layer(variant, cell, "float32", shape, repeats=3, side_stream=True)
         _assert_close("y", y, ry, "float32")
         _assert_close("h_n", h_n, rh, "float32")
         if cell == "lstm":
