@@ -20,7 +20,8 @@ GATES = {"vanilla_relu": 1, "vanilla_tanh": 1, "lstm": 4, "gru": 3}
 DTYPES = {"float32": 0, "float16": 1, "bfloat16": 2}
 VARIANTS = ("fused-sequence", "persistent")
 PERSISTENT_MAX_BATCH = 32
-# (T, N, I, H): T = 1 and 25; N = 1, 3, 8, 64; H = 1, 7, 64, 256, 1024; I != H throughout.
+# (T, N, I, H): T = 1 to 25; N = 1, 3, 8, 32, 64, 67; H = 1, 7, 64, 130, 256, 1023, 1024;
+# I != H throughout.
 SHAPES = [
     (1, 1, 3, 1),
     (25, 3, 10, 7),
@@ -31,6 +32,12 @@ SHAPES = [
     (25, 8, 64, 1024),
     (1, 3, 50, 1024),
     (25, 64, 17, 1024),
+    # N = 32 (persistent's limit): on 132 SMs a float32 gated W_hh leaves room for h only in
+    # 512-wide chunks (staged in two passes; H = 1023 without, H = 1024 with 16-byte loads), and
+    # H = 1023 gives the last CTA fewer units; N = 67 spans two fused-sequence batch tiles.
+    (5, 32, 24, 1023),
+    (4, 32, 24, 1024),
+    (3, 67, 24, 130),
 ]
 # |out - ref| <= atol + rtol |ref|. The reference takes the same dtype-rounded inputs, so a correct
 # kernel differs only by fp32 arithmetic (~1e-6) and the final rounding of each stored value to
@@ -106,9 +113,10 @@ def _fake_args(cell, dtype, shape):
                                          "h_n", "c_n", "workspace")})
 
 
-def run_layer(variant, cell, dtype, shape):
-    """Runs the variant on the device; returns y, h_n, c_n as float64 numpy arrays, or the
-    support check's reason (a str) when it refuses."""
+def run_layer(variant, cell, dtype, shape, repeats=1, side_stream=False):
+    """Runs the variant `repeats` times on one workspace, back to back on the default stream or
+    on a new (non-blocking) torch stream; returns the last run's y, h_n, c_n as float64 numpy
+    arrays, or the support check's reason (a str) when it refuses."""
     torch = pytest.importorskip("torch")
     ext = cuda.module()
     tensors, _ = problem(cell, dtype, shape)
@@ -124,13 +132,19 @@ def run_layer(variant, cell, dtype, shape):
         pointers["c0"] = pointers["c_n"] = 0
     args = _args(cell, dtype, shape, **pointers)
     nbytes = ext.rnn_workspace_bytes(variant, args)
-    workspace = torch.empty(nbytes, dtype=torch.uint8, device="cuda")
+    # All ones: no kernel may count on a zeroed workspace (e.g. the grid barrier's counter).
+    workspace = torch.full((nbytes,), 255, dtype=torch.uint8, device="cuda")
     args["workspace"] = workspace.data_ptr()
     reason = ext.rnn_unsupported_reason(variant, args, 0)
     if reason:
         return reason
+    stream = torch.cuda.Stream() if side_stream else None
     torch.cuda.synchronize()
-    ext.rnn_forward(variant, args, 0, 0)
+    with torch.cuda.stream(stream):
+        for _ in range(repeats):
+            for v in out.values():
+                v.fill_(nan)
+            ext.rnn_forward(variant, args, 0, stream.cuda_stream if stream else 0)
     cuda.synchronize(0)
     return tuple(out[k].to(torch.float64).cpu().numpy() for k in ("y", "h_n", "c_n"))
 
@@ -205,6 +219,22 @@ def test_forward_matches_reference(variant, cell, dtype, shape):
     np.testing.assert_array_equal(h_n, y[-1])  # the same rounded values
     if cell == "lstm":
         _assert_close("c_n", c_n, rc, dtype)
+
+
+@requires_gpu
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_forward_repeats_on_one_workspace(cell):
+    """Forwards queued back to back on one workspace (where the persistent grid barrier's
+    counter ends at (T - 1) x CTAs) compute the same values: nothing carries over. On a
+    non-blocking stream, so that work queued on the legacy default stream would be unordered."""
+    shape = (25, 8, 33, 64)
+    _, (ry, rh, rc) = problem(cell, "float32", shape)
+    for variant in VARIANTS:
+        y, h_n, c_n = run_layer(variant, cell, "float32", shape, repeats=3, side_stream=True)
+        _assert_close("y", y, ry, "float32")
+        _assert_close("h_n", h_n, rh, "float32")
+        if cell == "lstm":
+            _assert_close("c_n", c_n, rc, "float32")
 
 
 @requires_gpu
