@@ -42,7 +42,7 @@ constexpr int kThreads = 128;
 constexpr int kBatchTile = 64;
 constexpr int kDepth = 64;  // k per stage: 128 bytes of 16-bit elements per tile row
 constexpr int kChunks = kDepth / 8;
-constexpr int kStages = 4;
+constexpr int kStages = 6;
 
 // Units per CTA: LSTM and GRU 16 (64 / 48 columns), vanilla 32 (32 columns).
 template <int G>
