@@ -22,6 +22,12 @@
 //
 // Edges: rows n >= N, units j >= H and k >= H are zero-filled by cp.async (src-size 0); the
 // support check asks H % 8 == 0 so a 16-byte chunk never straddles the end of a row.
+//
+// Steps overlap on sm_90+ through programmatic dependent launch: a step lets the next one launch
+// once its main loop is done, and the next one fetches its first W_hh stages (inputs that no
+// kernel of the sequence writes) before griddepcontrol.wait, which returns when the step before
+// has completed and its writes are visible. Everything else it reads (h0 or y[t-1], gx, c, the
+// fp32 h) and everything it writes comes after the wait.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -61,6 +67,19 @@ constexpr int shared_bytes() {
   constexpr int pipeline = kStages * (kBatchTile + tile_columns<G>()) * kDepth * 2;
   constexpr int epilogue = kBatchTile * epilogue_pitch<G>() * 4;
   return pipeline > epilogue ? pipeline : epilogue;
+}
+
+// No-ops before sm_90, and when the kernel was launched without programmatic serialization.
+__device__ __forceinline__ void let_next_step_launch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void wait_for_previous_step() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
 }
 
 __device__ __forceinline__ int swizzled(int row, int chunk) {
@@ -105,9 +124,8 @@ __global__ void __launch_bounds__(kThreads) fused_step_tc_kernel(const TcStepPar
   const int H = p.h, N = p.n;
 
   // Thread i of a pass copies chunk i % 8 of tile row i / 8: a warp reads 4 whole 128-byte rows.
-  auto load_stage = [&](int stage, int k_tile) {
+  auto load_h = [&](int stage, int k_tile) {
     T* const hs = smem + stage * kStageElems;
-    T* const ws = hs + kBatchTile * kDepth;
 #pragma unroll
     for (int pass = 0; pass < kBatchTile * kChunks / kThreads; ++pass) {
       const int i = tid + pass * kThreads;
@@ -116,6 +134,9 @@ __global__ void __launch_bounds__(kThreads) fused_step_tc_kernel(const TcStepPar
       const T* src = valid ? p.h_op + static_cast<long long>(n) * H + k : p.h_op;
       cp_async_16(shared_address(hs + swizzled(r, ch)), src, valid);
     }
+  };
+  auto load_w = [&](int stage, int k_tile) {
+    T* const ws = smem + stage * kStageElems + kBatchTile * kDepth;
 #pragma unroll
     for (int pass = 0; pass < kCols * kChunks / kThreads; ++pass) {
       const int i = tid + pass * kThreads;
@@ -129,16 +150,24 @@ __global__ void __launch_bounds__(kThreads) fused_step_tc_kernel(const TcStepPar
 
   float acc[2][kNt][4] = {};
   const int k_tiles = (H + kDepth - 1) / kDepth;
-  // One commit per stage, even when empty, so that the group count stays kStages - 1 ahead.
+  // One commit per stage, even when empty, so that the group count stays kStages - 1 ahead. The
+  // first group also holds the W_hh parts of all prologue stages, fetched before the wait.
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s)
+    if (s < k_tiles) load_w(s, s);
+  wait_for_previous_step();
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) {
-    if (s < k_tiles) load_stage(s, s);
+    if (s < k_tiles) load_h(s, s);
     cp_async_commit();
   }
   for (int kt = 0; kt < k_tiles; ++kt) {
     cp_async_wait<kStages - 2>();  // tile kt has landed (this thread's part)
     __syncthreads();               // ... everyone's; and stage (kt - 1) % kStages is free
-    if (kt + kStages - 1 < k_tiles) load_stage((kt + kStages - 1) % kStages, kt + kStages - 1);
+    if (kt + kStages - 1 < k_tiles) {
+      load_w((kt + kStages - 1) % kStages, kt + kStages - 1);
+      load_h((kt + kStages - 1) % kStages, kt + kStages - 1);
+    }
     cp_async_commit();
 
     const T* const hs = smem + (kt % kStages) * kStageElems;
@@ -173,6 +202,7 @@ __global__ void __launch_bounds__(kThreads) fused_step_tc_kernel(const TcStepPar
         for (int nt = 0; nt < kNt; ++nt) mma_16816<T>(acc[mt][nt], a[mt], b[nt]);
     }
   }
+  let_next_step_launch();
   cp_async_wait<0>();  // only empty groups remain; the pipeline buffers become the epilogue tile
   __syncthreads();
 
@@ -224,7 +254,20 @@ void launch_typed(const RnnArgs& a, const Workspace& ws, cudaStream_t stream) {
   check(cudaFuncSetAttribute(fused_step_tc_kernel<T, G>,
                              cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem),
         "cudaFuncSetAttribute(fused_step_tc_kernel)");
-  const dim3 grid(ceil_div(a.hidden, units_per_cta<G>()), ceil_div(a.batch, kBatchTile));
+  int device = 0, major = 0;
+  check(cudaGetDevice(&device), "cudaGetDevice");
+  check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device),
+        "cudaDeviceGetAttribute(ComputeCapabilityMajor)");
+  cudaLaunchAttribute overlap{};
+  overlap.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  overlap.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(ceil_div(a.hidden, units_per_cta<G>()), ceil_div(a.batch, kBatchTile));
+  config.blockDim = dim3(kThreads);
+  config.dynamicSmemBytes = kSmem;
+  config.stream = stream;
+  config.attrs = &overlap;
+  config.numAttrs = major >= 9 ? 1 : 0;  // the sm_80 code has no griddepcontrol.wait
   const long long nh = static_cast<long long>(a.batch) * a.hidden;
   TcStepParams<T> p{};
   p.gx = ws.gx;
@@ -244,8 +287,7 @@ void launch_typed(const RnnArgs& a, const Workspace& ws, cudaStream_t stream) {
     p.h_prev = ws.h + (t & 1) * nh;
     p.h_next = ws.h + ((t + 1) & 1) * nh;
     p.last = t + 1 == a.timesteps;
-    fused_step_tc_kernel<T, G><<<grid, kThreads, kSmem, stream>>>(p);
-    check_launch("fused_step_tc_kernel");
+    check(cudaLaunchKernelEx(&config, fused_step_tc_kernel<T, G>, p), "fused_step_tc_kernel");
   }
 }
 

@@ -9,10 +9,10 @@
 //   B (16 x 8, "col": k contiguous per column n): b0 = (k 2*pair..+1, n group),
 //                           b1 = (k 2*pair+8..+9, n group)
 //   C/D (16 x 8 fp32):      d0, d1 = (row group, n 2*pair..+1), d2, d3 = (row group+8, same n)
-// The loads clobber "memory" so that they stay after the barrier that publishes the cp.async data.
 // ldmatrix (no .trans): lanes 8m..8m+7 give the row addresses of matrix m; register m of every
 // lane then holds row lane / 4, elements 2*(lane % 4)..+1 of matrix m, i.e. exactly an A or B
-// register above when matrix m is the matching 8 x 8 piece stored k-contiguous.
+// register above when matrix m is the matching 8 x 8 piece stored k-contiguous. The loads
+// clobber "memory" so that they stay after the barrier that publishes the cp.async data.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 

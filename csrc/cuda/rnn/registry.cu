@@ -34,7 +34,8 @@ constexpr const char* kFusedTechnique =
     "math";
 constexpr const char* kFusedTcTechnique =
     "one launch per step: the recurrent GEMM of all gates of a block of units on tensor cores "
-    "(mma.sync, cp.async pipeline) fused with the cell math";
+    "(mma.sync, cp.async pipeline) fused with the cell math; steps overlap by programmatic "
+    "dependent launch on sm_90+";
 constexpr const char* kPersistentTechnique =
     "one cooperative launch: W_hh slices resident in shared memory, grid barrier per step";
 
