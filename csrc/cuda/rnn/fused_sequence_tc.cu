@@ -10,10 +10,11 @@
 // CTA tile: 64 batch rows x kCols = G*U columns, column c = W_hh row (c / U)*H + j0 + c % U,
 // i.e. the G gates of units j0..j0+U-1 side by side. 4 warps as 2 (rows) x 2 (columns), each
 // 32 rows x kCols/2 columns = 2 x NT mma tiles. k runs in 64-deep stages (one 128-byte row per
-// tile row) through a kStages-deep cp.async pipeline; h and W_hh stay k-contiguous in shared
-// memory, so ldmatrix (no transpose) yields both fragments. 16-byte chunk ch of tile row r
-// lives at chunk ch ^ (r % 8) of that row: the 8 rows one ldmatrix phase reads hit 8 distinct
-// chunk positions, i.e. all 32 banks once.
+// tile row) through a kStages-deep cp.async pipeline (6 x 16 KiB of shared memory for LSTM); h
+// and W_hh stay k-contiguous in shared memory, so ldmatrix (no transpose) yields both
+// fragments. The grid is (H / U) x (N / 64) CTAs, e.g. 64 x 2 for LSTM H = 1024, N = 128.
+// 16-byte chunk ch of tile row r lives at chunk ch ^ (r % 8) of that row: the 8 rows one
+// ldmatrix phase reads hit 8 distinct chunk positions, i.e. all 32 banks once.
 //
 // Epilogue: the fp32 accumulators go through shared memory (reusing the pipeline buffers), then
 // each thread takes (batch row, unit) pairs, consecutive threads consecutive units, adds gx
@@ -314,6 +315,15 @@ std::string support_fused_sequence_tc(const RnnArgs& a) {
     return "fused-sequence-tc: w_hh, h0 and y must be 16-byte aligned (16-byte cp.async)";
   if (ceil_div(a.batch, kBatchTile) > 65535)
     return "fused-sequence-tc: batch must be <= 65535 * 64";
+  const int g = rnn_gates(a.cell);
+  const int needed = g == 1 ? shared_bytes<1>() : g == 4 ? shared_bytes<4>() : shared_bytes<3>();
+  int device = 0, optin = 0;
+  check(cudaGetDevice(&device), "cudaGetDevice");
+  check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
+        "cudaDeviceGetAttribute(MaxSharedMemoryPerBlockOptin)");
+  if (optin < needed)
+    return "fused-sequence-tc: needs " + std::to_string(needed) +
+           " B of shared memory per block, the device allows " + std::to_string(optin);
   return "";
 }
 

@@ -59,7 +59,8 @@ const char* support_fused_sequence(const RnnArgs& a);
 void launch_fused_sequence(const RnnArgs& a, const Workspace& ws, cudaStream_t stream);
 
 // fused_sequence_tc.cu: one launch per step on tensor cores (f16/bf16, sm_80+); the step's 16-bit
-// operand h_{t-1} is h0 or y[t-1], so it needs no workspace beyond the layout above.
+// operand h_{t-1} is h0 or y[t-1], so it needs no workspace beyond the layout above. Both look
+// at the current device (shared memory per block, compute capability).
 std::string support_fused_sequence_tc(const RnnArgs& a);
 void launch_fused_sequence_tc(const RnnArgs& a, const Workspace& ws, cudaStream_t stream);
 
