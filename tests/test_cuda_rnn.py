@@ -1,6 +1,7 @@
 """CUDA RNN layers (rnn/rnn.h through the native binding): every variant x cell x dtype it
-supports against a float64 numpy reference on the host, plus the support checks. Skips without a
-CUDA device; the device arrays are torch tensors (torch has bfloat16)."""
+supports against a float64 numpy reference on the host, plus the support checks and the order in
+which "auto" tries the variants. Skips without a CUDA device; the device arrays are torch tensors
+(torch has bfloat16)."""
 
 import functools
 import zlib
@@ -18,11 +19,21 @@ requires_gpu = pytest.mark.skipif(
 CELLS = {"vanilla_relu": 0, "vanilla_tanh": 1, "lstm": 2, "gru": 3}
 GATES = {"vanilla_relu": 1, "vanilla_tanh": 1, "lstm": 4, "gru": 3}
 DTYPES = {"float32": 0, "float16": 1, "bfloat16": 2}
-VARIANTS = ("fused-sequence", "persistent")
+TC = "fused-sequence-tc"
+VARIANTS = ("fused-sequence", "persistent", TC)
+# The tensor-core variant runs the 16-bit dtypes only.
+VARIANT_DTYPES = [(v, d) for v in VARIANTS for d in DTYPES if not (v == TC and d == "float32")]
 PERSISTENT_MAX_BATCH = 32
-# (T, N, I, H): T = 1 to 25; N = 1, 3, 8, 32, 64, 67; H = 1, 7, 64, 130, 256, 1023, 1024;
+# (T, N, I, H): T = 1 .. 25; N = 1, 3, 8, 17, 32, 64, 67, 70 (two batch tiles of the tensor-core
+# variant, the second partial), 128; H = 1, 7 (refused by the tensor-core variant: not a multiple
+# of 8), 8, 64, 72 (a partial 64-deep k tile and a partial unit block), 130, 200, 256, 1023, 1024;
 # I != H throughout.
 SHAPES = [
+    (4, 128, 64, 1024),
+    (25, 1, 12, 8),
+    (25, 3, 40, 72),
+    (3, 70, 24, 72),
+    (5, 17, 33, 200),
     (1, 1, 3, 1),
     (25, 3, 10, 7),
     (25, 8, 33, 64),
@@ -41,7 +52,9 @@ SHAPES = [
 ]
 # |out - ref| <= atol + rtol |ref|. The reference takes the same dtype-rounded inputs, so a correct
 # kernel differs only by fp32 arithmetic (~1e-6) and the final rounding of each stored value to
-# the dtype (half an ulp: 2**-12 for float16, 2**-9 for bfloat16 in [0.5, 1)).
+# the dtype (half an ulp: 2**-12 for float16, 2**-9 for bfloat16 in [0.5, 1)). The tensor-core
+# variant multiplies h_{t-1} rounded to the dtype (its y[t-1]); its reference rounds h the same way
+# before each recurrent product, so the same tolerances hold.
 TOLERANCE = {"float32": (1e-4, 1e-4), "float16": (1e-3, 1e-3), "bfloat16": (5e-3, 5e-3)}
 
 
@@ -49,13 +62,14 @@ def _sigmoid(a):
     return 1.0 / (1.0 + np.exp(-a))
 
 
-def reference(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
-    """float64 forward of torch.nn.RNN/LSTM/GRU's formulas: y (T, N, H), h_n, c_n (or None)."""
+def reference(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, operand=lambda h: h):
+    """float64 forward of torch.nn.RNN/LSTM/GRU's formulas: y (T, N, H), h_n, c_n (or None).
+    operand(h) is what multiplies W_hh (h itself, or h rounded to a 16-bit dtype)."""
     hidden = h0.shape[1]
     gx = x @ w_ih.T + b_ih
     h, c, ys = h0, c0, []
     for t in range(x.shape[0]):
-        gh = h @ w_hh.T + b_hh
+        gh = operand(h) @ w_hh.T + b_hh
         if cell == "vanilla_relu":
             h = np.maximum(gx[t] + gh, 0.0)
         elif cell == "vanilla_tanh":
@@ -95,6 +109,20 @@ def problem(cell, dtype, shape):
     tensors = {k: torch.from_numpy(v.astype(np.float32)).to(tdtype) for k, v in arrays.items()}
     exact = {k: v.to(torch.float64).numpy() for k, v in tensors.items()}
     return tensors, reference(cell, **exact)
+
+
+@functools.cache
+def expected(variant, cell, dtype, shape):
+    """The reference outputs that `variant` must match: problem()'s, or for the tensor-core
+    variant the reference whose recurrent operand is h rounded to the dtype."""
+    if variant != TC:
+        return problem(cell, dtype, shape)[1]
+    torch = pytest.importorskip("torch")
+    tensors, _ = problem(cell, dtype, shape)
+    exact = {k: v.to(torch.float64).numpy() for k, v in tensors.items()}
+    tdtype = getattr(torch, dtype)
+    return reference(cell, **exact,
+                     operand=lambda h: torch.from_numpy(h).to(tdtype).to(torch.float64).numpy())
 
 
 def _args(cell, dtype, shape, **pointers):
@@ -162,7 +190,7 @@ def _assert_close(name, got, want, dtype):
 @requires_gpu
 def test_variants_listed():
     listed = {(v["name"], v["dtype"]) for v in cuda.module().rnn_variants()}
-    assert listed == {(v, d) for v in VARIANTS for d in DTYPES}
+    assert listed == set(VARIANT_DTYPES)
     for v in cuda.module().rnn_variants():
         assert v["technique"] and v["min_cc"] == 80
 
@@ -198,12 +226,14 @@ def test_reference_matches_torch_nn():
 
 @requires_gpu
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "T{}-N{}-I{}-H{}".format(*s))
-@pytest.mark.parametrize("dtype", list(DTYPES))
 @pytest.mark.parametrize("cell", list(CELLS))
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant,dtype", VARIANT_DTYPES)
 def test_forward_matches_reference(variant, cell, dtype, shape):
     result = run_layer(variant, cell, dtype, shape)
     if isinstance(result, str):
+        if variant == TC:
+            assert shape[3] % 8 and "multiple of 8" in result, result
+            return
         assert variant == "persistent", result
         if shape[1] > PERSISTENT_MAX_BATCH:
             assert "batch" in result
@@ -213,7 +243,7 @@ def test_forward_matches_reference(variant, cell, dtype, shape):
         assert cuda.device_properties(0)["sm_count"] < 132, result
         pytest.skip(result)
     y, h_n, c_n = result
-    _, (ry, rh, rc) = problem(cell, dtype, shape)
+    ry, rh, rc = expected(variant, cell, dtype, shape)
     _assert_close("y", y, ry, dtype)
     _assert_close("h_n", h_n, rh, dtype)
     np.testing.assert_array_equal(h_n, y[-1])  # the same rounded values
@@ -263,25 +293,26 @@ def test_persistent_refuses_large_batch():
 def test_common_checks(variant):
     ext = cuda.module()
     shape = (2, 4, 16, 32)
+    f32 = "bfloat16" if variant == TC else "float32"  # the checks' wide dtype, where it runs
     assert ext.rnn_unsupported_reason(variant, _fake_args("lstm", "float16", shape), 0) == ""
     for field in ("timesteps", "batch", "input_size", "hidden"):
         args = _fake_args("lstm", "float16", shape)
         args[field] = 0
         assert ">= 1" in ext.rnn_unsupported_reason(variant, args, 0)
     for field in ("x", "w_hh", "y", "h_n", "workspace"):
-        args = _fake_args("gru", "float32", shape)
+        args = _fake_args("gru", f32, shape)
         args[field] = 0
         assert "non-null" in ext.rnn_unsupported_reason(variant, args, 0)
-    args = _fake_args("lstm", "float32", shape)
+    args = _fake_args("lstm", f32, shape)
     args["c0"] = 0
     assert "c0" in ext.rnn_unsupported_reason(variant, args, 0)
-    args = _fake_args("gru", "float32", shape)
+    args = _fake_args("gru", f32, shape)
     args["c0"] = args["c_n"] = 0  # used by LSTM only
     assert ext.rnn_unsupported_reason(variant, args, 0) == ""
     args = _fake_args("vanilla_tanh", "bfloat16", shape)
     args["x"] += 1
     assert "aligned" in ext.rnn_unsupported_reason(variant, args, 0)
-    args = _fake_args("lstm", "float32", (100000, 100000, 16, 32))
+    args = _fake_args("lstm", f32, (100000, 100000, 16, 32))
     assert "2**31" in ext.rnn_unsupported_reason(variant, args, 0)
     assert "unknown RNN variant" in ext.rnn_unsupported_reason("nope", args, 0)
     with pytest.raises(ValueError, match="out of range"):
@@ -296,3 +327,66 @@ def test_workspace_bytes():
     assert ext.rnn_workspace_bytes("persistent", args) >= 4 * (25 * 8 * 4096 + 3 * 8 * 1024) + 4
     with pytest.raises(ValueError, match="unknown RNN variant"):
         ext.rnn_workspace_bytes("nope", args)
+
+
+@requires_gpu
+def test_tensor_core_support_reasons():
+    ext = cuda.module()
+    shape = (2, 4, 16, 72)
+    assert ext.rnn_unsupported_reason(TC, _fake_args("lstm", "bfloat16", shape), 0) == ""
+    assert ext.rnn_unsupported_reason(TC, _fake_args("gru", "float16", shape), 0) == ""
+    f32 = _fake_args("lstm", "float32", shape)
+    assert "does not run float32" in ext.rnn_unsupported_reason(TC, f32, 0)
+    with pytest.raises(ValueError, match="does not run float32"):
+        ext.rnn_workspace_bytes(TC, f32)
+    for hidden in (1, 7, 12, 1020):
+        args = _fake_args("vanilla_relu", "float16", (2, 4, 16, hidden))
+        assert f"hidden {hidden} must be a multiple of 8" in ext.rnn_unsupported_reason(TC, args, 0)
+    with pytest.raises(ValueError, match="multiple of 8"):
+        ext.rnn_forward(TC, _fake_args("lstm", "bfloat16", (2, 4, 16, 7)), 0, 0)
+    for field in ("w_hh", "h0", "y"):  # read or written as the 16-byte cp.async operands
+        args = _fake_args("lstm", "bfloat16", shape)
+        args[field] += 8
+        assert "16-byte aligned" in ext.rnn_unsupported_reason(TC, args, 0)
+    for field in ("x", "w_ih", "c0", "h_n"):  # element-aligned is enough
+        args = _fake_args("lstm", "bfloat16", shape)
+        args[field] += 8
+        assert ext.rnn_unsupported_reason(TC, args, 0) == ""
+    args = _fake_args("lstm", "bfloat16", (1, 65535 * 64 + 1, 1, 8))
+    assert "batch must be <= 65535 * 64" in ext.rnn_unsupported_reason(TC, args, 0)
+    args = _fake_args("lstm", "bfloat16", (1, 65535 * 64, 1, 8))
+    assert ext.rnn_unsupported_reason(TC, args, 0) == ""
+
+
+def test_auto_order():
+    from dlcb_kernels.ops import rnn_cuda
+
+    assert set(rnn_cuda.VARIANTS) == set(VARIANTS)
+    limit = rnn_cuda.PERSISTENT_FIRST_MAX_BATCH
+    for dtype in ("float16", "bfloat16"):
+        assert rnn_cuda.auto_candidates(dtype, limit + 1) == [TC, "persistent", "fused-sequence"]
+        assert rnn_cuda.auto_candidates(dtype, 1) == ["persistent", TC, "fused-sequence"]
+    for batch in (1, limit + 1):
+        assert rnn_cuda.auto_candidates("float32", batch) == ["persistent", "fused-sequence"]
+
+
+@requires_gpu
+@pytest.mark.parametrize("dtype,shape,want", [
+    ("bfloat16", (4, 128, 64, 1024), TC),
+    ("float16", (3, 70, 24, 72), TC),
+    ("bfloat16", (25, 3, 129, 256), "persistent"),
+    ("bfloat16", (25, 3, 40, 7), "persistent"),
+    ("float32", (4, 128, 64, 1024), "fused-sequence"),
+    ("float16", (1, 64, 20, 256), TC),
+])
+def test_auto_picks(dtype, shape, want):
+    torch = pytest.importorskip("torch")
+    from dlcb_kernels.ops import rnn_cuda
+
+    tensors, _ = problem("lstm", dtype, shape)
+    dev = {k: v.cuda() for k, v in tensors.items()}
+    weights = {"weight_ih": dev["w_ih"], "weight_hh": dev["w_hh"], "bias_ih": dev["b_ih"],
+               "bias_hh": dev["b_hh"]}
+    _, _, _, chosen = rnn_cuda.rnn_cuda(dev["x"], dev["h0"], weights, cell="lstm", c0=dev["c0"])
+    torch.cuda.synchronize()
+    assert chosen == want

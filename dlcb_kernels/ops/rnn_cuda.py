@@ -1,8 +1,10 @@
 """Recurrent layers on NVIDIA GPUs with our CUDA kernels, forward over a whole sequence: the
 GPU path of dlcb_kernels.rnn. PyTorch's conventions (see ops/rnn.py); every tensor is a
 C-contiguous GPU array of one dtype (float32, float16, bfloat16); the state and gate math are
-float32 inside the kernels. Variants: "persistent" (one launch for the sequence, W_hh held on
-chip: small batches) and "fused-sequence" (one fused recurrent GEMM + cell kernel per step).
+float32 inside the kernels. Variants: "fused-sequence-tc" (one fused recurrent GEMM + cell kernel
+per step on tensor cores: float16/bfloat16, H a multiple of 8), "persistent" (one launch for the
+sequence, W_hh held on chip: small batches) and "fused-sequence" (one fused recurrent GEMM + cell
+kernel per step on CUDA cores: every dtype and size).
 """
 
 from __future__ import annotations
@@ -13,8 +15,23 @@ from ._cuda_common import (DTYPE_CODES, NativeCall, device_arrays, native_module
 
 CELL_CODES = {("vanilla", "relu"): 0, ("vanilla", "tanh"): 1, ("lstm", "relu"): 2, ("gru", "relu"): 3}
 GATES = {"vanilla": 1, "lstm": 4, "gru": 3}
-VARIANTS = ("persistent", "fused-sequence")
+VARIANTS = ("fused-sequence-tc", "persistent", "fused-sequence")
+# "auto" takes the first of auto_candidates() whose support check passes. Up to this batch the
+# persistent kernel (W_hh stays on chip, no launch per step) goes before the tensor-core one, whose
+# 64-row batch tile would be mostly padding; to be retuned from H100 timings.
+PERSISTENT_FIRST_MAX_BATCH = 16
 WEIGHT_KEYS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
+def auto_candidates(dtype: str, batch: int) -> list[str]:
+    """The order in which "auto" tries the variants: 16-bit fused-sequence-tc, persistent,
+    fused-sequence (persistent first for batch <= PERSISTENT_FIRST_MAX_BATCH); float32 persistent,
+    fused-sequence (the tensor-core variant takes 16-bit operands only)."""
+    if dtype == "float32":
+        return ["persistent", "fused-sequence"]
+    if batch <= PERSISTENT_FIRST_MAX_BATCH:
+        return ["persistent", "fused-sequence-tc", "fused-sequence"]
+    return ["fused-sequence-tc", "persistent", "fused-sequence"]
 
 
 def rnn_cuda(x, h0, weights: dict, *, cell: str, c0=None, nonlinearity: str = "relu", variant: str = "auto",
@@ -83,7 +100,7 @@ def plan_rnn(x, h0, weights: dict, *, cell: str, c0=None, nonlinearity: str = "r
             "w_ih": views["weights['weight_ih']"].ptr, "w_hh": w_hh.ptr,
             "b_ih": views["weights['bias_ih']"].ptr, "b_hh": views["weights['bias_hh']"].ptr,
             "y": vy.ptr, "h_n": vh.ptr, "c_n": vc.ptr if vc is not None else 0, "workspace": 0}
-    chosen = pick_variant(variant, list(VARIANTS),
+    chosen = pick_variant(variant, auto_candidates(dtype, n),
                           lambda name: ext.rnn_unsupported_reason(name, args, vx.device), "rnn")
     args["workspace"] = workspace_pointer(vx, ext.rnn_workspace_bytes(chosen, args))
     return (y, h_n, c_n), NativeCall(ext.rnn_forward, chosen, args, vx.device, stream)

@@ -58,6 +58,12 @@ void launch_input_projection(const RnnArgs& a, const Workspace& ws, cudaStream_t
 const char* support_fused_sequence(const RnnArgs& a);
 void launch_fused_sequence(const RnnArgs& a, const Workspace& ws, cudaStream_t stream);
 
+// fused_sequence_tc.cu: one launch per step on tensor cores (f16/bf16, sm_80+); the step's 16-bit
+// operand h_{t-1} is h0 or y[t-1], so it needs no workspace beyond the layout above. Both look
+// at the current device (shared memory per block, compute capability).
+std::string support_fused_sequence_tc(const RnnArgs& a);
+void launch_fused_sequence_tc(const RnnArgs& a, const Workspace& ws, cudaStream_t stream);
+
 // persistent.cu: one cooperative launch. Both look at the current device (SMs, shared memory,
 // occupancy), which must be the one that runs it.
 std::string support_persistent(const RnnArgs& a);

@@ -32,6 +32,10 @@ struct Entry {
 constexpr const char* kFusedTechnique =
     "one launch per step: recurrent GEMM of all gates of a block of units fused with the cell "
     "math";
+constexpr const char* kFusedTcTechnique =
+    "one launch per step: the recurrent GEMM of all gates of a block of units on tensor cores "
+    "(mma.sync, cp.async pipeline) fused with the cell math; steps overlap by programmatic "
+    "dependent launch on sm_90+";
 constexpr const char* kPersistentTechnique =
     "one cooperative launch: W_hh slices resident in shared memory, grid barrier per step";
 
@@ -44,6 +48,10 @@ const std::vector<Entry>& entries() {
       {{"persistent", DType::f16, kPersistentTechnique, 80}, support_persistent, launch_persistent},
       {{"persistent", DType::bf16, kPersistentTechnique, 80}, support_persistent,
        launch_persistent},
+      {{"fused-sequence-tc", DType::f16, kFusedTcTechnique, 80}, support_fused_sequence_tc,
+       launch_fused_sequence_tc},
+      {{"fused-sequence-tc", DType::bf16, kFusedTcTechnique, 80}, support_fused_sequence_tc,
+       launch_fused_sequence_tc},
   };
   return table;
 }
