@@ -277,3 +277,53 @@ def test_conv_native_arguments(fake_ext, direction):
     for role, array in pointers.items():
         expected = out if role == written else array
         assert args[role] == expected.array.ctypes.data, role
+
+
+class FakeRnnExtension:
+    """Like the native RNN registry: a null workspace is refused; records the launch."""
+
+    def __init__(self):
+        self.calls = []
+
+    def rnn_workspace_bytes(self, variant, args):
+        return 4096
+
+    def rnn_unsupported_reason(self, variant, args, device):
+        if not args["workspace"]:
+            return "workspace must be a non-null device pointer"
+        if variant == "fused-sequence-tc" and args["dtype"] == 0:
+            return "does not run float32"
+        return ""
+
+    def rnn_forward(self, variant, args, device, stream):
+        self.calls.append((variant, dict(args)))
+
+
+@pytest.mark.parametrize("dtype,batch,expected", [(np.float32, 3, "persistent"), (np.float16, 64, "fused-sequence-tc"),
+                                                  (np.float16, 4, "persistent")])
+def test_rnn_native_arguments(monkeypatch, dtype, batch, expected):
+    from dlcb_kernels.ops import rnn_cuda
+
+    ext = FakeRnnExtension()
+    monkeypatch.setattr(rnn_cuda, "native_module", lambda device: ext)
+    monkeypatch.setattr(rnn_cuda, "workspace_pointer", lambda template, nbytes: 0x10000 if nbytes else 0)
+
+    def fake_output(out, name, template, shape, dtype_name, views):  # results in host memory
+        array = FakeDlpackGpu(np.zeros(shape, dtype))
+        return array, as_device_array(array, name)
+
+    monkeypatch.setattr(rnn_cuda, "output", fake_output)
+    t, i, h = 5, 6, 8
+    weights = {"weight_ih": gpu((4 * h, i), dtype), "weight_hh": gpu((4 * h, h), dtype),
+               "bias_ih": gpu((4 * h,), dtype), "bias_hh": gpu((4 * h,), dtype)}
+    x, h0, c0 = gpu((t, batch, i), dtype), gpu((batch, h), dtype), gpu((batch, h), dtype)
+    (y, h_n, c_n), call = rnn_cuda.plan_rnn(x, h0, weights, cell="lstm", c0=c0)
+    assert call.variant == expected and call.args["workspace"] == 0x10000
+    call()
+    (variant, args), = ext.calls
+    assert (args["cell"], args["timesteps"], args["batch"], args["input_size"], args["hidden"]) == (2, t, batch, i, h)
+    assert args["x"] == x.array.ctypes.data and args["w_hh"] == weights["weight_hh"].array.ctypes.data
+    assert y.shape == (t, batch, h) and c_n is not None
+    if dtype == np.float32:
+        with pytest.raises(ValueError, match="variant 'fused-sequence-tc' cannot run these arguments: does not run"):
+            rnn_cuda.plan_rnn(x, h0, weights, cell="lstm", c0=c0, variant="fused-sequence-tc")

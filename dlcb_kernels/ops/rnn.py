@@ -196,8 +196,9 @@ def rnn(x, h0, weights, *, cell: str = "vanilla", c0=None, nonlinearity: str = "
     picks the micro-kernel (for testing; prepared weights fix it). Non-contiguous inputs are copied. Returns an RnnOutput.
 
     GPU arrays (x, h0, c0 and a dict of weights, CuPy/torch/DLPack, float32/float16/bfloat16,
-    C-contiguous) run our CUDA kernels forward (ops/rnn_cuda.py): `variant` "persistent",
-    "fused-sequence" or "auto", queued on `stream`; the LSTM needs c0 there. The RnnOutput then
+    C-contiguous) run our CUDA kernels forward (ops/rnn_cuda.py): `variant`
+    "fused-sequence-tc" (16-bit, tensor cores), "persistent", "fused-sequence" or "auto", queued
+    on `stream`; the LSTM needs c0 there. The RnnOutput then
     holds GPU arrays, and training, threads and isa do not apply.
     """
     if is_device_array(x):

@@ -10,8 +10,18 @@ kernel per step on CUDA cores: every dtype and size).
 from __future__ import annotations
 
 from .._validate import require_choice
-from ._cuda_common import (DTYPE_CODES, NativeCall, device_arrays, native_module, output, pick_variant, require_contiguous,
-                           require_shape, stream_handle, workspace_pointer)
+from ._cuda_common import (
+    DTYPE_CODES,
+    NativeCall,
+    device_arrays,
+    native_module,
+    output,
+    pick_variant,
+    require_contiguous,
+    require_shape,
+    stream_handle,
+    workspace_pointer,
+)
 
 CELL_CODES = {("vanilla", "relu"): 0, ("vanilla", "tanh"): 1, ("lstm", "relu"): 2, ("gru", "relu"): 3}
 GATES = {"vanilla": 1, "lstm": 4, "gru": 3}
@@ -100,7 +110,11 @@ def plan_rnn(x, h0, weights: dict, *, cell: str, c0=None, nonlinearity: str = "r
             "w_ih": views["weights['weight_ih']"].ptr, "w_hh": w_hh.ptr,
             "b_ih": views["weights['bias_ih']"].ptr, "b_hh": views["weights['bias_hh']"].ptr,
             "y": vy.ptr, "h_n": vh.ptr, "c_n": vc.ptr if vc is not None else 0, "workspace": 0}
-    chosen = pick_variant(variant, auto_candidates(dtype, n),
+    candidates = auto_candidates(dtype, n)
+    # The support checks look at the workspace too: it is set up first, large enough for any
+    # variant that might be chosen.
+    needed = max(ext.rnn_workspace_bytes(name, args) for name in (candidates if variant == "auto" else [variant]))
+    args["workspace"] = workspace_pointer(vx, needed)
+    chosen = pick_variant(variant, candidates,
                           lambda name: ext.rnn_unsupported_reason(name, args, vx.device), "rnn")
-    args["workspace"] = workspace_pointer(vx, ext.rnn_workspace_bytes(chosen, args))
     return (y, h_n, c_n), NativeCall(ext.rnn_forward, chosen, args, vx.device, stream)

@@ -98,8 +98,9 @@ def _rnn(variant: str, default: bool) -> Implementation:
         yield PreparedRun(call, y, 1, _technique("rnn", call.variant, problem.dtype))
 
     name = "ours-cuda" if variant == "auto" else f"cuda-{variant}"
+    dtypes = ("float16", "bfloat16") if variant == "fused-sequence-tc" else GPU_DTYPES
     return Implementation("rnn", "cuda", name, "ours", _library, unavailable, prepare, default=default,
-                          dtypes=GPU_DTYPES)
+                          dtypes=dtypes)
 
 
 register(_gemm("auto", GPU_DTYPES, True))
