@@ -17,8 +17,14 @@ from typing import TextIO
 from . import devices, environment, registry
 from .device_array import to_host
 from .measure import Settings, combine, measure, measure_overhead
+from .records import (
+    base_record,
+    compare_to_vendors,
+    failed_record,
+    now_iso,
+    timed_record,
+)
 from .registry.gpu_inputs import host_inputs
-from .records import base_record, compare_to_vendors, failed_record, now_iso, timed_record
 from .suites import SuiteProblem
 from .table import TableWriter
 from .targets import CpuTarget

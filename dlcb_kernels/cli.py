@@ -157,8 +157,8 @@ def _bench(args) -> int:
     from . import _cpu, registry
     from .bench import BenchConfig, default_output, run_bench
     from .measure import Settings
-    from .summary import format_summary
     from .suites import SuiteProblem, load_suite
+    from .summary import format_summary
     from .table import write_csv
     from .targets import gpu_skipped_note, make_target, parse_device
 

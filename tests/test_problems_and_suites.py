@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 
 from dlcb_kernels import models
-from dlcb_kernels.problems import ConvProblem, GemmProblem, RnnProblem, problem_from_params
+from dlcb_kernels.problems import (
+    ConvProblem,
+    GemmProblem,
+    RnnProblem,
+    problem_from_params,
+)
 from dlcb_kernels.suites import DEFAULT_MAX_FLOPS, load_suite
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _cpu
-from ..device_array import is_device_array
 from .._validate import (
     require_array,
     require_choice,
@@ -31,6 +30,7 @@ from .._validate import (
     require_output,
     require_threads,
 )
+from ..device_array import is_device_array
 
 LAYOUTS = ("NCHW", "NHWC")
 

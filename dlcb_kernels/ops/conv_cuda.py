@@ -11,8 +11,18 @@ from __future__ import annotations
 
 from .._validate import require_choice, require_int, require_int_pair
 from ..device_array import DeviceArray
-from ._cuda_common import (DTYPE_CODES, NativeCall, compute_capability, device_arrays, native_module, output,
-                           pick_variant, require_contiguous, stream_handle, workspace_pointer)
+from ._cuda_common import (
+    DTYPE_CODES,
+    NativeCall,
+    compute_capability,
+    device_arrays,
+    native_module,
+    output,
+    pick_variant,
+    require_contiguous,
+    stream_handle,
+    workspace_pointer,
+)
 
 LAYOUTS = ("NCHW", "NHWC")
 DIRECTIONS = {"fwd": 0, "bwd_data": 1, "bwd_filter": 2}

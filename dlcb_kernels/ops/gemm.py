@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _cpu
-from ..device_array import is_device_array
 from .._validate import (
     element_strided,
     require_array,
@@ -17,6 +16,7 @@ from .._validate import (
     require_real,
     require_threads,
 )
+from ..device_array import is_device_array
 
 BACKENDS = ("auto", "cpu", "cuda")
 ISAS = ("auto", "avx512", "avx2", "portable")

@@ -11,8 +11,16 @@ from __future__ import annotations
 from .. import cuda
 from .._validate import require_bool, require_choice, require_real
 from ..device_array import DeviceArray
-from ._cuda_common import (DTYPE_CODES, NativeCall, compute_capability, device_arrays, native_module, output,
-                           pick_variant, stream_handle)
+from ._cuda_common import (
+    DTYPE_CODES,
+    NativeCall,
+    compute_capability,
+    device_arrays,
+    native_module,
+    output,
+    pick_variant,
+    stream_handle,
+)
 
 # Best first: "auto" takes the first that can run the arguments on this device.
 VARIANTS = {

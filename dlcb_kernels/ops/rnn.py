@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import _cpu
-from ..device_array import is_device_array
 from .._validate import (
     require_array,
     require_bool,
@@ -40,6 +39,7 @@ from .._validate import (
     require_ndim,
     require_threads,
 )
+from ..device_array import is_device_array
 
 CELLS = ("vanilla", "lstm", "gru")
 NONLINEARITIES = ("relu", "tanh")

@@ -14,8 +14,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import numpy_ops
-from ._common import (DTYPES, check_choice, check_dims, from_params, itemsize, output_rounding, relative_error,
-                      sample, storage)
+from ._common import (
+    DTYPES,
+    check_choice,
+    check_dims,
+    from_params,
+    itemsize,
+    output_rounding,
+    relative_error,
+    sample,
+    storage,
+)
 
 DIRECTIONS = ("fwd", "bwd_data", "bwd_filter")
 LAYOUTS = ("NCHW", "NHWC")

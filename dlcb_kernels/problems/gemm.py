@@ -7,7 +7,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._common import DTYPES, check_dims, from_params, itemsize, output_rounding, relative_error, sample, storage
+from ._common import (
+    DTYPES,
+    check_dims,
+    from_params,
+    itemsize,
+    output_rounding,
+    relative_error,
+    sample,
+    storage,
+)
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import numpy_ops
-from ._common import (DTYPES, UNIT_ROUNDOFF, check_choice, check_dims, from_params, itemsize, relative_error, sample,
-                      storage)
+from ._common import (
+    DTYPES,
+    UNIT_ROUNDOFF,
+    check_choice,
+    check_dims,
+    from_params,
+    itemsize,
+    relative_error,
+    sample,
+    storage,
+)
 
 CELLS = ("vanilla", "lstm", "gru")
 DIRECTIONS = ("fwd", "bwd")
