@@ -124,6 +124,8 @@ def run_bench(config: BenchConfig, out_path, *, progress_stream: TextIO | None =
                     "note": "a no-op timed by the host timer; stated, not subtracted"},
         "environment": environment.describe(registry.blas_info()),
     }
+    if target.backend == "cuda":
+        run["environment"]["cuda"] = environment.describe_cuda()
     writer = TableWriter(out_path, run, device)
     flush = target.flusher() if "cold" in config.caches else None
     monitor = target.monitor(device)

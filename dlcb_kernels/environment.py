@@ -39,3 +39,31 @@ def describe(blas: list[dict]) -> dict:
         "env": {k: os.environ[k] for k in _ENV_VARS if k in os.environ},
         "command": [os.path.basename(sys.argv[0])] + sys.argv[1:],
     }
+
+
+def describe_cuda() -> dict:
+    """CUDA runtime and driver versions as the extension sees them, and the GPU libraries the
+    vendor baselines load (each only if importable)."""
+    from . import cuda
+
+    status = cuda.status()
+
+    def version(v):
+        return f"{v // 1000}.{v % 1000 // 10}" if v else None
+
+    found = {"available": status.available, "reason": status.reason,
+             "runtime": version(status.runtime_version), "driver": version(status.driver_version)}
+    try:
+        import cupy
+
+        found["cupy_cuda_runtime"] = version(cupy.cuda.runtime.runtimeGetVersion())
+    except Exception:  # noqa: BLE001 - provenance only
+        pass
+    try:
+        import torch
+
+        found["torch_cuda"] = torch.version.cuda
+        found["cudnn"] = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    except Exception:  # noqa: BLE001 - provenance only
+        pass
+    return found
