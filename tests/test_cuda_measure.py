@@ -422,6 +422,9 @@ def test_event_timer_times_a_known_length_kernel(ext):
     stream = ext.Stream(0)
     timer = ext.EventTimer(0)
     for seconds in (2e-3, 2e-4):
+        # A head start keeps the stream busy past the host's launch of the timed spin (the first
+        # launch of spin_kernel also loads its module, which would otherwise be timed).
+        ext.spin(0, stream.handle, 50e-6)
         timer.start(stream.handle)
         ext.spin(0, stream.handle, seconds)
         timer.stop(stream.handle)
