@@ -6,9 +6,11 @@
 //   B[j][kk] = w[j][kk]               (the K x R x S x C filter read as is)
 // With C % 64 == 0 a 64-deep slice kk0 .. kk0 + 63 of GEMM-K is one tap (r, s) and 64
 // consecutive channels: for every output pixel 128 contiguous bytes of x (or 128 zero bytes),
-// for every filter 128 contiguous bytes of w. Each slice is one pipeline stage.
+// for every filter 128 contiguous bytes of w. Each slice is one pipeline stage; the slices are
+// visited channel block by channel block, all R*S taps of a block in a row, so that the taps'
+// overlapping activation reads hit L1 (cp.async.ca).
 //
-// CTA: 128 output pixels x kBN filters (64 or 128), 3 warpgroups, one CTA per SM.
+// CTA: 128 output pixels x kBN filters (64 or 128, TileShape), 3 warpgroups.
 //  - Warpgroup 0, the producer: its 128 threads copy the stage's A tile (128 rows) and B tile
 //    (kBN rows) with 16-byte cp.async, zero-filling pixels that fall into the padding or past M.
 //    Thread t copies chunk t % 8 of rows t / 8 + 16 i. A thread's copies of stage i are known
@@ -17,7 +19,7 @@
 //    stage's "full" mbarrier (128 arrivals). Before refilling a slot it waits on its "empty"
 //    mbarrier (one arrival from lane 0 of each of the 8 consumer warps).
 //  - Warpgroups 1 and 2, the consumers, own pixel rows 0-63 and 64-127 of the tile: for every
-//    stage they issue 4 wgmma m64nKBNk16 (both operands K-major), keep one stage of wgmma in
+//    stage they issue 4 wgmma m64n{kBN}k16 (both operands K-major), keep one stage of wgmma in
 //    flight and release the stage before it.
 // Shared memory, per stage: A (128 rows x 128 bytes), then B (kBN rows x 128 bytes); 16-byte
 // chunk c of row r at r * 128 + 16 (c ^ (r % 8)), the 128-byte swizzle the wgmma descriptor
@@ -28,7 +30,6 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
-#include <climits>
 #include <cstdint>
 #include <type_traits>
 
@@ -47,18 +48,23 @@ namespace {
 constexpr int kBlockM = 128;
 constexpr int kBlockK = 64;  // one tap, 64 channels: 128 bytes a row
 constexpr int kRowBytes = kBlockK * 2;
-constexpr int kStages = 6;
 constexpr int kThreads = 3 * 128;
 constexpr int kStageBytesA = kBlockM * kRowBytes;
 
+// Per tile width: CTAs per SM and pipeline depth. The 64-wide tile runs 2 CTAs per SM (one's
+// pipeline fill and epilogue overlap the other's main loop; 2 x 97 KB of stages); the 128-wide
+// tile 1 (161 KB), which leaves about 90 KB of L1 for the activations' tap overlap.
 template <int kBN>
-constexpr int smem_bytes() {
+struct TileShape {
+  static constexpr int kCtasPerSm = kBN == 64 ? 2 : 1;
+  static constexpr int kStages = kBN == 64 ? 4 : 5;
+  static constexpr int kStageBytesB = kBN * kRowBytes;
   // + 1024: swizzled tiles start 1024-byte aligned, dynamic shared memory is 16-byte aligned.
-  return kStages * (kStageBytesA + kBN * kRowBytes) + 1024;
-}
+  static constexpr int kSmemBytes = kStages * (kStageBytesA + kStageBytesB) + 1024;
+};
 
 struct WgmmaGeometry {
-  int h, w, c, k, s;
+  int h, w, c, k, r, s;
   int pad_h, pad_w, stride_h, stride_w, dil_h, dil_w;
   int p, q;
   int gemm_m, gemm_k;  // N*P*Q, R*S*C
@@ -67,10 +73,6 @@ struct WgmmaGeometry {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 
 // Device-only constants, used by the sm_90a body alone.
-// Stages a producer thread keeps in flight beyond the oldest one it has not yet signalled.
-// Consumers hold 2 slots (the stage in flight, the stage being issued), so the producer can
-// fill kStages - 2 slots ahead of them; more would deadlock.
-constexpr int kLag = kStages - 2;
 constexpr int kConsumerBarrier = 1;  // named barrier of the 256 consumer threads
 
 __device__ __forceinline__ void consumers_sync() {
@@ -90,14 +92,18 @@ __device__ __forceinline__ uint32_t pack_pair(float lo, float hi) {
 
 #endif
 
-// One CTA per SM (the pipeline takes 145 or 193 KB of shared memory).
 template <typename T, int kBN>
-__global__ void __launch_bounds__(kThreads, 1)
+__global__ void __launch_bounds__(kThreads, TileShape<kBN>::kCtasPerSm)
     conv_wgmma_kernel(WgmmaGeometry g, const T* __restrict__ x, const T* __restrict__ w,
                       T* __restrict__ y) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using namespace conv_sm90;
-  constexpr int kStageBytesB = kBN * kRowBytes;
+  constexpr int kStages = TileShape<kBN>::kStages;
+  constexpr int kStageBytesB = TileShape<kBN>::kStageBytesB;
+  // Stages a producer thread keeps in flight beyond the oldest one it has not yet signalled.
+  // Consumers hold 2 slots (the stage in flight, the stage being issued), so the producer can
+  // fill kStages - 2 slots ahead of them; more would deadlock.
+  constexpr int kLag = kStages - 2;
   // Static shared memory exists only in this sm_90a body: the host reads it back
   // (cudaFuncAttributes::sharedSizeBytes) to tell this image from an empty one.
   __shared__ __align__(8) uint64_t full_bar[kStages];
@@ -152,18 +158,19 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int kb = 0; kb < k_blocks; ++kb) {
       mbarrier_wait(empty(slot), phase ^ 1);
       const int dh = tap_r * g.dil_h, dw = tap_s * g.dil_w;
+      const int tap_col = (tap_r * g.s + tap_s) * g.c;  // GEMM-K column of (r, s, 0)
 #pragma unroll
       for (int i = 0; i < kRowsA; ++i) {
         const int ih = h0[i] + dh, iw = w0[i] + dw;
         const bool valid = static_cast<unsigned>(ih) < static_cast<unsigned>(g.h) &&
                            static_cast<unsigned>(iw) < static_cast<unsigned>(g.w);
         const T* src = valid ? x + image[i] + (ih * g.w + iw) * g.c + c0 : x;
-        conv_ptx::cp_async_cg_16_or_zero(stage_a(slot) + row_offset + i * 16 * kRowBytes, src, valid);
+        conv_ptx::cp_async_ca_16_or_zero(stage_a(slot) + row_offset + i * 16 * kRowBytes, src, valid);
       }
 #pragma unroll
       for (int i = 0; i < kRowsB; ++i)
         conv_ptx::cp_async_cg_16_or_zero(stage_b(slot) + row_offset + i * 16 * kRowBytes,
-                                         filter + i * 16 * g.gemm_k + kb * kBlockK, true);
+                                         filter + i * 16 * g.gemm_k + tap_col + c0, true);
       conv_ptx::cp_async_commit();
       if (kb >= kLag) {
         conv_ptx::cp_async_wait<kLag>();  // this thread's copies of stage kb - kLag landed
@@ -174,12 +181,11 @@ __global__ void __launch_bounds__(kThreads, 1)
         slot = 0;
         phase ^= 1;
       }
-      c0 += kBlockK;
-      if (c0 == g.c) {
-        c0 = 0;
-        if (++tap_s == g.s) {
-          tap_s = 0;
-          ++tap_r;
+      if (++tap_s == g.s) {
+        tap_s = 0;
+        if (++tap_r == g.r) {
+          tap_r = 0;
+          c0 += kBlockK;
         }
       }
     }
@@ -254,7 +260,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 
 WgmmaGeometry geometry(const ConvArgs& a) {
   WgmmaGeometry g{};
-  g.h = a.h, g.w = a.w, g.c = a.c, g.k = a.k, g.s = a.s;
+  g.h = a.h, g.w = a.w, g.c = a.c, g.k = a.k, g.r = a.r, g.s = a.s;
   g.pad_h = a.pad_h, g.pad_w = a.pad_w, g.stride_h = a.stride_h, g.stride_w = a.stride_w;
   g.dil_h = a.dil_h, g.dil_w = a.dil_w;
   g.p = conv_output_h(a), g.q = conv_output_w(a);
@@ -266,7 +272,7 @@ WgmmaGeometry geometry(const ConvArgs& a) {
 template <typename T, int kBN>
 void launch_tile(const ConvArgs& a, const WgmmaGeometry& g, cudaStream_t stream) {
   const auto kernel = conv_wgmma_kernel<T, kBN>;
-  constexpr int kSmem = smem_bytes<kBN>();
+  constexpr int kSmem = TileShape<kBN>::kSmemBytes;
   check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem),
         "cudaFuncSetAttribute(conv_wgmma_kernel)");
   const dim3 grid(static_cast<unsigned>(ceil_div(g.gemm_m, kBlockM)),
@@ -276,9 +282,10 @@ void launch_tile(const ConvArgs& a, const WgmmaGeometry& g, cudaStream_t stream)
   check_launch("conv_wgmma_kernel");
 }
 
-// 128 filters a tile when K allows it and the tiles fill the SMs about as well as 64 would:
-// the busiest SM's work, in waves of one CTA per SM times the tile's width, with the narrow
-// tile's lower efficiency (A copied and read once per 64 filters instead of 128) priced in.
+// 128 filters a tile when K allows it and the tiles fill the SMs about as well as 64 would: the
+// busiest SM's work is its share of tiles (rounded up) times the tile's width, with the narrow
+// tile's lower efficiency (A copied and read once per 64 filters instead of 128) priced in. A
+// guess, to be tuned on the device.
 template <typename T>
 void launch_typed(const ConvArgs& a, cudaStream_t stream) {
   const WgmmaGeometry g = geometry(a);
