@@ -21,6 +21,10 @@ VARIANTS = [
     ("implicit-gemm-tc", "float16"),
     ("implicit-gemm-tc", "bfloat16"),
 ]
+# The Hopper variant has its own tests (it runs a subset: forward, NHWC, C and K multiples of 64).
+WGMMA = "implicit-gemm-wgmma"
+LISTED = VARIANTS + [(WGMMA, "float16"), (WGMMA, "bfloat16")]
+MIN_CC = {"implicit-gemm-simt": 0, "implicit-gemm-tc": 80, WGMMA: 90}
 # Unit roundoff of each output type.
 ROUNDOFF = {"float32": 2.0**-24, "float16": 2.0**-11, "bfloat16": 2.0**-8}
 
@@ -165,9 +169,9 @@ def run_case(ext, torch, variant, dtype, direction, layout, g, on_gpu):
 
 def test_variants_listed(ext):
     listed = [(v["name"], v["dtype"]) for v in ext.conv_variants()]
-    assert listed == VARIANTS
+    assert listed == LISTED
     for v in ext.conv_variants():
-        assert v["technique"] and v["min_cc"] == (80 if v["name"] == "implicit-gemm-tc" else 0)
+        assert v["technique"] and v["min_cc"] == MIN_CC[v["name"]]
 
 
 def cases(shapes):
@@ -289,3 +293,75 @@ def test_missing_field_is_value_error(ext):
     del args["filter"]
     with pytest.raises(ValueError, match="filter"):
         ext.conv_output_size(args)
+
+
+# implicit-gemm-wgmma: ResNet-50's 3x3 layers (at N=2), an M that is not a multiple of the
+# 128-pixel tile, 1x1 and 5x5 filters, C != K, strides and dilation; "bn128" is sized so that
+# the launch picks the 128-filter tile on 114 and 132 SMs (the others take the 64-filter tile).
+WGMMA_SHAPES = {
+    "resnet_56": geom(2, 64, 56, 56, 64, 3, 3, pad=1),
+    "resnet_28": geom(2, 128, 28, 28, 128, 3, 3, pad=1),
+    "resnet_14": geom(2, 256, 14, 14, 256, 3, 3, pad=1),
+    "resnet_7": geom(2, 512, 7, 7, 512, 3, 3, pad=1),
+    "m49_edge": geom(1, 64, 7, 7, 64, 3, 3, pad=1),
+    "1x1": geom(2, 64, 9, 10, 128, 1, 1),
+    "5x5_pad2_c128_k64": geom(1, 128, 11, 13, 64, 5, 5, pad=2),
+    "c128_k64": geom(3, 128, 10, 9, 64, 3, 3, pad=1),
+    "strided_dilated_k192": geom(2, 64, 15, 13, 192, 3, 3, pad=(1, 2), stride=2, dil=(1, 2)),
+    "bn128": geom(16, 64, 14, 14, 512, 3, 3, pad=1),
+}
+
+
+@pytest.fixture(scope="module")
+def hopper(cc):
+    if cc != 90:
+        pytest.skip(f"{WGMMA} needs compute capability 9.0, the device has {cc / 10:.1f}")
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("shape", list(WGMMA_SHAPES))
+def test_wgmma_matches_reference(ext, torch, cc, hopper, shape, dtype):
+    g = WGMMA_SHAPES[shape]
+    args = dict(g, layout=LAYOUTS["nhwc"], direction=FORWARD, dtype=DTYPES[dtype], x=256,
+                filter=256, y=256, workspace=0)
+    assert ext.conv_unsupported_reason(WGMMA, args, cc) == ""
+    assert ext.conv_workspace_bytes(WGMMA, args) == 0
+    run_case(ext, torch, WGMMA, dtype, "fwd", "nhwc", g, on_gpu=True)
+
+
+def test_wgmma_is_the_first_choice(torch, hopper):
+    from dlcb_kernels.ops.conv_cuda import plan_conv
+
+    def chosen(c, k):
+        x = torch.zeros((1, 8, 8, c), dtype=torch.bfloat16, device="cuda")
+        w = torch.zeros((k, 3, 3, c), dtype=torch.bfloat16, device="cuda")
+        return plan_conv("fwd", x, w, padding=1, layout="NHWC")[1].variant
+
+    assert chosen(64, 128) == WGMMA
+    assert chosen(32, 64) == "implicit-gemm-tc"  # refused (C % 64), the next one taken
+
+
+def wgmma_args(**over):
+    return base_args(**{**geom(2, 64, 8, 8, 64, 3, 3, pad=1), **over})
+
+
+@pytest.mark.parametrize(
+    ("over", "expected"),
+    [
+        ({"c": 96}, "multiples of 64"),
+        ({"k": 32}, "multiples of 64"),
+        ({"c": 128, "k": 128, "groups": 2}, "groups == 1"),
+        ({"layout": 0}, "NHWC"),
+        ({"direction": 1}, "forward direction only"),
+        ({"direction": 2}, "forward direction only"),
+        ({"dtype": 0}, "does not run float32"),
+        ({"filter": 264}, "16-byte aligned"),
+    ],
+)
+def test_wgmma_support_reasons(ext, over, expected):
+    assert expected in ext.conv_unsupported_reason(WGMMA, wgmma_args(**over), 90)
+
+
+def test_wgmma_needs_sm90(ext):
+    assert "compute capability >= 9.0" in ext.conv_unsupported_reason(WGMMA, wgmma_args(), 80)
+    assert "compute capability 9.0" in ext.conv_unsupported_reason(WGMMA, wgmma_args(), 100)

@@ -28,9 +28,9 @@ LAYOUTS = ("NCHW", "NHWC")
 DIRECTIONS = {"fwd": 0, "bwd_data": 1, "bwd_filter": 2}
 # Best first for each dtype: "auto" takes the first that can run the arguments.
 VARIANTS = {"float32": ("implicit-gemm-simt",),
-            "float16": ("implicit-gemm-tc", "implicit-gemm-simt"),
-            "bfloat16": ("implicit-gemm-tc", "implicit-gemm-simt")}
-ALL_VARIANTS = ("implicit-gemm-tc", "implicit-gemm-simt")
+            "float16": ("implicit-gemm-wgmma", "implicit-gemm-tc", "implicit-gemm-simt"),
+            "bfloat16": ("implicit-gemm-wgmma", "implicit-gemm-tc", "implicit-gemm-simt")}
+ALL_VARIANTS = ("implicit-gemm-wgmma", "implicit-gemm-tc", "implicit-gemm-simt")
 _INT_LIMIT = 2**31 - 1
 
 

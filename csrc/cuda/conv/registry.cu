@@ -33,6 +33,9 @@ const std::vector<Entry>& entries() {
   static const char* tc =
       "implicit GEMM on tensor cores (NHWC): mma.sync m16n8k16 fed by ldmatrix, cp.async "
       "multi-stage pipeline zero-filling padding taps; split-K filter gradient";
+  static const char* wgmma =
+      "implicit GEMM on Hopper tensor cores (NHWC forward): wgmma m64nNk16 from 128-byte-swizzled "
+      "shared memory, a cp.async producer warpgroup and an mbarrier ring";
   static const std::vector<Entry> table = {
       {{"implicit-gemm-simt", DType::f32, simt, 0}, support_implicit_gemm_simt,
        workspace_implicit_gemm_simt, launch_implicit_gemm_simt},
@@ -44,6 +47,10 @@ const std::vector<Entry>& entries() {
        workspace_implicit_gemm_tc, launch_implicit_gemm_tc},
       {{"implicit-gemm-tc", DType::bf16, tc, 80}, support_implicit_gemm_tc,
        workspace_implicit_gemm_tc, launch_implicit_gemm_tc},
+      {{"implicit-gemm-wgmma", DType::f16, wgmma, 90}, support_implicit_gemm_wgmma,
+       workspace_implicit_gemm_wgmma, launch_implicit_gemm_wgmma},
+      {{"implicit-gemm-wgmma", DType::bf16, wgmma, 90}, support_implicit_gemm_wgmma,
+       workspace_implicit_gemm_wgmma, launch_implicit_gemm_wgmma},
   };
   return table;
 }

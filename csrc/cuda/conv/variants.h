@@ -20,6 +20,9 @@ namespace dlcb::cuda::conv_variants_impl {
 DLCB_CONV_VARIANT(implicit_gemm_simt)
 // Tensor cores, mma.sync + ldmatrix + cp.async, NHWC, all directions (implicit_gemm_tc.cu).
 DLCB_CONV_VARIANT(implicit_gemm_tc)
+// Hopper tensor cores, wgmma fed by a cp.async producer warpgroup, NHWC forward, sm_90a only
+// (implicit_gemm_wgmma.cu).
+DLCB_CONV_VARIANT(implicit_gemm_wgmma)
 
 #undef DLCB_CONV_VARIANT
 
