@@ -75,7 +75,7 @@ def _conv(variant: str, default: bool) -> Implementation:
         yield PreparedRun(call, out, 1, _technique("conv", call.variant, problem.dtype))
 
     name = "ours-cuda" if variant == "auto" else f"cuda-{variant}"
-    dtypes = ("float16", "bfloat16") if variant == "implicit-gemm-tc" else GPU_DTYPES
+    dtypes = ("float16", "bfloat16") if variant in ("implicit-gemm-tc", "implicit-gemm-wgmma") else GPU_DTYPES
     return Implementation("conv", "cuda", name, "ours", _library, gpu_unavailable_reason, prepare,
                           default=default, dtypes=dtypes, layouts=("NCHW", "NHWC"))
 
