@@ -210,7 +210,7 @@ def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
 def _from_cuda_array_interface(x, name: str, allow_integer16: bool) -> DeviceArray:
     cai = x.__cuda_array_interface__
     typestr = cai["typestr"]
-    if typestr[0] not in "<|" and typestr[1:] not in ("f2", "f4", "u2", "i2"):
+    if typestr[0] == ">":
         raise TypeError(f"{name} has byte order {typestr!r}; only little-endian arrays run on the GPU")
     kind, nbytes = typestr[1], int(typestr[2:])
     dtype = _dtype_name(kind, 8 * nbytes, name, allow_integer16)

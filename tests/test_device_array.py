@@ -69,6 +69,11 @@ def test_views_report_pointer_shape_strides_dtype(maker):
     assert half.dtype == "float16" and half.itemsize == 2
 
 
+def test_big_endian_cuda_array_interface_is_refused():
+    with pytest.raises(TypeError, match="byte order '>f4'"):
+        as_device_array(FakeCaiGpu(np.zeros(3, ">f4")), "x")
+
+
 def test_dlpack_device_index_is_kept():
     assert as_device_array(gpu((2, 2), device=3), "x").device == 3
 

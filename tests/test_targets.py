@@ -59,3 +59,27 @@ def test_cuda_timer_choice(cuda_target):
     assert (cold.mode, cold.batch) == ("single", 1)          # only a single call after a flush is cold
     with pytest.raises(ValueError, match="timing must be one of"):
         cuda_target("fast")
+
+
+def test_cublas_that_cupy_cannot_load_is_unavailable_not_an_error(monkeypatch):
+    # CuPy 14 loads libcublas when cupy.cuda.cublas is first imported: an ImportError there
+    # must make the baseline unavailable instead of escaping from prepare() and ending the bench.
+    import sys
+
+    from dlcb_kernels.registry import cupy_vendor
+
+    def missing_library(name):  # what cupy.cuda's lazy loader raises without libcublas
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise ImportError('Failure finding "libcublasLt.so.13 or libcublasLt.so.12"')
+
+    monkeypatch.setattr(cupy_vendor, "gpu_unavailable_reason", lambda problem=None: None)
+    fake_cuda = types.ModuleType("cupy.cuda")
+    fake_cuda.__getattr__ = missing_library
+    fake_cupy = types.ModuleType("cupy")
+    fake_cupy.cuda = fake_cuda
+    monkeypatch.setitem(sys.modules, "cupy", fake_cupy)
+    monkeypatch.setitem(sys.modules, "cupy.cuda", fake_cuda)
+    assert cupy_vendor._unavailable().startswith("unavailable: CuPy cannot load cuBLAS: Failure finding")
+    fake_cuda.cublas = types.ModuleType("cupy.cuda.cublas")
+    assert cupy_vendor._unavailable() is None

@@ -39,6 +39,17 @@ def _library() -> str:
     return f"cuBLAS {cublas} via CuPy {cupy.__version__} (CUDA runtime {version})"
 
 
+def _unavailable(problem=None) -> str | None:
+    reason = gpu_unavailable_reason(problem)
+    if reason:
+        return reason
+    try:
+        from cupy.cuda import cublas  # noqa: F401 - CuPy 14 loads libcublas here, on first use
+    except ImportError as exc:
+        return f"unavailable: CuPy cannot load cuBLAS: {exc}"
+    return None
+
+
 def _pointer(array) -> int:
     return int((array.bits if isinstance(array, BFloat16Array) else array).data.ptr)
 
@@ -75,7 +86,7 @@ def _gemm(variant: str, compute_type: int, dtypes: tuple[str, ...], default: boo
         yield PreparedRun(run, c, 1, f"cublasGemmEx, {compute[compute_type]}, CUBLAS_GEMM_DEFAULT, "
                                      f"{problem.dtype} in and out")
 
-    return Implementation("gemm", "cuda", variant, "vendor", _library, gpu_unavailable_reason, prepare,
+    return Implementation("gemm", "cuda", variant, "vendor", _library, _unavailable, prepare,
                           default=default,
                           dtypes=dtypes, tolerance=tolerance)
 
