@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The device check, run on a lent H100/H200 (see DEVELOPERS.md): build there, run the GPU
 # tests, run the gpu-quick suite (our kernels against cuBLAS and cuDNN), and leave the log,
-# the device description and the throughput table under $OUT, all within 6 minutes.
+# the device description and the throughput table under $OUT, all within 6 minutes. Order:
+# build, smoke tests, devices, the suite (it checks every result before timing it, and keeps
+# every finished record if it is cut short), the kernels' own test files, pytest-benchmark.
 # That machine has Python 3.12 with torch, CuPy, CMake, pybind11 and scikit-build-core but no
 # network, hence pip's --no-build-isolation --no-deps. Every step has its own time limit and
 # the whole script a deadline: a step that would start too late is skipped and says so.
@@ -42,16 +44,13 @@ run 200 $PYTHON -m pip install --no-build-isolation --no-deps -q "$SOURCE" || { 
 
 cd /tmp  # import the installed package, not the source tree
 # One pytest process per file, each under its own limit: a kernel that hangs or faults costs
-# its own file, not the others. The Hopper GEMM's smallest case (boxes wholly outside the
-# matrix, the likeliest hang) runs first on its own.
-step "GPU tests"
-pytest_gpu() { run "$1" $PYTHON -m pytest -q -rs -x -p no:cacheprovider --durations=3 "${@:2}"; }
-pytest_gpu 30 "$SOURCE/tests/test_cuda.py" "$SOURCE/tests/test_cuda_measure.py" "$SOURCE/tests/test_device_array.py"
+# its own file, not the others (faulthandler prints where it hung first). The Hopper GEMM's
+# smallest case (TMA boxes wholly outside the matrix, the likeliest hang) runs first on its own.
+step "GPU tests: runtime, measurement, arrays; Hopper GEMM smoke test"
+pytest_gpu() { run "$1" $PYTHON -m pytest -q -rfEs --tb=line --maxfail=25 -p no:cacheprovider -o faulthandler_timeout=$(( $1 - 5 )) \
+  --durations=3 "${@:2}"; }
+pytest_gpu 40 "$SOURCE/tests/test_cuda.py" "$SOURCE/tests/test_cuda_measure.py" "$SOURCE/tests/test_device_array.py"
 pytest_gpu 30 "$SOURCE/tests/test_cuda_gemm_hopper.py" -k "1-1-1"
-for file in test_cuda_gemm_fp32 test_cuda_gemm_tc test_cuda_gemm_hopper test_cuda_conv test_cuda_rnn; do
-  step "GPU tests: $file"
-  pytest_gpu 45 "$SOURCE/tests/$file.py"
-done
 
 step "devices"
 run 60 $PYTHON -m dlcb_kernels devices --json > "$OUT/devices.json"
@@ -63,6 +62,11 @@ run 150 $PYTHON -m dlcb_kernels bench --device cuda --suite gpu-quick --max-time
   -o "$OUT/gpu-quick.json"
 rc=$?
 (( rc == 3 )) && echo "some records failed or errored: see the table"
+
+for file in test_cuda_gemm_fp32 test_cuda_gemm_tc test_cuda_gemm_hopper test_cuda_conv test_cuda_rnn; do
+  step "GPU tests: $file"
+  pytest_gpu 50 "$SOURCE/tests/$file.py"
+done
 
 step "pytest-benchmark on the GPU (the same problems, CUDA-event clock)"
 run 60 $PYTHON -m pytest -q -p no:cacheprovider "$SOURCE/benchmarks/test_gpu_benchmarks.py" --benchmark-only \

@@ -75,9 +75,10 @@ def _conv(variant: str, default: bool) -> Implementation:
         yield PreparedRun(call, out, 1, _technique("conv", call.variant, problem.dtype))
 
     name = "ours-cuda" if variant == "auto" else f"cuda-{variant}"
-    dtypes = ("float16", "bfloat16") if variant in ("implicit-gemm-tc", "implicit-gemm-wgmma") else GPU_DTYPES
+    tensor_cores = variant in ("implicit-gemm-tc", "implicit-gemm-wgmma")  # 16-bit NHWC only
     return Implementation("conv", "cuda", name, "ours", _library, gpu_unavailable_reason, prepare,
-                          default=default, dtypes=dtypes, layouts=("NCHW", "NHWC"))
+                          default=default, dtypes=("float16", "bfloat16") if tensor_cores else GPU_DTYPES,
+                          layouts=("NHWC",) if tensor_cores else ("NCHW", "NHWC"))
 
 
 def _rnn(variant: str, default: bool) -> Implementation:
