@@ -111,8 +111,12 @@ def _parser() -> argparse.ArgumentParser:
                             "samples (steadier ratios on a noisy machine; default: 1)")
     bench.add_argument("--full", action="store_true",
                        help="run DeepBench shapes at full size (default: scale down those above --max-gflop)")
-    bench.add_argument("--max-gflop", type=_positive_float, default=8.0,
-                       help="per-call GFLOP budget above which DeepBench shapes are scaled down (default: 8)")
+    bench.add_argument("--max-gflop", type=_positive_float, default=None,
+                       help="per-call GFLOP budget above which DeepBench shapes are scaled down (default: 8 on "
+                            "the CPU; none on a GPU, where every DeepBench shape runs in milliseconds)")
+    bench.add_argument("--layout", choices=("NCHW", "NHWC"), default=None,
+                       help="run the suite's convolutions in this layout (default: each problem's own; GPU "
+                            "tensor-core convolutions take NHWC)")
     bench.add_argument("--batch", type=_positive_int, default=8,
                        help="batch size of the models suite's layers (default: 8)")
     bench.add_argument("--models", default=None, metavar="NAME,...",
@@ -176,11 +180,16 @@ def _bench(args) -> int:
         suite = "custom"
     else:
         names = tuple(n.strip() for n in args.models.split(",") if n.strip()) if args.models else None
-        problems = load_suite(args.suite, ops, full=args.full, max_flops=args.max_gflop * 1e9, batch=args.batch,
+        max_gflop = args.max_gflop or (8.0 if kind == "cpu" else None)
+        problems = load_suite(args.suite, ops, full=args.full or max_gflop is None,
+                              max_flops=(max_gflop or 8.0) * 1e9, batch=args.batch,
                               model_names=names)
         suite = args.suite
     if args.dtype:
         problems = [SuiteProblem(dataclasses.replace(sp.problem, dtype=args.dtype), sp.labels) for sp in problems]
+    if args.layout:
+        problems = [SuiteProblem(dataclasses.replace(sp.problem, layout=args.layout), sp.labels)
+                    if getattr(sp.problem, "has_tensor_layout", False) else sp for sp in problems]
     if args.limit:
         problems = problems[: args.limit]
     impls = registry.select(list(ops), args.impl, backend=kind)
