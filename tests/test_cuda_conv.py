@@ -309,6 +309,12 @@ WGMMA_SHAPES = {
     "c128_k64": geom(3, 128, 10, 9, 64, 3, 3, pad=1),
     "strided_dilated_k192": geom(2, 64, 15, 13, 192, 3, 3, pad=(1, 2), stride=2, dil=(1, 2)),
     "bn128": geom(16, 64, 14, 14, 512, 3, 3, pad=1),
+    # Fewer 64-deep GEMM-K blocks than, as many as, or one more than the producer's lag
+    # (kStages - 2: 2 on the 64-wide tile, 3 on the 128-wide one): the "full" barriers of the
+    # last stages are signalled after the producer's main loop.
+    "1x1_kb2_bn64": geom(2, 128, 9, 10, 64, 1, 1),
+    "1x1_kb2_bn128": geom(16, 128, 14, 14, 512, 1, 1),
+    "1x1_kb4_bn128": geom(16, 256, 14, 14, 512, 1, 1),
 }
 
 
