@@ -283,9 +283,10 @@ void launch_tile(const ConvArgs& a, const WgmmaGeometry& g, cudaStream_t stream)
 }
 
 // 128 filters a tile when K allows it and the tiles fill the SMs about as well as 64 would: the
-// busiest SM's work is its share of tiles (rounded up) times the tile's width, with the narrow
-// tile's lower efficiency (A copied and read once per 64 filters instead of 128) priced in. A
-// guess, to be tuned on the device.
+// busiest SM's work is its share of tiles (rounded up to whole waves of the CTAs an SM holds at
+// once: 1 of the wide tile, 2 of the narrow one) times the tile's width, with the narrow tile's
+// lower efficiency (A copied and read once per 64 filters instead of 128) priced in. A guess, to
+// be tuned on the device.
 template <typename T>
 void launch_typed(const ConvArgs& a, cudaStream_t stream) {
   const WgmmaGeometry g = geometry(a);
@@ -294,11 +295,12 @@ void launch_typed(const ConvArgs& a, cudaStream_t stream) {
   check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
         "cudaDeviceGetAttribute(MultiProcessorCount)");
   const long long m_tiles = ceil_div(g.gemm_m, kBlockM);
-  const auto busiest_sm = [&](int bn, double cost) {
+  const auto busiest_sm = [&](int bn, int ctas_per_sm, double cost) {
     const long long tiles = m_tiles * (g.k / bn);
-    return static_cast<double>((tiles + sms - 1) / sms) * bn * cost;
+    const long long slots = static_cast<long long>(sms) * ctas_per_sm;
+    return static_cast<double>((tiles + slots - 1) / slots) * ctas_per_sm * bn * cost;
   };
-  if (g.k % 128 == 0 && busiest_sm(128, 1.0) <= busiest_sm(64, 1.2))
+  if (g.k % 128 == 0 && busiest_sm(128, 1, 1.0) <= busiest_sm(64, 2, 1.2))
     return launch_tile<T, 128>(a, g, stream);
   launch_tile<T, 64>(a, g, stream);
 }
