@@ -41,7 +41,6 @@ from .layers import (
 )
 from .zoo import MODELS
 
-
 # ../shared/CONTEXT.md's reference table: parameters in the cookbook convention, forward GMACs
 # (the precise figure it gives in parentheses), and the trainable count where it gives one.
 COOKBOOK: dict[str, dict] = {
@@ -76,8 +75,38 @@ def get_model(name_or_path) -> Model:
 
 
 __all__ = [
-    "COOKBOOK", "CONVENTIONS", "KERNEL_KINDS", "KINDS", "MODELS", "OPTIONS", "PASSES", "SHAPE_FIELDS",
-    "TENSOR_KINDS", "Layer", "Model", "bn", "concat", "conv", "dropout", "eltwise", "embedding", "fc", "gelu",
-    "get_model", "layer_from_dict", "layer_to_dict", "layernorm", "load_model", "lrn", "matmul",
-    "model_from_dict", "model_to_dict", "pool", "relu", "rnn", "save_model", "softmax", "tanh",
+    "CONVENTIONS",
+    "COOKBOOK",
+    "KERNEL_KINDS",
+    "KINDS",
+    "MODELS",
+    "OPTIONS",
+    "PASSES",
+    "SHAPE_FIELDS",
+    "TENSOR_KINDS",
+    "Layer",
+    "Model",
+    "bn",
+    "concat",
+    "conv",
+    "dropout",
+    "eltwise",
+    "embedding",
+    "fc",
+    "gelu",
+    "get_model",
+    "layer_from_dict",
+    "layer_to_dict",
+    "layernorm",
+    "load_model",
+    "lrn",
+    "matmul",
+    "model_from_dict",
+    "model_to_dict",
+    "pool",
+    "relu",
+    "rnn",
+    "save_model",
+    "softmax",
+    "tanh",
 ]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..numpy_ops import GATES, conv_output_size
+from ..numpy_ops import GATES
 from ..problems import ConvProblem, GemmProblem, RnnProblem
 
 KERNEL_KINDS = ("conv", "fc", "rnn", "matmul")
@@ -300,7 +300,8 @@ class Layer:
         weights = self.weight_elements
         if self.kind == "embedding":
             rows = outputs            # the looked-up rows, batch x tokens x dim
-            elements = {"fwd": 2 * rows, "bwd_data": 0, "bwd_weights": 3 * rows}[pass_]  # scatter-add: read, modify, write
+            # the weight gradient is a scatter-add: read grad_out, read and write the rows it touches
+            elements = {"fwd": 2 * rows, "bwd_data": 0, "bwd_weights": 3 * rows}[pass_]
             return itemsize * elements
         if self.kind in ("bn", "layernorm"):
             # statistics and gamma/beta are read in fwd and bwd_data; bwd_weights reduces

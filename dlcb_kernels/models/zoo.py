@@ -4,12 +4,15 @@ BERT-base.
 Shapes follow the Caffe definitions the cookbook used: AlexNet is BVLC's (227x227 input, grouped
 conv2/4/5, LRN), ResNets put the stride of a downsampling block on its first 1x1 convolution and
 follow every convolution by BatchNorm + Scale (the original Caffe models: only ResNet-50's conv1
-has a bias, which is what the cookbook's counts hold), Caffe's pooling rounds output sizes up. Layers of the same shape are
-one entry with a count (e.g. the blocks of a ResNet stage after its first). tests/test_models.py
+has a bias, which is what the cookbook's counts hold), Caffe's pooling rounds output sizes up.
+Layers of the same shape are one entry with a count (e.g. the blocks of a ResNet stage after
+its first). tests/test_models.py
 holds every model to the parameter counts and forward MACs of ../shared/CONTEXT.md.
 """
 
 from __future__ import annotations
+
+from itertools import pairwise
 
 from .layers import (
     Model,
@@ -63,7 +66,8 @@ def _resnet(name: str, blocks: tuple[int, int, int, int], conv1_bias: bool) -> M
     layers += [pool("pool5", 2048, 7, 7, 7, stride=1, mode="avg"), fc("fc1000", 2048, 1000),
                softmax("prob", (1000,))]
     return Model(name, tuple(layers), (3, 224, 224),
-                 "He et al. 2015, the original Caffe ResNet-50/101/152 deploy definitions (KaimingHe/deep-residual-networks)")
+                 "He et al. 2015, the original Caffe ResNet-50/101/152 deploy definitions "
+                 "(KaimingHe/deep-residual-networks)")
 
 
 # VGG -------------------------------------------------------------------------------------------
@@ -80,7 +84,8 @@ def _vgg(name: str, per_stage: tuple[int, ...]) -> Model:
     layers += [fc("fc6", 512 * 7 * 7, 4096), relu("relu6", (4096,)), dropout("drop6", (4096,)),
                fc("fc7", 4096, 4096), relu("relu7", (4096,)), dropout("drop7", (4096,)),
                fc("fc8", 4096, 1000), softmax("prob", (1000,))]
-    return Model(name, tuple(layers), (3, 224, 224), "Simonyan & Zisserman 2014, configurations D and E (Caffe model zoo)")
+    return Model(name, tuple(layers), (3, 224, 224),
+                 "Simonyan & Zisserman 2014, configurations D and E (Caffe model zoo)")
 
 
 # AlexNets --------------------------------------------------------------------------------------
@@ -173,22 +178,23 @@ TEXTCNN = Model("TextCNN", (
 
 _MNIST_SIZES = (784, 2500, 2000, 1500, 1000, 500, 10)
 DEEP_MNIST = Model("DeepMNIST", tuple(
-    layer for i, (a, b) in enumerate(zip(_MNIST_SIZES, _MNIST_SIZES[1:]), start=1)
+    layer for i, (a, b) in enumerate(pairwise(_MNIST_SIZES), start=1)
     for layer in ((fc(f"fc{i}", a, b),) + ((relu(f"relu{i}", (b,)),) if b != 10 else (softmax("prob", (b,)),)))
 ), (784,), "Deep Learning Cookbook: fully connected 784-2500-2000-1500-1000-500-10 (Ciresan et al. 2010)")
 
 
 # DeepSpeech2-style speech model ----------------------------------------------------------------
 
-# The architecture of Amodei et al. 2016 (arXiv:1512.02595, section 3): 2-D convolutions over the
-# spectrogram (32 filters of 41x11 stride 2x2, then 32 of 21x11 stride 2x1, each with BatchNorm
-# and a clipped ReLU, the front end of its English models), a stack of bidirectional GRU layers
-# whose two directions are summed, and a fully-connected layer to the 29 characters (a-z, space,
-# apostrophe, CTC blank). The size of the stack is our choice within the paper's range (3-7
-# recurrent layers): 5 bidirectional GRU layers of 800 units. One sample is one utterance of
-# 7 s: 700 frames of 10 ms, 161 frequency bins (20 ms windows at 16 kHz), so 350 steps after
-# the convolutions' time stride of 2. Convolutions have no bias (BatchNorm follows); the
-# sequence-wise BatchNorm of the paper's recurrent layers is left out.
+# The structure of Amodei et al. 2016 (arXiv:1512.02595): 2-D convolutions over the spectrogram
+# with BatchNorm and a clipped ReLU (counted as a ReLU), a stack of bidirectional GRU layers, a
+# fully-connected layer to the 29 characters (a-z, space, apostrophe, CTC blank). The front end
+# is deepspeech.pytorch's DeepSpeech2 (as tabulated in PLOS Biology 21(12):e3002366, 2023,
+# table 5): 32 filters of 41x11, stride 2x2, pad 20x5, then 32 of 21x11, stride 2x1, pad 10x5;
+# like it we sum the two directions of each recurrent layer. The recurrent stack is our choice
+# (the paper varies its depth): 5 bidirectional GRU layers of 800 units. One sample is one
+# utterance of 7 s: 700 frames of 10 ms, 161 frequency bins (20 ms windows at 16 kHz), so 350
+# steps after the time stride of 2. Convolutions have no bias (BatchNorm follows); the
+# sequence-wise BatchNorm of the recurrent layers is left out.
 _DS2_FRAMES, _DS2_BINS, _DS2_HIDDEN, _DS2_RNN_LAYERS, _DS2_CHARACTERS = 700, 161, 800, 5, 29
 
 

@@ -1,0 +1,128 @@
+"""`dlcb models`: the model zoo's parameter and MAC counts beside the cookbook's figures, or one
+model's layers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from . import COOKBOOK, MODELS, get_model, model_to_dict
+from .layers import Layer, Model
+
+CHECK = "\u2713"
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "models", help="list the reference models: parameters, forward GMACs, the cookbook's figures",
+        description="Parameters in the cookbook convention (every Caffe blob, BatchNorm statistics included) "
+                    "and trainable only, forward GMACs per sample (kernel layers: conv, fully-connected, RNN, "
+                    "attention GEMMs), each beside the Deep Learning Cookbook's figure: a check mark when they "
+                    "agree (GMACs to the cookbook's digits), else the difference.")
+    parser.add_argument("--model", metavar="NAME|FILE", default=None,
+                        help="list one model's layers instead (kind, shape, count, parameters, MACs): a reference "
+                             "model's name (case-insensitive) or a .json/.yaml model file")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return parser
+
+
+def run(args) -> int:
+    if args.model is not None:
+        model = get_model(args.model)
+        print(json.dumps(_model_detail(model), indent=1) if args.json else format_layers(model))
+        return 0
+    rows = [_summary(model) for model in MODELS.values()]
+    print(json.dumps(rows, indent=1) if args.json else format_summary(rows))
+    return 0
+
+
+# Summary of every model ------------------------------------------------------------------------
+
+def _summary(model: Model) -> dict:
+    return {"model": model.name, "params_cookbook": model.params("cookbook"),
+            "params_trainable": model.params("trainable"), "gmacs": model.macs_per_sample() / 1e9,
+            "cookbook": COOKBOOK.get(model.name), "source": model.source}
+
+
+def _count_check(ours: int, theirs: int | None) -> str:
+    if theirs is None:
+        return ""
+    return CHECK if ours == theirs else f"{ours - theirs:+,}"
+
+
+def _gmacs_check(ours: float, theirs: float | None) -> str:
+    if theirs is None:
+        return ""
+    digits = len(repr(theirs).split(".")[1])
+    return CHECK if round(ours, digits) == theirs else f"cookbook {theirs}"
+
+
+def format_summary(rows: list[dict]) -> str:
+    header = ("model", "params (cookbook)", "cookbook", "trainable", "cookbook", "GMACs", "cookbook")
+    lines = []
+    for row in rows:
+        book = row["cookbook"] or {}
+        lines.append((row["model"],
+                      f"{row['params_cookbook']:,}", _count_check(row["params_cookbook"], book.get("params")),
+                      f"{row['params_trainable']:,}", _count_check(row["params_trainable"], book.get("trainable")),
+                      f"{row['gmacs']:.4g}", _gmacs_check(row["gmacs"], book.get("gmacs"))))
+    widths = [max(len(line[i]) for line in (header, *lines)) for i in range(len(header))]
+    out = ["  ".join(cell.ljust(width) if i in (0, 2, 4, 6) else cell.rjust(width)
+                     for i, (cell, width) in enumerate(zip(line, widths))).rstrip() for line in (header, *lines)]
+    out.append("")
+    out.append("cookbook: ../shared/CONTEXT.md's table (params in the cookbook convention: every Caffe blob, "
+               "BatchNorm mean/variance and its moving-average scalar, Scale gamma/beta; trainable where it gives "
+               "it); blank: no cookbook figure.")
+    return "\n".join(out)
+
+
+# One model's layers ----------------------------------------------------------------------------
+
+def describe_shape(layer: Layer) -> str:
+    d = layer.dims
+    if layer.kind == "conv":
+        text = (f"{d['c']}x{d['h']}x{d['w']} -> {d['k']} {d['r']}x{d['s']} "
+                f"stride {d['stride'][0]},{d['stride'][1]} pad {d['pad'][0]},{d['pad'][1]}")
+        return text + (f" groups {d['groups']}" if d["groups"] > 1 else "") + ("" if layer.bias else " no bias")
+    if layer.kind == "fc":
+        return f"{d['inputs']} -> {d['outputs']}" + (f" over {layer.tokens} tokens" if layer.tokens > 1 else "")
+    if layer.kind == "rnn":
+        return f"{layer.cell} {d['input_size']} -> {d['hidden']} over {d['timesteps']} steps"
+    if layer.kind == "matmul":
+        b_rows, b_cols = (d["n"], d["k"]) if layer.trans_b else (d["k"], d["n"])
+        return (f"{layer.heads} x ({d['m']}x{d['k']}) @ ({b_rows}x{b_cols})" + ("^T" if layer.trans_b else ""))
+    if layer.kind == "pool":
+        (wh, ww), (sh, sw) = d["window"], d["stride"]
+        return f"{layer.mode} {d['c']}x{d['h']}x{d['w']} window {wh}x{ww} stride {sh},{sw}"
+    if layer.kind == "embedding":
+        return f"{d['vocab']}x{d['dim']} table, {d['tokens']} tokens"
+    text = "x".join(str(dim) for dim in layer.shape)
+    return text + (f" x {layer.operands} operands" if layer.kind == "eltwise" else "")
+
+
+def _model_detail(model: Model) -> dict:
+    detail = model_to_dict(model)
+    for entry, layer in zip(detail["layers"], model.layers):
+        entry["params_cookbook"] = layer.params("cookbook") * layer.count
+        entry["params_trainable"] = layer.params("trainable") * layer.count
+        entry["macs_per_sample"] = layer.macs_per_sample() * layer.count
+    detail["params_cookbook"] = model.params("cookbook")
+    detail["params_trainable"] = model.params("trainable")
+    detail["macs_per_sample"] = model.macs_per_sample()
+    return detail
+
+
+def format_layers(model: Model) -> str:
+    header = ("layer", "kind", "shape (per sample)", "count", "params", "trainable", "MACs")
+    lines = [(layer.name, layer.kind, describe_shape(layer), str(layer.count),
+              f"{layer.params('cookbook') * layer.count:,}", f"{layer.params('trainable') * layer.count:,}",
+              f"{layer.macs_per_sample() * layer.count:,}") for layer in model.layers]
+    lines.append(("total", "", "", str(sum(layer.count for layer in model.layers)), f"{model.params('cookbook'):,}",
+                  f"{model.params('trainable'):,}", f"{model.macs_per_sample():,}"))
+    widths = [max(len(line[i]) for line in (header, *lines)) for i in range(len(header))]
+    title = f"{model.name}: input {'x'.join(map(str, model.input_shape))}"
+    out = [title + (f"; {model.source}" if model.source else ""),
+           "params and MACs are of all the layer's occurrences (count); MACs are per sample, forward"]
+    out += ["  ".join(cell.ljust(width) if i < 3 else cell.rjust(width)
+                      for i, (cell, width) in enumerate(zip(line, widths))).rstrip() for line in (header, *lines)]
+    return "\n".join(out)
