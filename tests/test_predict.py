@@ -133,6 +133,11 @@ def test_fitted_predictions_of_held_out_shapes_follow_the_law(gemm_table):
     assert np.quantile(errors, 0.9) < 0.12
     # The stated uncertainty is the group's leave-one-out p90: of the order of the errors seen.
     assert 0.005 < model.predict(held_out[0]).uncertainty < 0.2
+    # Far beyond the records the efficiency is held at the edge of their range (the law: near 0.85)
+    huge = model.predict(GemmProblem(16384, 16384, 16384))
+    assert "extrapolating in FLOPs, intensity, m, n, k beyond the records' range" in huge.detail
+    efficiency = work_flops(GemmProblem(16384, 16384, 16384)) / huge.seconds / 1e9 / PEAK
+    assert 0.8 * max(law(p) for p in train) <= efficiency <= max(law(p) for p in train)
 
 
 def test_conv_and_rnn_groups_are_fitted_per_direction():

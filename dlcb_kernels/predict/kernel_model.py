@@ -93,6 +93,13 @@ def _features(problem) -> tuple[list[float], list[float]]:
     raise ValueError(f"problem op must be gemm, conv or rnn; got {problem.op!r}")
 
 
+_FEATURE_NAMES = {
+    "gemm": ["FLOPs", "intensity", "m", "n", "k", "trans_a", "trans_b"],
+    "conv": ["FLOPs", "intensity", "N*P*Q", "K", "C*R*S/groups", "R*S", "groups", "stride", "NHWC"],
+    "rnn": ["FLOPs", "intensity", "hidden", "batch", "timesteps", "input size", "gates"],
+}
+
+
 def _feature_row(problem) -> np.ndarray:
     continuous, binary = _features(problem)
     return np.array(continuous + binary, dtype=np.float64)
@@ -229,33 +236,46 @@ class _GroupModel:
     regressor: object
     method: str
     uncertainty: float
-    max_log_efficiency: float
+    bounds: tuple[float, float]          # log-efficiency predictions are clamped to these
+    feature_range: tuple[np.ndarray, np.ndarray]
     count: int
     loo_median: float | None
 
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray, n_cont: int) -> "_GroupModel":
-        # Clamp: efficiency <= 1 against the roofline, except where the table itself measured
-        # more (a warm-cache problem whose operands fit in cache beats the DRAM roofline; a
-        # Winograd convolution beats the direct algorithm's FLOP count).
-        ceiling = max(0.0, float(y.max()))
+        # Efficiency <= 1 against the roofline, except where the table itself measured more (a
+        # warm-cache problem whose operands fit in cache beats the DRAM roofline; a Winograd
+        # convolution beats the direct algorithm's FLOP count). And no lower than the group's
+        # lowest.
+        bounds = (float(y.min()), max(0.0, float(y.max())))
+        feature_range = (x.min(axis=0), x.max(axis=0))
         if len(y) == 1:
-            return cls(_Constant(x, y, n_cont), "constant (one record)", SINGLE_RECORD_UNCERTAINTY, ceiling, 1, None)
+            return cls(_Constant(x, y, n_cont), "constant (one record)", SINGLE_RECORD_UNCERTAINTY, bounds,
+                       feature_range, 1, None)
         best = None
         for regressor in _REGRESSORS:
             if regressor is _Ridge and len(y) < 4:
                 continue
-            loo = np.minimum(regressor.loo(x, y, n_cont), ceiling)
+            loo = np.clip(regressor.loo(x, y, n_cont), *bounds)
             score = float(np.abs(loo - y).mean())
             if best is None or score < best[0]:
                 best = (score, regressor, loo)
         _, regressor, loo = best
         rel = np.abs(np.exp(y - loo) - 1.0)   # time ratio pred/meas - 1 = eff_meas/eff_pred - 1
         uncertainty = max(float(np.quantile(rel, 0.9)), EXACT_UNCERTAINTY_FLOOR)
-        return cls(regressor(x, y, n_cont), regressor.name, uncertainty, ceiling, len(y), float(np.median(rel)))
+        return cls(regressor(x, y, n_cont), regressor.name, uncertainty, bounds, feature_range, len(y),
+                   float(np.median(rel)))
 
     def log_efficiency(self, row: np.ndarray) -> float:
-        return min(float(self.regressor.predict(row[None, :])[0]), self.max_log_efficiency)
+        # Beyond the records a polynomial runs away: the shape is pulled back to the edge of the
+        # records' range, i.e. efficiency is held at what the nearest measured shapes reach.
+        inside = np.clip(row, *self.feature_range)
+        return float(np.clip(self.regressor.predict(inside[None, :])[0], *self.bounds))
+
+    def outside(self, row: np.ndarray, names: list[str]) -> list[str]:
+        """The features of `row` beyond the range of the group's records."""
+        low, high = self.feature_range
+        return [name for name, value, lo, hi in zip(names, row, low, high) if not lo - 1e-9 <= value <= hi + 1e-9]
 
 
 # The model ------------------------------------------------------------------------------------------
@@ -427,15 +447,18 @@ class ThroughputModel:
             fits[group] = _GroupModel.fit(np.array([e.features for e in members]),
                                           np.array([e.log_efficiency for e in members]), _n_continuous(problem))
         fit = fits[group]
-        efficiency = math.exp(fit.log_efficiency(_feature_row(problem)))
+        row = _feature_row(problem)
+        efficiency = math.exp(fit.log_efficiency(row))
         seconds = flops / (efficiency * roofline * 1e9)
         implementations = sorted({e.record["implementation"] for e in members})
         implementation = implementations[0] if len(implementations) == 1 else \
             f"{self.impl} of {', '.join(implementations)}"
         loo = "" if fit.loo_median is None else f", leave-one-out median error {fit.loo_median:.1%}"
+        outside = fit.outside(row, _FEATURE_NAMES[problem.op])
+        beyond = f"; extrapolating in {', '.join(outside)} beyond the records' range" if outside else ""
         return KernelPrediction(seconds, "fitted", fit.uncertainty, implementation,
                                 f"{fit.method} over {fit.count} {' '.join(group).rstrip(' -')} records{loo}: "
-                                f"efficiency {efficiency:.3f} of roofline {roofline:.1f} GFLOP/s")
+                                f"efficiency {efficiency:.3f} of roofline {roofline:.1f} GFLOP/s{beyond}")
 
     def _roofline_prediction(self, problem, groups: dict, roofline: float, flops: float) -> KernelPrediction:
         same_op = [e for (op, _), members in groups.items() if op == problem.op for e in members]
