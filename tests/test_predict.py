@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from dlcb_kernels import cli, records, table
+from dlcb_kernels.models import get_model, model_to_dict
 from dlcb_kernels.predict import (
     ThroughputModel,
     format_prediction,
@@ -374,21 +375,59 @@ def test_format_and_json(gemm_table):
     assert data["layers"][0]["total_s"] == pytest.approx(pred.layers[0].total_s)
 
 
-def test_cli_prints_the_prediction(gemm_table, tmp_path, monkeypatch, capsys):
-    import dlcb_kernels.models
-
+def test_cli_prints_the_prediction(gemm_table, tmp_path, capsys):
     doc, _ = gemm_table
     path = tmp_path / "t.json"
     table.write_atomic(path, doc)
-    monkeypatch.setattr(dlcb_kernels.models, "get_model", lambda name: MLP, raising=False)
     parser = argparse.ArgumentParser()
     cli_predict.add_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["predict", "--model", "mlp", "--table", str(path), "--batch", "16", "--mode", "infer"])
+    args = parser.parse_args(["predict", "--model", "deepmnist", "--table", str(path), "--batch", "16",
+                              "--mode", "infer"])
     assert cli_predict.run(args) == 0
-    assert "mlp: inference, batch 16" in capsys.readouterr().out
-    args = parser.parse_args(["predict", "--model", "mlp", "--table", str(path), "--json"])
+    assert "DeepMNIST: inference, batch 16" in capsys.readouterr().out
+    model_file = tmp_path / "mlp.json"
+    model_file.write_text(json.dumps(model_to_dict(get_model("DeepMNIST"))))
+    args = parser.parse_args(["predict", "--model", str(model_file), "--table", str(path), "--json"])
     assert cli_predict.run(args) == 0
-    assert json.loads(capsys.readouterr().out)["batch"] == 64
+    data = json.loads(capsys.readouterr().out)
+    assert data["batch"] == 64 and data["mode"] == "train" and data["step_seconds"] > 0
+    with pytest.raises(ValueError, match="impl 'torch'"):
+        cli_predict.run(parser.parse_args(["predict", "--model", "deepmnist", "--table", str(path), "--impl", "torch"]))
+
+
+@pytest.fixture(scope="module")
+def mixed_table():
+    """GEMMs, convolutions in all three directions and GRUs, all following the law."""
+    rng = np.random.default_rng(5)
+    problems = random_gemms(rng, 20)
+    for direction in ("fwd", "bwd_data", "bwd_filter"):
+        for _ in range(12):
+            c, k = (int(x) for x in log_uniform(rng, 4, 512, 2))
+            hw, r = int(log_uniform(rng, 7, 112, 1)[0]), int(rng.choice([1, 3]))
+            problems.append(ConvProblem(n=int(rng.integers(1, 33)), c=c, h=hw, w=hw, k=k, r=r, s=r, pad_h=r // 2,
+                                        pad_w=r // 2, direction=direction))
+    for direction in ("fwd", "bwd"):
+        problems += [RnnProblem(int(h), int(n), int(t), "gru", direction=direction)
+                     for h, n, t in log_uniform(rng, 16, 1024, (6, 3))]
+    return make_table(record(p, seconds_by_law(p)) for p in problems)
+
+
+@pytest.mark.parametrize("name", ["ResNet50", "GoogLeNet", "TextCNN", "DeepSpeech2", "BERT-base"])
+def test_reference_models_are_predicted(mixed_table, name):
+    model = get_model(name)
+    kernels = ThroughputModel(mixed_table)
+    train = predict_model(model, kernels, batch=4)
+    infer = predict_model(model, kernels, batch=4, mode="infer")
+    assert 0 < infer.step_seconds < train.step_seconds
+    assert len(train.layers) == len(model.layers)
+    sources = train.source_seconds()
+    assert sources["fitted"] > 0.5 * train.step_seconds and sources["memory"] > 0
+    first = next(i for i, layer in enumerate(model.layers) if layer.weight_elements > 0)
+    assert train.layers[first].bwd_data_s == 0
+    if name == "TextCNN":   # three parallel convolutions over the input
+        assert [l.bwd_data_s for l in train.layers[:3]] == [0, 0, 0] and train.layers[6].bwd_data_s > 0
+    if name == "ResNet50":
+        assert all(l.bwd_data_s > 0 for l in train.layers[first + 1:] if l.kind == "conv")
 
 
 # A real table ------------------------------------------------------------------------------------------
