@@ -13,12 +13,12 @@ from dlcb_kernels import cli, records, table
 from dlcb_kernels.models import get_model, model_to_dict
 from dlcb_kernels.predict import (
     ThroughputModel,
+    cli_predict,
     format_prediction,
     predict_model,
     prediction_to_dict,
     summarize_cross_validation,
 )
-from dlcb_kernels.predict import cli_predict
 from dlcb_kernels.predict.kernel_model import (
     EXACT_UNCERTAINTY_FLOOR,
     MEMORY_UNCERTAINTY,
@@ -54,7 +54,8 @@ def law(problem):
     dimension costs more."""
     flops = work_flops(problem)
     size = 1.0 / (1.0 + math.sqrt(2e6 / flops))
-    reduction = {"gemm": lambda p: p.k, "conv": lambda p: p.c * p.r * p.s, "rnn": lambda p: p.hidden}[problem.op](problem)
+    reduction = {"gemm": lambda p: p.k, "conv": lambda p: p.c * p.r * p.s,
+                 "rnn": lambda p: p.hidden}[problem.op](problem)
     return 0.85 * size * reduction / (reduction + 24)
 
 
@@ -314,7 +315,7 @@ def test_training_step_is_the_sum_of_its_parts(gemm_table):
     assert pred.throughput == pytest.approx(32 / pred.step_seconds)
     weights = sum(l.weight_elements * l.count for l in MLP.layers)
     assert pred.optimizer_seconds == pytest.approx(5 * 4 * weights / (BANDWIDTH * 1e9))
-    fc1, relu1, fc2, relu2, drop, fc3 = pred.layers
+    fc1, _, fc2, relu2, _, fc3 = pred.layers
     assert fc1.bwd_data_s == 0 and fc1.bwd_weights_s > 0    # nothing needs the input's gradient
     assert fc3.bwd_data_s > 0
     model = ThroughputModel(doc)

@@ -144,11 +144,11 @@ class _Knn:
 
     name = "knn"
 
-    def __init__(self, x, y, n_cont, k=None):
+    def __init__(self, x, y, n_cont):
         self.scale = _Standardizer(x)
         self.z = self.scale(x)
         self.y = y
-        self.k = k if k is not None else self._best_k(self.z, y)[0]
+        self.k = self._best_k(self.z, y)[0]
 
     @staticmethod
     def _weighted(dist: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
@@ -190,40 +190,39 @@ class _Ridge:
     def __init__(self, x, y, n_cont):
         self.n_cont = n_cont
         self.scale = _Standardizer(x)
-        design = self._design(x)
-        self.coef, _ = self._solve_best(design, y)
+        self.coef, _ = self._solve_best(self._design(self.scale, n_cont, x), y)
 
-    def _design(self, x):
-        z = (x - self.scale.mean) / self.scale.std
-        cont = z[:, : self.n_cont][:, self.scale.keep[: self.n_cont]]
-        binary = z[:, self.n_cont:][:, self.scale.keep[self.n_cont:]]
+    @staticmethod
+    def _design(scale: _Standardizer, n_cont: int, x: np.ndarray) -> np.ndarray:
+        z = (x - scale.mean) / scale.std
+        cont = z[:, :n_cont][:, scale.keep[:n_cont]]
+        binary = z[:, n_cont:][:, scale.keep[n_cont:]]
         i, j = np.triu_indices(cont.shape[1])
         return np.hstack([np.ones((len(x), 1)), cont, binary, cont[:, i] * cont[:, j]])
 
     @staticmethod
     def _solve_best(design, y):
+        """(coefficients, leave-one-out predictions) at the penalty with the lowest mean
+        |leave-one-out residual| (residual / (1 - leverage), exact for a linear smoother)."""
         penalty = np.eye(design.shape[1])
         penalty[0, 0] = 0.0
         best = None
         for lam in _RIDGE_PENALTIES:
             inverse = np.linalg.pinv(design.T @ design + lam * penalty)
             coef = inverse @ design.T @ y
-            hat = np.einsum("ij,jk,ik->i", design, inverse, design)
-            residual = (y - design @ coef) / np.maximum(1.0 - hat, 1e-6)
+            leverage = np.einsum("ij,jk,ik->i", design, inverse, design)
+            residual = (y - design @ coef) / np.maximum(1.0 - leverage, 1e-6)
             score = np.abs(residual).mean()
             if best is None or score < best[0]:
                 best = (score, coef, y - residual)
         return best[1], best[2]
 
     def predict(self, x):
-        return self._design(x) @ self.coef
+        return self._design(self.scale, self.n_cont, x) @ self.coef
 
     @classmethod
     def loo(cls, x, y, n_cont):
-        model = cls.__new__(cls)
-        model.n_cont = n_cont
-        model.scale = _Standardizer(x)
-        return cls._solve_best(model._design(x), y)[1]
+        return cls._solve_best(cls._design(_Standardizer(x), n_cont, x), y)[1]
 
 
 _REGRESSORS = (_Constant, _Knn, _Ridge)
@@ -242,7 +241,7 @@ class _GroupModel:
     loo_median: float | None
 
     @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray, n_cont: int) -> "_GroupModel":
+    def fit(cls, x: np.ndarray, y: np.ndarray, n_cont: int) -> _GroupModel:
         # Efficiency <= 1 against the roofline, except where the table itself measured more (a
         # warm-cache problem whose operands fit in cache beats the DRAM roofline; a Winograd
         # convolution beats the direct algorithm's FLOP count). And no lower than the group's

@@ -202,12 +202,13 @@ def format_prediction(pred: ModelPrediction, top: int = 15) -> str:
     """Per-layer table (the `top` slowest entries), the totals and where the time comes from."""
     if not isinstance(pred, ModelPrediction):
         raise TypeError(f"pred must be a ModelPrediction, got {type(pred).__name__}")
-    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
-        raise ValueError(f"top must be an int >= 1, got {top!r}")
+    if isinstance(top, bool) or not isinstance(top, int):
+        raise TypeError(f"top must be an int, got {type(top).__name__}")
+    if top < 1:
+        raise ValueError(f"top must be >= 1, got {top}")
     step = pred.step_seconds
-    lines = [f"{pred.model}: {'training step' if pred.mode == 'train' else 'inference'}, batch {pred.batch}, "
-             f"{pred.dtype}, impl {pred.impl}",
-             f"table: {pred.table}", ""]
+    what = "training step" if pred.mode == "train" else "inference"
+    lines = [f"{pred.model}: {what}, batch {pred.batch}, {pred.dtype}, impl {pred.impl}", f"table: {pred.table}", ""]
     header = ("layer", "kind", "x", "fwd ms", "bwd data", "bwd wts", "memory", "total ms", "% step", "+-", "source")
     rows = []
     ordered = sorted(pred.layers, key=lambda layer: layer.total_s, reverse=True)
