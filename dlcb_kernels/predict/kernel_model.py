@@ -8,13 +8,14 @@ A ThroughputModel holds the usable records of one device, dtype and implementati
             records. Efficiency = achieved GFLOP/s / roofline, roofline = min(peak, AI x
             bandwidth) with the device's measured peak and memory bandwidth, so the fit only has
             to learn how far below the physical limit a shape runs, which varies smoothly with
-            the shape. Two regressors on log-efficiency over standardized log shape features
-            compete per group: distance-weighted k nearest neighbours (k by leave-one-out) and
-            ridge regression with squares and pairwise products of the continuous features
-            (penalty by closed-form leave-one-out); a constant (the group's geometric-mean
-            efficiency) is the third candidate. The one with the lowest leave-one-out mean
-            |log error| on the group predicts; its leave-one-out 90th percentile of |relative
-            error| is the stated uncertainty.
+            the shape. Candidates on log-efficiency over standardized log shape features, per
+            group: distance-weighted k nearest neighbours (k by leave-one-out), ridge regression
+            with squares and pairwise products of the continuous features (penalty by
+            closed-form leave-one-out), the mean of those two, and a constant (the group's
+            geometric-mean efficiency). The one with the lowest leave-one-out mean |log error|
+            on the group predicts; its leave-one-out 90th percentile of |relative error| is the
+            stated uncertainty. Beyond the records' range of a feature the shape is pulled back
+            to the range's edge (a polynomial extrapolates badly), and the prediction says so.
   roofline  no record of the group: roofline time / an efficiency borrowed from the table (the
             median of the op's other directions, else of all records), with a large stated
             uncertainty.
@@ -225,7 +226,24 @@ class _Ridge:
         return cls._solve_best(cls._design(_Standardizer(x), n_cont, x), y)[1]
 
 
-_REGRESSORS = (_Constant, _Knn, _Ridge)
+class _KnnRidgeMean:
+    """The mean of the two: the neighbours' local detail and the regression's trend, each
+    damping the other's misses."""
+
+    name = "mean of knn and ridge"
+
+    def __init__(self, x, y, n_cont):
+        self.parts = (_Knn(x, y, n_cont), _Ridge(x, y, n_cont))
+
+    def predict(self, x):
+        return sum(part.predict(x) for part in self.parts) / 2
+
+    @staticmethod
+    def loo(x, y, n_cont):
+        return (_Knn.loo(x, y, n_cont) + _Ridge.loo(x, y, n_cont)) / 2
+
+
+_REGRESSORS = (_Constant, _Knn, _Ridge, _KnnRidgeMean)
 
 
 @dataclass
@@ -253,7 +271,7 @@ class _GroupModel:
                        feature_range, 1, None)
         best = None
         for regressor in _REGRESSORS:
-            if regressor is _Ridge and len(y) < 4:
+            if regressor in (_Ridge, _KnnRidgeMean) and len(y) < 4:
                 continue
             loo = np.clip(regressor.loo(x, y, n_cont), *bounds)
             score = float(np.abs(loo - y).mean())
