@@ -193,6 +193,24 @@ def test_memory_seconds_use_the_measured_bandwidth(gemm_table):
         model.memory_seconds("1")
 
 
+def test_a_gpu_device_uses_its_copy_bandwidth_else_the_theoretical_one():
+    from dlcb_kernels import devices
+
+    gpu = devices.gpu_peaks({"name": "H100", "compute_capability": "9.0", "sm_count": 132,
+                             "max_sm_clock_khz": 1980000, "memory_clock_khz": 2619000, "memory_bus_width_bits": 5120})
+    gemm = GemmProblem(4096, 4096, 4096)
+    doc = make_table([record(gemm, 3e-3, device="gpu:0")], devices=("gpu:0",))
+    doc["devices"] = [dict(gpu, id="gpu:0")]
+    theoretical = ThroughputModel(doc)
+    assert theoretical.bandwidth_gbs == pytest.approx(gpu["memory"]["bandwidth_gbs"])
+    assert "theoretical" in theoretical.bandwidth_label
+    assert theoretical.peak_gflops == pytest.approx(gpu["peaks"]["fp32"]["theoretical_gflops"])
+    doc["devices"][0]["memory"]["copy_gbs"] = 2900.0
+    measured = ThroughputModel(doc)
+    assert measured.bandwidth_gbs == 2900.0 and "measured device copy" in measured.bandwidth_label
+    assert measured.predict(gemm).seconds == 3e-3
+
+
 def test_implementation_selection():
     shapes = [GemmProblem(64 * i, 64, 64) for i in range(1, 7)]
     # ours is faster on the first half, numpy on the second
