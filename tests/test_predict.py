@@ -431,6 +431,16 @@ def mixed_table():
     return make_table(record(p, seconds_by_law(p)) for p in problems)
 
 
+def test_convolutions_take_the_layout_the_table_measured():
+    layer = get_model("ResNet50").layers[0]
+    conv = layer.kernel_problems(2, "fwd")[0][0]
+    nhwc = ConvProblem(**{**conv.params(), "layout": "NHWC", "dtype": "bfloat16"})
+    doc = make_table([record(nhwc, 1e-3)])
+    doc["devices"][0]["peaks"]["bf16"] = doc["devices"][0]["peaks"]["fp32"]
+    pred = predict_model(FakeModel("one", (layer,)), doc, batch=2, mode="infer", dtype="bfloat16")
+    assert pred.layers[0].fwd_s == 1e-3 and pred.layers[0].sources == {"exact": 1e-3}
+
+
 @pytest.mark.parametrize("name", ["ResNet50", "GoogLeNet", "TextCNN", "DeepSpeech2", "BERT-base"])
 def test_reference_models_are_predicted(mixed_table, name):
     model = get_model(name)

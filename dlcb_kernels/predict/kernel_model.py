@@ -347,6 +347,7 @@ class ThroughputModel:
         for entry in self.entries:
             self._groups.setdefault(group_of(entry.problem), []).append(entry)
         self._fits: dict[tuple[str, str], _GroupModel] = {}
+        self.conv_layouts = frozenset(e.problem.layout for e in self.entries if e.problem.op == "conv")
 
     # Construction ---------------------------------------------------------------------------------
 

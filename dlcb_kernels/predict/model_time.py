@@ -12,7 +12,8 @@ same size, the parallel branches over the model input (TextCNN's three convoluti
 parallel branches of the input that a layer list cannot tell apart are charged their input
 gradient.
 
-Dropout is the identity in inference and is skipped there. Each layer's uncertainty is the
+Kernel problems take the table's dtype, and convolutions its layout where the table measured one
+layout only. Dropout is the identity in inference and is skipped there. Each layer's uncertainty is the
 time-weighted mean of its parts' (the kernel predictions', and MEMORY_UNCERTAINTY for bytes);
 the model's is the time-weighted mean of its layers': errors of one table tend to share their
 sign, so they are not assumed to cancel.
@@ -151,6 +152,18 @@ def _kernel_model(table_doc, impl, device_id, dtype) -> ThroughputModel:
     return table_doc
 
 
+def _as_measured(problem, kernels: ThroughputModel):
+    """The problem in the model's dtype, and a convolution in the table's layout where the table
+    measured convolutions in one layout only (GPU tables: NHWC, the layout tensor cores take)."""
+    changes = {}
+    if problem.dtype != kernels.dtype:
+        changes["dtype"] = kernels.dtype
+    layouts = kernels.conv_layouts
+    if problem.op == "conv" and len(layouts) == 1 and problem.layout not in layouts:
+        changes["layout"] = next(iter(layouts))
+    return dataclasses.replace(problem, **changes) if changes else problem
+
+
 def _layer_prediction(layer, passes: tuple, batch: int, itemsize: int, kernels: ThroughputModel) -> LayerPrediction:
     count = layer.count
     times = dict.fromkeys(PASSES, 0.0)
@@ -161,8 +174,7 @@ def _layer_prediction(layer, passes: tuple, batch: int, itemsize: int, kernels: 
     for pass_ in passes:
         if layer.is_kernel:
             for problem, runs in layer.kernel_problems(batch, pass_):
-                if problem.dtype != kernels.dtype:
-                    problem = dataclasses.replace(problem, dtype=kernels.dtype)
+                problem = _as_measured(problem, kernels)
                 prediction = kernels.predict(problem)
                 seconds = prediction.seconds * runs * count
                 times[pass_] += seconds
