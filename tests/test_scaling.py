@@ -263,25 +263,31 @@ def _k40_rows(name, ic, overlap, workers=(1, 2, 4, 8), batches=(32,), algorithm=
                          list(workers), list(batches), ic, overlap=overlap, algorithm=algorithm)
 
 
+def _at_8(name, ic, overlap=False, algorithm="ring"):
+    return _k40_rows(name, ic, overlap, workers=(1, 8), algorithm=algorithm)[-1]
+
+
 def _efficiency_at_8(name, ic, overlap=False, algorithm="ring"):
-    return _k40_rows(name, ic, overlap, workers=(1, 8), algorithm=algorithm)[-1].efficiency
+    return _at_8(name, ic, overlap, algorithm).efficiency
 
 
 @pytest.mark.parametrize("overlap", [False, True])
 def test_k40_fc_heavy_models_need_the_fast_link(overlap):
-    """K40 + PCIe v3 (15.75 GB/s) vs InfiniBand FDR (7 GB/s), ring all-reduce, per-GPU batch 32."""
+    """K40 + PCIe v3 (15.75 GB/s) vs InfiniBand FDR (7 GB/s), ring all-reduce, per-GPU batch 32:
+    how much slower the 8-GPU step is on the slower link."""
     pcie, ib = INTERCONNECTS["pcie3"], INTERCONNECTS["ib56"]
-    gaps = {}
-    for name in FC_HEAVY + CONV_HEAVY + ("AlexNet",):
-        on_pcie, on_ib = _efficiency_at_8(name, pcie, overlap), _efficiency_at_8(name, ib, overlap)
-        assert on_ib <= on_pcie      # the slower link never scales better
-        gaps[name] = on_pcie - on_ib
-    # The gap between the links is large for FC-heavy models, small for conv-heavy ones.
-    assert min(gaps[name] for name in FC_HEAVY) > 0.05
-    assert max(gaps[name] for name in CONV_HEAVY) < 0.05
-    assert min(gaps[name] for name in FC_HEAVY) > 3 * max(gaps[name] for name in CONV_HEAVY)
-    # FC-heavy models barely scale on either link: each GPU's 1 ms step moves 48-139 MB.
-    assert max(_efficiency_at_8(name, pcie, overlap) for name in FC_HEAVY) < 0.3
+    slowdown = {name: _at_8(name, ib, overlap).step_s / _at_8(name, pcie, overlap).step_s
+                for name in FC_HEAVY + CONV_HEAVY + ("AlexNet",)}
+    # The slower link never helps (beyond IB's smaller latency on the one exposed bucket).
+    assert min(slowdown.values()) > 0.999
+    # FC-heavy models run about twice as slow on the link of half the bandwidth: the all-reduce is
+    # their step. Conv-heavy ones lose at most 6% (none with overlap); AlexNet, with its 3 FC
+    # layers holding 96% of its weights, sits between.
+    assert min(slowdown[name] for name in FC_HEAVY) > 1.9
+    assert max(slowdown[name] for name in CONV_HEAVY) < (1.06 if not overlap else 1.001)
+    assert 1.2 < slowdown["AlexNet"] < 1.9
+    # FC-heavy models barely scale on either link: each GPU's 1-3 ms step moves 48-139 MB.
+    assert max(_efficiency_at_8(name, pcie, overlap) for name in FC_HEAVY) < 0.2
 
 
 def test_k40_larger_models_scale_better():
@@ -339,9 +345,10 @@ def test_cli_prints_the_table(tmp_path, monkeypatch, capsys):
     assert status == 0
     lines = out.out.splitlines()
     assert "DeepMNIST: weak scaling, ring all-reduce overlapped" in lines[0] and "7 GB/s" in lines[0]
-    assert "batch time ms" in lines[3] and "efficiency" in lines[3]
-    assert len(lines) == 4 + 8
-    assert lines[4].split()[:3] == ["1", "16", "16"] and lines[4].split()[-1] == "100.0%"
+    assert "InfiniBand FDR" in lines[1]
+    assert "batch time ms" in lines[2] and "efficiency" in lines[2]
+    assert len(lines) == 3 + 8
+    assert lines[3].split()[:3] == ["1", "16", "16"] and lines[3].split()[-1] == "100.0%"
 
 
 def test_cli_json_gamma_and_strong_scaling(tmp_path, monkeypatch, capsys):

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from .scaling import ALGORITHMS, INTERCONNECTS, SCALINGS, data_parallel, get_interconnect
+from .scaling import ALGORITHMS, INTERCONNECTS, SCALINGS, as_profile, data_parallel, get_interconnect
 
 
 def _int_list(text: str) -> list[int]:
@@ -124,9 +124,7 @@ def run(args) -> int:
         unscaled = prediction_fn
 
         def prediction_fn(batch):
-            from .scaling import profile_from_prediction
-
-            return profile_from_prediction(unscaled(batch)).scaled(factor)
+            return as_profile(unscaled(batch)).scaled(factor)
 
     rows = data_parallel(prediction_fn, args.workers, args.batch, ic, scaling=args.scaling,
                          overlap=not args.no_overlap, algorithm=args.algorithm)

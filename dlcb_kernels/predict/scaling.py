@@ -300,6 +300,11 @@ def profile_from_prediction(prediction, memory_backward_share: float = 0.5) -> S
     return StepProfile(prediction.step_seconds, tuple(backward), prediction.optimizer_seconds)
 
 
+def as_profile(prediction) -> StepProfile:
+    """A StepProfile as it is, or one made from a ModelPrediction."""
+    return prediction if isinstance(prediction, StepProfile) else profile_from_prediction(prediction)
+
+
 def flops_profile(model, batch: int, gamma_flops: float, efficiency: float = 1.0,
                   itemsize: int = 4) -> StepProfile:
     """The simple compute model: each kernel layer's forward takes 2·MACs·b/(γ·efficiency), its
@@ -401,8 +406,7 @@ def data_parallel(prediction_fn, p_list, batch_list, ic: Interconnect, scaling: 
 
     def profile(batch: int) -> StepProfile:
         if batch not in profiles:
-            result = prediction_fn(batch)
-            profiles[batch] = result if isinstance(result, StepProfile) else profile_from_prediction(result)
+            profiles[batch] = as_profile(prediction_fn(batch))
         return profiles[batch]
 
     rows = []
