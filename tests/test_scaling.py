@@ -134,8 +134,9 @@ def test_step_profile_validation_and_scaling():
 
 
 def test_profile_from_prediction_expands_repeated_layers():
-    layer = SimpleNamespace(count=3, fwd_s=1.0, bwd_data_s=0.5, bwd_weights_s=0.25, memory_s=0.5,
-                            weight_bytes=100)
+    # Times and weight bytes of an entry are summed over its occurrences.
+    layer = SimpleNamespace(count=3, fwd_s=3.0, bwd_data_s=1.5, bwd_weights_s=0.75, memory_s=1.5,
+                            weight_bytes=300)
     head = SimpleNamespace(count=1, fwd_s=0.1, bwd_data_s=0.0, bwd_weights_s=0.2, memory_s=0.0, weight_bytes=7)
     prediction = SimpleNamespace(mode="train", step_seconds=7.0, optimizer_seconds=0.05, layers=[layer, head])
     profile = profile_from_prediction(prediction)

@@ -284,9 +284,10 @@ class StepProfile:
 def profile_from_prediction(prediction, memory_backward_share: float = 0.5) -> StepProfile:
     """A StepProfile from a dlcb_kernels.predict ModelPrediction of a training step.
 
-    A layer entry's times and weight bytes are per occurrence; an entry that occurs `count` times
-    becomes `count` successive layers. Its memory-bound time covers both passes and is split
-    `memory_backward_share` to the backward (an assumption: the prediction does not separate them).
+    A layer entry's times and weight bytes are summed over its `count` occurrences; the entry
+    becomes `count` successive layers of equal shares. Its memory-bound time covers both passes
+    and is split `memory_backward_share` to the backward (an assumption: the prediction does not
+    separate them).
     """
     _check_number("memory_backward_share", memory_backward_share, minimum=0.0)
     if memory_backward_share > 1:
@@ -296,7 +297,7 @@ def profile_from_prediction(prediction, memory_backward_share: float = 0.5) -> S
     backward = []
     for layer in prediction.layers:
         seconds = layer.bwd_data_s + layer.bwd_weights_s + memory_backward_share * layer.memory_s
-        backward.extend([(seconds, layer.weight_bytes)] * layer.count)
+        backward.extend([(seconds / layer.count, layer.weight_bytes / layer.count)] * layer.count)
     return StepProfile(prediction.step_seconds, tuple(backward), prediction.optimizer_seconds)
 
 
