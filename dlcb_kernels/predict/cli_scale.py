@@ -87,10 +87,11 @@ def _device(table_doc: dict, device_id: str | None) -> dict:
 
 
 def _prediction_fn(model, table_doc: dict, args):
-    from . import predict_model
+    from . import ThroughputModel, predict_model
 
-    return lambda batch: predict_model(model, table_doc, batch=batch, mode=args.mode, impl=args.impl,
-                                       device_id=args.device)
+    # One kernel model (its fits) for every batch the scaling asks about.
+    kernels = ThroughputModel(table_doc, device_id=args.device, impl=args.impl)
+    return lambda batch: predict_model(model, kernels, batch=batch, mode=args.mode)
 
 
 def format_rows(rows) -> str:
