@@ -393,3 +393,41 @@ def test_cli_without_matplotlib_prints_the_table_and_says_how_to_install(tmp_pat
     status, out = _run(monkeypatch, capsys, ["--model", "vgg16", "--table", str(table), "--plot", str(png)])
     assert status == 1 and not png.exists()
     assert "efficiency" in out.out and "install dlcb-kernels[plot]" in out.err
+
+
+def test_cli_end_to_end_with_the_predictor(tmp_path, capsys):
+    """DeepMNIST predicted from a table holding its own GEMMs (at half of a 100 GFLOP/s peak)."""
+    from dlcb_kernels import records, table
+    from dlcb_kernels.predict import predict_model
+
+    impl = SimpleNamespace(name="gemm/cpu/test", provider="vendor", backend="cpu")
+    doc = new_table()
+    doc["runs"].append({"run_id": "run0"})
+    doc["devices"].append({"id": "cpu:test", "kind": "cpu", "name": "synthetic CPU",
+                           "peaks": {"fp32": {"measured_gflops": 100.0, "measured_summary": "synthetic",
+                                              "theoretical_gflops": 200.0, "theoretical_formula": "synthetic"}},
+                           "memory": {"triad_gbs": 20.0}})
+    model = MODELS["DeepMNIST"]
+    problems = {problem.key(): problem for layer in model.kernel_layers()
+                for pass_ in ("fwd", "bwd_data", "bwd_weights") for problem, _ in layer.kernel_problems(16, pass_)}
+    for problem in problems.values():
+        seconds = problem.flops() / 50e9
+        rec = records.base_record(problem, impl, run_id="run0", device_id="cpu:test", cache="warm", threads=1)
+        rec.update(stats={"median": seconds, "q1": seconds, "q3": seconds, "rel_noise": 0.01, "count": 10},
+                   gflops=50.0)
+        doc["records"].append(rec)
+    path = tmp_path / "table.json"
+    path.write_text(json.dumps(table.validate(doc)))
+
+    parser = argparse.ArgumentParser(prog="dlcb")
+    cli_scale.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["scale", "--model", "DeepMNIST", "--table", str(path), "--workers", "1,2",
+                              "--batch", "16", "--interconnect", "100g", "--json"])
+    assert cli_scale.run(args) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    single = predict_model(model, table.load(path), batch=16)
+    assert rows[0]["step_s"] == pytest.approx(single.step_seconds)
+    # 2 workers all-reduce 48 MB of gradients over 12.5 GB/s: at least 3.8 ms more per step.
+    gradient_bytes = 4 * model.params("trainable")
+    assert rows[1]["allreduce_s"] >= allreduce_seconds(gradient_bytes, 2, INTERCONNECTS["100g"]) * 0.999
+    assert rows[1]["step_s"] > rows[0]["step_s"]
