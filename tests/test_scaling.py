@@ -20,8 +20,8 @@ from dlcb_kernels.predict.scaling import (
 )
 from dlcb_kernels.table import new_table
 
-K40_FLOPS = 4.29e12          # CONTEXT.md: NVIDIA K40, FP32
-V100_FLOPS = 15e12           # CONTEXT.md: NVIDIA V100, FP32
+K40_FLOPS = 4.29e12          # the cookbook: NVIDIA K40, FP32
+V100_FLOPS = 15e12           # the cookbook: NVIDIA V100, FP32
 LINK = Interconnect("test link", 0.0, 10.0, "10 B/s, no latency: hand-checkable")
 
 
@@ -194,7 +194,8 @@ def test_overlap_never_slower_and_bigger_batches_scale_better():
 # Model parallelism: SUMMA ----------------------------------------------------------------------
 
 def test_summa_cookbook_example_pays_at_300_not_at_30_gbs():
-    """CONTEXT.md: FC layer n = 2000, b = 10, γ = 15 TFLOPS, FP32, β = 300 vs 30 GB/s (bandwidth only)."""
+    """The cookbook's model-parallel example: FC layer n = 2000, b = 10, γ = 15 TFLOPS, FP32 words,
+    β = 300 vs 30 GB/s (bandwidth only: α = 0)."""
     n, b = 2000, 10
     nvlink = Interconnect("300 GB/s", 0.0, 300e9, "cookbook example")
     pcie = Interconnect("30 GB/s", 0.0, 30e9, "cookbook example")

@@ -7,7 +7,7 @@ directions (NVIDIA's NVLink "GB/s per GPU" figures are total bidirectional bandw
 presets are halved, and say so. A message of n bytes costs α + n/β.
 
 All-reduce of n bytes over p workers (α-β model):
-  ring              2(p-1)α + 2((p-1)/p)·n/β       (reduce-scatter then all-gather; ../CONTEXT.md)
+  ring              2(p-1)α + 2((p-1)/p)·n/β       (reduce-scatter then all-gather)
   tree              2⌈log₂p⌉(α + n/β)               (binomial-tree reduce, then binomial broadcast)
   parameter server  2(α + max(p/s, 1)·n/β)          (p workers push n and pull n through s server
                                                      links, each serving n/s bytes of every worker)
@@ -17,10 +17,11 @@ Data parallelism: T = T_compute(b) + T_comm - overlap for a per-worker batch b. 
 gradients of a layer are all-reduced as soon as its backward is done (backward runs from the
 last layer to the first), one bucket at a time over the link, so communication hides behind the
 backward of the layers before it; the optimizer update waits for the last bucket. Efficiency:
-strong scaling t₁/(p·t_p), weak scaling t₁/t_p (../CONTEXT.md).
+strong scaling t₁/(p·t_p), weak scaling t₁/t_p (the cookbook's definitions).
 
-Model parallelism: SUMMA (van de Geijn & Watt, 1997) on an r×c grid for the fully connected
-layer Y (b×n) = X (b×n)·W (n×n), compute 2n²b/(pγ), communication per ../CONTEXT.md with
+Model parallelism: SUMMA (van de Geijn & Watts, "SUMMA: scalable universal matrix multiplication
+algorithm", Concurrency: Practice and Experience 9(4), 1997) on an r×c grid for the fully connected
+layer Y (b×n) = X (b×n)·W (n×n), compute 2n²b/(pγ), communication as the cookbook gives it, with
 m = b (the batch rows), k = n, the output width n: (k/k_b)·[⌈log₂c⌉(α + b·k_b/r·w/β) +
 ⌈log₂r⌉(α + n·k_b/c·w/β)] for w bytes per word. The first term broadcasts activation panels
 along process rows, the second weight panels along process columns: a 1×p grid never moves
