@@ -1,4 +1,5 @@
-"""The `dlcb` command line: bench, show, devices, merge."""
+"""The `dlcb` command line: bench, show, devices, merge; models, predict, scale, validate (their
+parsers and runners live beside the code they drive: models/cli.py, predict/cli_*.py)."""
 
 from __future__ import annotations
 
@@ -145,13 +146,25 @@ def _parser() -> argparse.ArgumentParser:
     merge = sub.add_parser("merge", help="merge tables (e.g. one per device) into one")
     merge.add_argument("tables", type=Path, nargs="+")
     merge.add_argument("-o", "--output", type=Path, required=True)
+    for module in _command_modules().values():
+        module.add_parser(sub)
     return parser
+
+
+def _command_modules() -> dict:
+    """The subcommands defined outside this file, by name."""
+    from .models import cli as models_cli
+    from .predict import cli_predict, cli_scale, cli_validate
+
+    return {"models": models_cli, "predict": cli_predict, "scale": cli_scale, "validate": cli_validate}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"bench": _bench, "show": _show, "devices": _devices, "merge": _merge}[args.command](args)
+        commands = {"bench": _bench, "show": _show, "devices": _devices, "merge": _merge}
+        commands.update({name: module.run for name, module in _command_modules().items()})
+        return commands[args.command](args)
     except (ValueError, FileNotFoundError) as exc:
         print(f"dlcb: error: {exc}", file=sys.stderr)
         return 1
