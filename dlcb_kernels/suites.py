@@ -7,7 +7,7 @@ gpu-quick:  the GPU goals' problems: GEMM float32 and bfloat16 at 4096^3 and 819
 deepbench-train / deepbench-inference: the shapes of Baidu's DeepBench (data/deepbench, see its
             README for the source). Training times convolutions in all three directions and RNNs
             forward and backward; inference (server and device sets) times forward only.
-models:     every distinct conv and fully-connected layer of the reference models
+models:     every distinct kernel layer (conv, fully-connected, RNN, attention GEMM) of the reference models
             (dlcb_kernels.models) at a batch size, forward; the labels say which layers of which
             models each problem stands for, so the predictor can find them.
 Problems above a FLOP budget per call are scaled down unless `full` is asked for (GEMM halves
@@ -96,7 +96,7 @@ def model_layers(ops: tuple[str, ...], batch: int = DEFAULT_MODEL_BATCH,
         raise ValueError(f"unknown models {sorted(unknown)}; known: {', '.join(models.MODELS)}")
     users: dict = {}
     for model in (models.MODELS[name] for name in (names or models.MODELS)):
-        for layer in model.layers:
+        for layer in model.kernel_layers():     # memory-bound layers have no kernel problem
             problem = layer.problem(batch)
             if problem.op in ops:
                 users.setdefault(problem, []).append({"model": model.name, "layer": layer.name, "count": layer.count})

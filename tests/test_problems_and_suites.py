@@ -174,7 +174,7 @@ def test_models_suite_covers_every_layer_once_with_its_users():
     assert len(problems) == len(set(problems))
     assert all(sp.labels["batch"] == 8 for sp in suite)
     resnet = models.MODELS["ResNet50"]
-    for layer in resnet.layers:
+    for layer in resnet.kernel_layers():
         sp = next(sp for sp in suite if sp.problem == layer.problem(8))
         assert {"model": "ResNet50", "layer": layer.name, "count": layer.count} in sp.labels["layers"]
     assert load_suite("models", ("conv",), batch=1)[0].problem.n == 1
