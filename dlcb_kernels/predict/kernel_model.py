@@ -1,0 +1,502 @@
+"""Per-kernel time from a device's throughput table: exact record, fitted efficiency, or roofline.
+
+A ThroughputModel holds the usable records of one device, dtype and implementation choice
+(status ok, warm cache). predict(problem) answers, in this order:
+
+  exact     a record of the very problem (same op and params): its median time.
+  fitted    an efficiency model of the problem's group (op and direction) over the table's
+            records. Efficiency = achieved GFLOP/s / roofline, roofline = min(peak, AI x
+            bandwidth) with the device's measured peak and memory bandwidth, so the fit only has
+            to learn how far below the physical limit a shape runs, which varies smoothly with
+            the shape. Two regressors on log-efficiency over standardized log shape features
+            compete per group: distance-weighted k nearest neighbours (k by leave-one-out) and
+            ridge regression with squares and pairwise products of the continuous features
+            (penalty by closed-form leave-one-out); a constant (the group's geometric-mean
+            efficiency) is the third candidate. The one with the lowest leave-one-out mean
+            |log error| on the group predicts; its leave-one-out 90th percentile of |relative
+            error| is the stated uncertainty.
+  roofline  no record of the group: roofline time / an efficiency borrowed from the table (the
+            median of the op's other directions, else of all records), with a large stated
+            uncertainty.
+
+Uncertainties are relative (0.1: the time is expected within about +-10%), meant as a 90th
+percentile, not a standard deviation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import devices
+from ..problems import DTYPES, problem_from_params
+from ..table import validate
+
+SOURCES = ("exact", "fitted", "roofline")
+PROVIDER_SELECTIONS = ("best", "ours", "vendor")
+
+# A single round of samples sees no drift between runs: an exact record is trusted to no better
+# than this, half that where several alternating rounds were pooled.
+EXACT_UNCERTAINTY_FLOOR = 0.02
+# A group of one record has no leave-one-out error to state.
+SINGLE_RECORD_UNCERTAINTY = 0.5
+# Roofline fallbacks: an efficiency borrowed from the op's other directions, or from other ops.
+ROOFLINE_UNCERTAINTY_SAME_OP = 0.5
+ROOFLINE_UNCERTAINTY_OTHER_OP = 1.0
+# Memory-bound layers seldom run at the triad/copy bandwidth exactly (small tensors stay in
+# cache, framework kernels fall short of STREAM).
+MEMORY_UNCERTAINTY = 0.3
+
+_KNN_CHOICES = (1, 2, 3, 4, 6, 8)
+_RIDGE_PENALTIES = tuple(10.0 ** e for e in np.arange(-3.0, 3.01, 0.5))
+
+
+@dataclass(frozen=True)
+class KernelPrediction:
+    seconds: float
+    source: str                      # "exact", "fitted" or "roofline"
+    uncertainty: float               # relative, about a 90th percentile of |error|
+    implementation: str | None       # the record's, or the implementations the fit covers
+    detail: str
+
+
+# Shape features -----------------------------------------------------------------------------------
+
+def group_of(problem) -> tuple[str, str]:
+    """(op, direction): the problems one efficiency model covers (GEMM has no direction)."""
+    return problem.op, getattr(problem, "direction", "-")
+
+
+def work_flops(problem) -> float:
+    """Every FLOP the kernel does: an RNN's flops_full also counts the input projection."""
+    return float(problem.flops_full() if hasattr(problem, "flops_full") else problem.flops())
+
+
+def _features(problem) -> tuple[list[float], list[float]]:
+    """(continuous log features, binary/categorical features) of a problem."""
+    flops = work_flops(problem)
+    head = [math.log(flops), math.log(flops / problem.bytes_min())]
+    if problem.op == "gemm":
+        return head + [math.log(problem.m), math.log(problem.n), math.log(problem.k)], \
+            [float(problem.trans_a), float(problem.trans_b)]
+    if problem.op == "conv":
+        reduction = (problem.c // problem.groups) * problem.r * problem.s
+        return head + [math.log(problem.n * problem.p * problem.q), math.log(problem.k), math.log(reduction),
+                       math.log(problem.r * problem.s), math.log(problem.groups),
+                       float(max(problem.stride_h, problem.stride_w))], \
+            [float(problem.layout == "NHWC")]
+    if problem.op == "rnn":
+        return head + [math.log(problem.hidden), math.log(problem.batch), math.log(problem.timesteps),
+                       math.log(problem.inputs_per_step), math.log(problem.gates)], []
+    raise ValueError(f"problem op must be gemm, conv or rnn; got {problem.op!r}")
+
+
+def _feature_row(problem) -> np.ndarray:
+    continuous, binary = _features(problem)
+    return np.array(continuous + binary, dtype=np.float64)
+
+
+def _n_continuous(problem) -> int:
+    return len(_features(problem)[0])
+
+
+# Regressors on log-efficiency --------------------------------------------------------------------
+
+class _Standardizer:
+    """Scales columns to unit variance around their mean; constant columns are dropped."""
+
+    def __init__(self, x: np.ndarray):
+        self.mean = x.mean(axis=0)
+        std = x.std(axis=0)
+        self.keep = std > 1e-9
+        self.std = np.where(self.keep, std, 1.0)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.mean) / self.std)[:, self.keep]
+
+
+class _Constant:
+    name = "constant"
+
+    def __init__(self, x, y, n_cont):
+        self.value = float(y.mean())
+
+    def predict(self, x):
+        return np.full(len(x), self.value)
+
+    @staticmethod
+    def loo(x, y, n_cont):
+        n = len(y)
+        return (y.sum() - y) / (n - 1)
+
+
+class _Knn:
+    """Inverse-square-distance weighted mean of the k nearest records (standardized features)."""
+
+    name = "knn"
+
+    def __init__(self, x, y, n_cont, k=None):
+        self.scale = _Standardizer(x)
+        self.z = self.scale(x)
+        self.y = y
+        self.k = k if k is not None else self._best_k(self.z, y)[0]
+
+    @staticmethod
+    def _weighted(dist: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
+        k = min(k, dist.shape[1])
+        nearest = np.argsort(dist, axis=1)[:, :k]
+        d = np.take_along_axis(dist, nearest, axis=1)
+        w = 1.0 / (d * d + 1e-12)
+        return (w * y[nearest]).sum(axis=1) / w.sum(axis=1)
+
+    @classmethod
+    def _loo_all(cls, z, y):
+        dist = np.sqrt(((z[:, None, :] - z[None, :, :]) ** 2).sum(axis=2))
+        np.fill_diagonal(dist, np.inf)
+        return {k: cls._weighted(dist, y, k) for k in _KNN_CHOICES if k <= len(y) - 1}
+
+    @classmethod
+    def _best_k(cls, z, y):
+        preds = cls._loo_all(z, y)
+        k = min(preds, key=lambda k: np.abs(preds[k] - y).mean())
+        return k, preds[k]
+
+    def predict(self, x):
+        z = self.scale(x)
+        dist = np.sqrt(((z[:, None, :] - self.z[None, :, :]) ** 2).sum(axis=2))
+        return self._weighted(dist, self.y, self.k)
+
+    @classmethod
+    def loo(cls, x, y, n_cont):
+        return cls._best_k(_Standardizer(x)(x), y)[1]
+
+
+class _Ridge:
+    """Ridge regression on standardized features, their squares and pairwise products (the
+    continuous ones), intercept unpenalized; the penalty minimizes the closed-form
+    leave-one-out error."""
+
+    name = "ridge"
+
+    def __init__(self, x, y, n_cont):
+        self.n_cont = n_cont
+        self.scale = _Standardizer(x)
+        design = self._design(x)
+        self.coef, _ = self._solve_best(design, y)
+
+    def _design(self, x):
+        z = (x - self.scale.mean) / self.scale.std
+        cont = z[:, : self.n_cont][:, self.scale.keep[: self.n_cont]]
+        binary = z[:, self.n_cont:][:, self.scale.keep[self.n_cont:]]
+        i, j = np.triu_indices(cont.shape[1])
+        return np.hstack([np.ones((len(x), 1)), cont, binary, cont[:, i] * cont[:, j]])
+
+    @staticmethod
+    def _solve_best(design, y):
+        penalty = np.eye(design.shape[1])
+        penalty[0, 0] = 0.0
+        best = None
+        for lam in _RIDGE_PENALTIES:
+            inverse = np.linalg.pinv(design.T @ design + lam * penalty)
+            coef = inverse @ design.T @ y
+            hat = np.einsum("ij,jk,ik->i", design, inverse, design)
+            residual = (y - design @ coef) / np.maximum(1.0 - hat, 1e-6)
+            score = np.abs(residual).mean()
+            if best is None or score < best[0]:
+                best = (score, coef, y - residual)
+        return best[1], best[2]
+
+    def predict(self, x):
+        return self._design(x) @ self.coef
+
+    @classmethod
+    def loo(cls, x, y, n_cont):
+        model = cls.__new__(cls)
+        model.n_cont = n_cont
+        model.scale = _Standardizer(x)
+        return cls._solve_best(model._design(x), y)[1]
+
+
+_REGRESSORS = (_Constant, _Knn, _Ridge)
+
+
+@dataclass
+class _GroupModel:
+    """The chosen regressor of one (op, direction) group and its leave-one-out error."""
+
+    regressor: object
+    method: str
+    uncertainty: float
+    max_log_efficiency: float
+    count: int
+    loo_median: float | None
+
+    @classmethod
+    def fit(cls, x: np.ndarray, y: np.ndarray, n_cont: int) -> "_GroupModel":
+        # Clamp: efficiency <= 1 against the roofline, except where the table itself measured
+        # more (a warm-cache problem whose operands fit in cache beats the DRAM roofline; a
+        # Winograd convolution beats the direct algorithm's FLOP count).
+        ceiling = max(0.0, float(y.max()))
+        if len(y) == 1:
+            return cls(_Constant(x, y, n_cont), "constant (one record)", SINGLE_RECORD_UNCERTAINTY, ceiling, 1, None)
+        best = None
+        for regressor in _REGRESSORS:
+            if regressor is _Ridge and len(y) < 4:
+                continue
+            loo = np.minimum(regressor.loo(x, y, n_cont), ceiling)
+            score = float(np.abs(loo - y).mean())
+            if best is None or score < best[0]:
+                best = (score, regressor, loo)
+        _, regressor, loo = best
+        rel = np.abs(np.exp(y - loo) - 1.0)   # time ratio pred/meas - 1 = eff_meas/eff_pred - 1
+        uncertainty = max(float(np.quantile(rel, 0.9)), EXACT_UNCERTAINTY_FLOOR)
+        return cls(regressor(x, y, n_cont), regressor.name, uncertainty, ceiling, len(y), float(np.median(rel)))
+
+    def log_efficiency(self, row: np.ndarray) -> float:
+        return min(float(self.regressor.predict(row[None, :])[0]), self.max_log_efficiency)
+
+
+# The model ------------------------------------------------------------------------------------------
+
+@dataclass
+class _Entry:
+    """One usable record: its problem, time and efficiency against the roofline."""
+
+    record: dict
+    problem: object
+    seconds: float
+    log_efficiency: float
+    features: np.ndarray = field(repr=False)
+
+
+class ThroughputModel:
+    """Kernel times for one device, dtype and implementation choice of a throughput table.
+
+    impl: "best" (per problem the fastest record of any implementation), "ours" / "vendor" (the
+    fastest of that provider), or one implementation, by full name ("gemm/cpu/numpy") or by
+    variant ("numpy", which names it for every op).
+    """
+
+    def __init__(self, table_doc: dict, *, device_id: str | None = None, impl: str = "best",
+                 dtype: str = "float32"):
+        if not isinstance(table_doc, dict):
+            raise TypeError(f"table_doc must be a dict (a loaded table), got {type(table_doc).__name__}")
+        validate(table_doc)
+        if device_id is not None and not isinstance(device_id, str):
+            raise TypeError(f"device_id must be a str or None, got {type(device_id).__name__}")
+        if not isinstance(impl, str):
+            raise TypeError(f"impl must be a str, got {type(impl).__name__}")
+        if not impl:
+            raise ValueError("impl must be best, ours, vendor or an implementation name; got ''")
+        if not isinstance(dtype, str):
+            raise TypeError(f"dtype must be a str, got {type(dtype).__name__}")
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}")
+        self.impl = impl
+        self.dtype = dtype
+        self.device = self._find_device(table_doc, device_id)
+        self.device_id = self.device["id"]
+        chosen = self._select(table_doc)
+        try:
+            self.peak_gflops, self.peak_label = devices.peak_for(self.device, dtype, "measured")
+        except ValueError as exc:
+            raise ValueError(f"device {self.device_id}: {exc}") from None
+        self.bandwidth_gbs, self.bandwidth_label = self._bandwidth(self.device)
+        self.entries = [self._entry(record) for record in chosen]
+        self._exact = {(e.problem.op, _params_key(e.record["params"])): e for e in self.entries}
+        self._groups: dict[tuple[str, str], list[_Entry]] = {}
+        for entry in self.entries:
+            self._groups.setdefault(group_of(entry.problem), []).append(entry)
+        self._fits: dict[tuple[str, str], _GroupModel] = {}
+
+    # Construction ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _find_device(doc: dict, device_id: str | None) -> dict:
+        if not doc["devices"]:
+            raise ValueError("the table has no devices")
+        if device_id is None:
+            return doc["devices"][0]
+        for device in doc["devices"]:
+            if device["id"] == device_id:
+                return device
+        known = ", ".join(d["id"] for d in doc["devices"])
+        raise ValueError(f"device {device_id!r} is not in the table; its devices: {known}")
+
+    @staticmethod
+    def _bandwidth(device: dict) -> tuple[float, str]:
+        """The measured memory bandwidth: CPU STREAM triad, GPU device-to-device copy; a GPU
+        without a measurement falls back to its theoretical bandwidth, and says so."""
+        memory = device.get("memory") or {}
+        for key, label in (("triad_gbs", "measured STREAM triad"), ("copy_gbs", "measured device copy"),
+                           ("bandwidth_gbs", "theoretical (no measured bandwidth)")):
+            value = memory.get(key)
+            if value:
+                return float(value), f"{label} {float(value):.1f} GB/s"
+        raise ValueError(f"device {device['id']!r} has no memory bandwidth (memory.triad_gbs, copy_gbs or "
+                         "bandwidth_gbs): re-run the benchmark with the device probes on")
+
+    def _matches_impl(self, record: dict) -> bool:
+        if self.impl == "best":
+            return True
+        if self.impl in ("ours", "vendor"):
+            return record.get("provider") == self.impl
+        name = record["implementation"]
+        return self.impl in (name, name.split("/")[-1])
+
+    def _select(self, doc: dict) -> list[dict]:
+        """Per problem the fastest usable record of the chosen implementation(s)."""
+        on_device = [r for r in doc["records"] if r["device_id"] == self.device_id]
+        usable = [r for r in on_device if r["status"] == "ok" and r["cache"] == "warm" and r["dtype"] == self.dtype
+                  and (r.get("stats") or {}).get("median") and r.get("params")]
+        chosen = [r for r in usable if self._matches_impl(r)]
+        if not chosen:
+            if usable and self.impl not in PROVIDER_SELECTIONS:
+                names = sorted({r["implementation"] for r in usable})
+                raise ValueError(f"impl {self.impl!r} has no records on device {self.device_id} in {self.dtype}; "
+                                 f"its implementations: {', '.join(names)}")
+            raise ValueError(
+                f"the table has no usable records for device {self.device_id}, dtype {self.dtype}, impl "
+                f"{self.impl}: {len(on_device)} records on the device, {len(usable)} of them ok, warm, "
+                f"{self.dtype} and with params")
+        fastest: dict[tuple, dict] = {}
+        for record in chosen:
+            key = (record["op"], _params_key(record["params"]))
+            if key not in fastest or record["stats"]["median"] < fastest[key]["stats"]["median"]:
+                fastest[key] = record
+        return list(fastest.values())
+
+    def _entry(self, record: dict) -> _Entry:
+        problem = problem_from_params(record["op"], record["params"])
+        seconds = float(record["stats"]["median"])
+        efficiency = work_flops(problem) / seconds / 1e9 / self.roofline_gflops(problem)
+        return _Entry(record, problem, seconds, math.log(efficiency), _feature_row(problem))
+
+    # Roofline and memory ----------------------------------------------------------------------------
+
+    def roofline_gflops(self, problem) -> float:
+        """min(peak, arithmetic intensity x bandwidth), GFLOP/s."""
+        intensity = work_flops(problem) / problem.bytes_min()
+        return min(self.peak_gflops, intensity * self.bandwidth_gbs)
+
+    def memory_seconds(self, nbytes) -> tuple[float, str]:
+        """Time to move nbytes at the device's measured bandwidth."""
+        if isinstance(nbytes, bool) or not isinstance(nbytes, (int, float, np.integer, np.floating)):
+            raise TypeError(f"nbytes must be a number, got {type(nbytes).__name__}")
+        if not nbytes >= 0:
+            raise ValueError(f"nbytes must be >= 0, got {nbytes}")
+        seconds = float(nbytes) / (self.bandwidth_gbs * 1e9)
+        return seconds, f"{float(nbytes) / 1e6:.3g} MB at {self.bandwidth_label}"
+
+    # Prediction -------------------------------------------------------------------------------------
+
+    def _check_problem(self, problem) -> None:
+        if getattr(problem, "op", None) not in ("gemm", "conv", "rnn") or not hasattr(problem, "params"):
+            raise TypeError(f"problem must be a GemmProblem, ConvProblem or RnnProblem, got {type(problem).__name__}")
+        if problem.dtype != self.dtype:
+            raise ValueError(f"problem dtype {problem.dtype} differs from this model's {self.dtype}")
+
+    def predict(self, problem) -> KernelPrediction:
+        self._check_problem(problem)
+        entry = self._exact.get((problem.op, _params_key(problem.params())))
+        if entry is not None:
+            return self._exact_prediction(entry)
+        return self._predict_from(problem, self._groups, self._fits)
+
+    @staticmethod
+    def _exact_prediction(entry: _Entry) -> KernelPrediction:
+        stats = entry.record["stats"]
+        rounds = entry.record.get("rounds") or 1
+        floor = EXACT_UNCERTAINTY_FLOOR if rounds == 1 else EXACT_UNCERTAINTY_FLOOR / 2
+        # Half the interquartile range: about the typical deviation of one run from the median.
+        uncertainty = max(0.5 * (stats.get("rel_noise") or 0.0), floor)
+        return KernelPrediction(entry.seconds, "exact", uncertainty, entry.record["implementation"],
+                                f"record {entry.record['problem']!r}: median of {stats.get('count')} samples, "
+                                f"{rounds} round(s), IQR/median {stats.get('rel_noise') or 0:.1%}")
+
+    def _predict_from(self, problem, groups: dict, fits: dict) -> KernelPrediction:
+        group = group_of(problem)
+        members = groups.get(group)
+        roofline = self.roofline_gflops(problem)
+        flops = work_flops(problem)
+        if not members:
+            return self._roofline_prediction(problem, groups, roofline, flops)
+        if group not in fits:
+            fits[group] = _GroupModel.fit(np.array([e.features for e in members]),
+                                          np.array([e.log_efficiency for e in members]), _n_continuous(problem))
+        fit = fits[group]
+        efficiency = math.exp(fit.log_efficiency(_feature_row(problem)))
+        seconds = flops / (efficiency * roofline * 1e9)
+        implementations = sorted({e.record["implementation"] for e in members})
+        implementation = implementations[0] if len(implementations) == 1 else \
+            f"{self.impl} of {', '.join(implementations)}"
+        loo = "" if fit.loo_median is None else f", leave-one-out median error {fit.loo_median:.1%}"
+        return KernelPrediction(seconds, "fitted", fit.uncertainty, implementation,
+                                f"{fit.method} over {fit.count} {' '.join(group).rstrip(' -')} records{loo}: "
+                                f"efficiency {efficiency:.3f} of roofline {roofline:.1f} GFLOP/s")
+
+    def _roofline_prediction(self, problem, groups: dict, roofline: float, flops: float) -> KernelPrediction:
+        same_op = [e for (op, _), members in groups.items() if op == problem.op for e in members]
+        borrowed = same_op or [e for members in groups.values() for e in members]
+        if borrowed:
+            efficiency = math.exp(float(np.median([e.log_efficiency for e in borrowed])))
+            efficiency = min(efficiency, 1.0)
+            origin = f"median of the table's other {problem.op} records" if same_op else "median of all its records"
+        else:   # cross-validation of a table holding one record only
+            efficiency, origin = 0.5, "a default, the table holding no other record"
+        uncertainty = ROOFLINE_UNCERTAINTY_SAME_OP if same_op else ROOFLINE_UNCERTAINTY_OTHER_OP
+        return KernelPrediction(flops / (efficiency * roofline * 1e9), "roofline", uncertainty, None,
+                                f"no {' '.join(group_of(problem)).rstrip(' -')} records: roofline "
+                                f"{roofline:.1f} GFLOP/s (peak {self.peak_gflops:.1f}, {self.bandwidth_label}) x "
+                                f"efficiency {efficiency:.3f} ({origin})")
+
+    # Validation -------------------------------------------------------------------------------------
+
+    def cross_validate(self) -> list[dict]:
+        """Leave-one-out: every record predicted by the model fitted without it (and without any
+        other record of its problem, which the selection already keeps to one)."""
+        rows = []
+        for entry in self.entries:
+            group = group_of(entry.problem)
+            groups = dict(self._groups)
+            groups[group] = [e for e in groups[group] if e is not entry]
+            prediction = self._predict_from(entry.problem, groups, {})
+            rows.append({
+                "key": entry.record["problem"], "op": entry.problem.op, "direction": group[1],
+                "implementation": entry.record["implementation"], "measured_s": entry.seconds,
+                "predicted_s": prediction.seconds, "source": prediction.source,
+                "rel_error": (prediction.seconds - entry.seconds) / entry.seconds,
+            })
+        return rows
+
+    def describe(self) -> str:
+        return (f"device {self.device_id} ({self.device.get('name')}), {self.dtype}, impl {self.impl}: "
+                f"{len(self.entries)} problems; peak {self.peak_gflops:.1f} GFLOP/s ({self.peak_label}), "
+                f"memory {self.bandwidth_label}")
+
+
+def _params_key(params: dict) -> tuple:
+    return tuple(sorted(params.items()))
+
+
+def summarize_cross_validation(rows: list[dict]) -> dict:
+    """{op or "all": {"count", "median", "p90"}} of |rel_error|."""
+    if not isinstance(rows, list):
+        raise TypeError(f"rows must be a list, got {type(rows).__name__}")
+    by_op: dict[str, list[float]] = {}
+    for row in rows:
+        by_op.setdefault(row["op"], []).append(abs(row["rel_error"]))
+        by_op.setdefault("all", []).append(abs(row["rel_error"]))
+    return {op: {"count": len(errors), "median": float(np.median(errors)), "p90": float(np.quantile(errors, 0.9))}
+            for op, errors in by_op.items()}
+
+
+def format_cross_validation(rows: list[dict]) -> str:
+    summary = summarize_cross_validation(rows)
+    lines = [f"{'op':<6} {'records':>7} {'median |err|':>13} {'p90 |err|':>10}"]
+    for op in sorted(summary, key=lambda op: (op == "all", op)):
+        s = summary[op]
+        lines.append(f"{op:<6} {s['count']:>7} {s['median']:>13.1%} {s['p90']:>10.1%}")
+    return "\n".join(lines)

@@ -1,0 +1,239 @@
+"""A model's step time from a throughput table: every layer lowered to kernel problems and bytes.
+
+Inference = the forward pass. A training step = forward + backward data + backward weights of
+the kernel layers, forward and backward of the memory-bound layers (their bytes at the measured
+bandwidth), and the optimizer update (SGD with momentum: read weights, gradients and momentum,
+write weights and momentum, 5 x itemsize bytes per weight).
+
+The input gradient: nothing needs the gradient of the model input. Layers before the first
+layer with weights get no backward at all, and the first layer with weights computes no input
+gradient (backward data), nor do kernel layers listed right after it that read a tensor of the
+same size, the parallel branches over the model input (TextCNN's three convolutions). Other
+parallel branches of the input that a layer list cannot tell apart are charged their input
+gradient.
+
+Dropout is the identity in inference and is skipped there. Each layer's uncertainty is the
+time-weighted mean of its parts' (the kernel predictions', and MEMORY_UNCERTAINTY for bytes);
+the model's is the time-weighted mean of its layers': errors of one table tend to share their
+sign, so they are not assumed to cancel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from ..problems._common import itemsize as dtype_itemsize
+from .kernel_model import MEMORY_UNCERTAINTY, SOURCES, ThroughputModel
+
+MODES = ("train", "infer")
+PASSES = ("fwd", "bwd_data", "bwd_weights")
+# Layers a framework does not run in inference.
+INFERENCE_IDENTITY_KINDS = ("dropout",)
+
+
+@dataclass
+class LayerPrediction:
+    """One layer entry of the model, times summed over its `count` occurrences."""
+
+    name: str
+    kind: str
+    count: int
+    fwd_s: float
+    bwd_data_s: float
+    bwd_weights_s: float
+    memory_s: float                 # memory-bound work of the layer (all passes of the mode)
+    weight_bytes: int               # its weights, all occurrences (what the all-reduce moves)
+    sources: dict                   # seconds by source: exact, fitted, roofline, memory
+    uncertainty: float
+    kernels: list = field(default_factory=list)   # per kernel problem: pass, key, runs, prediction
+
+    @property
+    def total_s(self) -> float:
+        return self.fwd_s + self.bwd_data_s + self.bwd_weights_s + self.memory_s
+
+
+@dataclass
+class ModelPrediction:
+    model: str
+    batch: int
+    mode: str
+    impl: str
+    step_seconds: float
+    throughput: float               # samples per second
+    uncertainty: float              # relative, time-weighted over the layers
+    layers: list
+    optimizer_seconds: float
+    device_id: str
+    dtype: str
+    table: str                      # what the kernel model holds
+
+    def source_seconds(self) -> dict:
+        """Step seconds by source: exact, fitted, roofline, memory (optimizer included)."""
+        totals = dict.fromkeys((*SOURCES, "memory"), 0.0)
+        for layer in self.layers:
+            for source, seconds in layer.sources.items():
+                totals[source] += seconds
+        totals["memory"] += self.optimizer_seconds
+        return totals
+
+
+def _no_input_gradient(layers, batch: int) -> tuple[set[int], set[int]]:
+    """(indices without any backward, indices without backward data): see the module docstring."""
+    first = next((i for i, layer in enumerate(layers) if layer.weight_elements > 0), None)
+    if first is None:
+        return set(range(len(layers))), set()
+    skip_data = {first}
+    if layers[first].is_kernel:
+        size = layers[first].input_elements(batch)
+        i = first + 1
+        while i < len(layers) and layers[i].is_kernel and layers[i].input_elements(batch) == size:
+            skip_data.add(i)
+            i += 1
+    return set(range(first)), skip_data
+
+
+def predict_model(model, table_doc, *, batch: int, mode: str = "train", impl: str = "best",
+                  device_id: str | None = None, dtype: str = "float32") -> ModelPrediction:
+    """Step time, throughput and per-layer breakdown of `model` at `batch` samples per step.
+
+    table_doc: a loaded throughput table, or a ThroughputModel already built from one (to reuse
+    its fits over many calls; impl, device_id and dtype must then be its own or left default).
+    """
+    if isinstance(batch, bool) or not isinstance(batch, int):
+        raise TypeError(f"batch must be an int, got {type(batch).__name__}")
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+    if not hasattr(model, "layers") or not hasattr(model, "name"):
+        raise TypeError(f"model must be a Model (name, layers), got {type(model).__name__}")
+    if not model.layers:
+        raise ValueError(f"model {model.name} has no layers")
+    kernels = _kernel_model(table_doc, impl, device_id, dtype)
+    itemsize = dtype_itemsize(kernels.dtype)
+    layers = list(model.layers)
+    no_backward, no_data = _no_input_gradient(layers, batch) if mode == "train" else (set(), set())
+
+    predictions = []
+    weight_elements = 0
+    for index, layer in enumerate(layers):
+        if mode == "infer":
+            passes = () if layer.kind in INFERENCE_IDENTITY_KINDS else ("fwd",)
+        elif index in no_backward:
+            passes = ("fwd",)
+        else:
+            passes = tuple(p for p in PASSES if not (p == "bwd_data" and index in no_data))
+        predictions.append(_layer_prediction(layer, passes, batch, itemsize, kernels))
+        weight_elements += layer.weight_elements * layer.count
+
+    optimizer_seconds = 0.0
+    if mode == "train":
+        optimizer_seconds, _ = kernels.memory_seconds(5 * itemsize * weight_elements)
+    step = sum(p.total_s for p in predictions) + optimizer_seconds
+    weighted = sum(p.total_s * p.uncertainty for p in predictions) + optimizer_seconds * MEMORY_UNCERTAINTY
+    return ModelPrediction(
+        model=model.name, batch=batch, mode=mode, impl=kernels.impl, step_seconds=step,
+        throughput=batch / step if step > 0 else float("inf"),
+        uncertainty=weighted / step if step > 0 else 0.0, layers=predictions,
+        optimizer_seconds=optimizer_seconds, device_id=kernels.device_id, dtype=kernels.dtype,
+        table=kernels.describe())
+
+
+def _kernel_model(table_doc, impl, device_id, dtype) -> ThroughputModel:
+    if not isinstance(table_doc, ThroughputModel):
+        return ThroughputModel(table_doc, device_id=device_id, impl=impl, dtype=dtype)
+    conflicts = [f"{name}={value!r} (the model's: {own!r})" for name, value, own, default in (
+        ("impl", impl, table_doc.impl, "best"), ("device_id", device_id, table_doc.device_id, None),
+        ("dtype", dtype, table_doc.dtype, "float32")) if value not in (own, default)]
+    if conflicts:
+        raise ValueError(f"a ThroughputModel was given, but {', '.join(conflicts)} differ from it")
+    return table_doc
+
+
+def _layer_prediction(layer, passes: tuple, batch: int, itemsize: int, kernels: ThroughputModel) -> LayerPrediction:
+    count = layer.count
+    times = dict.fromkeys(PASSES, 0.0)
+    sources = {}
+    weighted_uncertainty = 0.0
+    details = []
+    memory_bytes = 0
+    for pass_ in passes:
+        if layer.is_kernel:
+            for problem, runs in layer.kernel_problems(batch, pass_):
+                if problem.dtype != kernels.dtype:
+                    problem = dataclasses.replace(problem, dtype=kernels.dtype)
+                prediction = kernels.predict(problem)
+                seconds = prediction.seconds * runs * count
+                times[pass_] += seconds
+                sources[prediction.source] = sources.get(prediction.source, 0.0) + seconds
+                weighted_uncertainty += seconds * prediction.uncertainty
+                details.append({"pass": pass_, "problem": problem.key(), "runs": runs,
+                                "seconds": prediction.seconds, "source": prediction.source,
+                                "uncertainty": prediction.uncertainty,
+                                "implementation": prediction.implementation, "detail": prediction.detail})
+        else:
+            memory_bytes += layer.memory_bytes(batch, pass_, itemsize)
+    memory_s, memory_detail = kernels.memory_seconds(memory_bytes * count)
+    if memory_s > 0:
+        sources["memory"] = memory_s
+        weighted_uncertainty += memory_s * MEMORY_UNCERTAINTY
+        details.append({"pass": "+".join(passes), "problem": f"{layer.kind} memory", "runs": count,
+                        "seconds": memory_s / count, "source": "memory", "uncertainty": MEMORY_UNCERTAINTY,
+                        "implementation": None, "detail": memory_detail})
+    total = sum(times.values()) + memory_s
+    return LayerPrediction(
+        name=layer.name, kind=layer.kind, count=count, fwd_s=times["fwd"], bwd_data_s=times["bwd_data"],
+        bwd_weights_s=times["bwd_weights"], memory_s=memory_s,
+        weight_bytes=layer.weight_elements * itemsize * count, sources=sources,
+        uncertainty=weighted_uncertainty / total if total > 0 else 0.0, kernels=details)
+
+
+def prediction_to_dict(pred: ModelPrediction) -> dict:
+    """JSON-ready form (for --json and for tools reading predictions)."""
+    out = dataclasses.asdict(pred)
+    out["source_seconds"] = pred.source_seconds()
+    for layer, entry in zip(pred.layers, out["layers"]):
+        entry["total_s"] = layer.total_s
+    return out
+
+
+def format_prediction(pred: ModelPrediction, top: int = 15) -> str:
+    """Per-layer table (the `top` slowest entries), the totals and where the time comes from."""
+    if not isinstance(pred, ModelPrediction):
+        raise TypeError(f"pred must be a ModelPrediction, got {type(pred).__name__}")
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise ValueError(f"top must be an int >= 1, got {top!r}")
+    step = pred.step_seconds
+    lines = [f"{pred.model}: {'training step' if pred.mode == 'train' else 'inference'}, batch {pred.batch}, "
+             f"{pred.dtype}, impl {pred.impl}",
+             f"table: {pred.table}", ""]
+    header = ("layer", "kind", "x", "fwd ms", "bwd data", "bwd wts", "memory", "total ms", "% step", "+-", "source")
+    rows = []
+    ordered = sorted(pred.layers, key=lambda layer: layer.total_s, reverse=True)
+    for layer in ordered[:top]:
+        main = max(layer.sources, key=layer.sources.get) if layer.sources else "-"
+        rows.append((layer.name, layer.kind, str(layer.count), *(f"{s * 1e3:.3f}" for s in (
+            layer.fwd_s, layer.bwd_data_s, layer.bwd_weights_s, layer.memory_s, layer.total_s)),
+            f"{100 * layer.total_s / step:.1f}" if step else "-", f"{layer.uncertainty:.0%}", main))
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    lines.append("  ".join(h.rjust(w) if i >= 2 else h.ljust(w) for i, (h, w) in enumerate(zip(header, widths))))
+    lines.append("  ".join("-" * w for w in widths))
+    for row in rows:
+        lines.append("  ".join(c.rjust(w) if i >= 2 and i < 10 else c.ljust(w)
+                               for i, (c, w) in enumerate(zip(row, widths))))
+    rest = ordered[top:]
+    if rest:
+        lines.append(f"... {len(rest)} more layer entries: {sum(l.total_s for l in rest) * 1e3:.3f} ms")
+    lines.append("")
+    parts = {"forward": sum(l.fwd_s for l in pred.layers), "backward data": sum(l.bwd_data_s for l in pred.layers),
+             "backward weights": sum(l.bwd_weights_s for l in pred.layers),
+             "memory-bound layers": sum(l.memory_s for l in pred.layers), "optimizer update": pred.optimizer_seconds}
+    for name, seconds in parts.items():
+        if seconds or name == "forward":
+            lines.append(f"  {name:<20} {seconds * 1e3:10.3f} ms")
+    lines.append(f"step time {step * 1e3:.3f} ms +- {pred.uncertainty:.0%}, throughput {pred.throughput:.1f} samples/s")
+    fractions = pred.source_seconds()
+    lines.append("time from: " + ", ".join(f"{source} {seconds / step:.1%}" for source, seconds in fractions.items()
+                                           if step))
+    return "\n".join(lines)
