@@ -47,7 +47,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="runners: torch (PyTorch CPU, predicted from the table's */torch records), ours "
                              "(our kernels, predicted from our records); default: torch,ours")
     parser.add_argument("--repeats", type=_positive_int, default=5,
-                        help="timed runs per model and mode, after one warm-up; the median is reported (default 5)")
+                        help="timed runs per model and mode, after two warm-up runs; the median is reported (default 5)")
     parser.add_argument("--json", action="store_true", help="print rows, summary and held-out figures as JSON")
     return parser
 

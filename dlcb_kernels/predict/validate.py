@@ -29,7 +29,7 @@ and `python -m dlcb_kernels.predict.validate --make-table FILE` measures them in
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import math
 import statistics
 import sys
 import time
@@ -108,6 +108,9 @@ def layer_spec(layer, batch: int) -> LayerSpec:
         spec.params = {"problem": problem}
     else:
         _memory_layer_spec(layer, batch, spec)
+        if math.prod(spec.output) != layer.output_elements(batch):
+            raise ValueError(f"layer {layer.name!r}: the runners' output {spec.output} disagrees with the layer's "
+                             f"{layer.output_elements(batch)} output elements")
     return spec
 
 
@@ -325,7 +328,7 @@ class TorchModel:
         return [t for _, inputs, _, _ in self.entries for t in inputs if t.requires_grad]
 
 
-def run_torch(model, batch: int, threads: int, *, warmup: int = 1, repeats: int = 5,
+def run_torch(model, batch: int, threads: int, *, warmup: int = 2, repeats: int = 5,
               modes: tuple[str, ...] = MODES, seed: int = 0) -> dict:
     """Times the model's forward pass (no_grad, eval mode) and training step (train mode:
     forward, backward of sum(output * fixed gradient) over every layer, SGD with momentum)
@@ -789,7 +792,7 @@ class OursModel:
             layer.update(self.momentum)
 
 
-def run_ours(model, batch: int, threads: int, *, warmup: int = 1, repeats: int = 5,
+def run_ours(model, batch: int, threads: int, *, warmup: int = 2, repeats: int = 5,
              modes: tuple[str, ...] = MODES, seed: int = 0) -> dict:
     """Times the model's forward pass and training step (forward keeping what backward needs,
     backward in reverse layer order, SGD with momentum) on our kernels and numpy, on
@@ -844,7 +847,7 @@ def relative_error(predicted: float, measured: float) -> float:
 
 
 def validate(table_doc: dict, models, batch_by_model: dict, threads: int, impls=IMPLS, *,
-             warmup: int = 1, repeats: int = 5, runners: dict | None = None,
+             warmup: int = 2, repeats: int = 5, runners: dict | None = None,
              predictor: Callable | None = None, progress=None) -> list[dict]:
     """Measures every model with every runner in `impls`, predicts it from the table, and
     returns one row per (model, implementation, mode): model, impl, mode, batch, measured_s,
@@ -958,9 +961,10 @@ def _note(progress, text: str) -> None:
 # The validation table --------------------------------------------------------------------------
 
 def validation_problems(models, batch_by_model: dict) -> list:
-    """Every kernel problem of the models at their batch sizes, in every pass (forward,
-    backward data, backward weights), once each, labelled with every (model, layer, pass,
-    count) it stands for: the exact records the validation's predictions look up."""
+    """Every kernel problem of the models at their batch sizes in every pass a training step
+    runs (forward, backward data, backward weights; no backward data where the model input
+    needs no gradient, as model_specs and the predictor decide), once each, labelled with every
+    (model, layer, pass, count) it stands for: the exact records the validation looks up."""
     from ..suites import SuiteProblem
 
     users: dict = {}
@@ -969,10 +973,11 @@ def validation_problems(models, batch_by_model: dict) -> list:
         if model.name not in batch_by_model:
             raise ValueError(f"batch_by_model has no batch size for {model.name}")
         batch = batch_by_model[model.name]
-        for layer in model.layers:
+        for layer, spec in zip(model.layers, model_specs(model, batch)):
             if not layer.is_kernel:
                 continue
-            for pass_ in PASSES:
+            passes = [p for p in PASSES if p == "fwd" or (spec.backward and (p != "bwd_data" or spec.input_grad))]
+            for pass_ in passes:
                 for problem, times in layer.kernel_problems(batch, pass_):
                     users.setdefault(problem, []).append({"model": model.name, "layer": layer.name, "pass": pass_,
                                                           "count": layer.count * times})
