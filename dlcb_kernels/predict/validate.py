@@ -568,6 +568,9 @@ class OursLayer:
         rows = np.minimum(np.arange(out_h) * sh - ph + kh, h + ph) - (np.arange(out_h) * sh - ph)
         cols = np.minimum(np.arange(out_w) * sw - pw + kw, w + pw) - (np.arange(out_w) * sw - pw)
         self.inv_count = (1.0 / np.outer(rows, cols)).astype(np.float32)
+        if p["mode"] == "max":   # the backward pass's masks and the gradient share of one offset
+            self.hit, self.taken = np.empty(self.spec.output, bool), np.empty(self.spec.output, bool)
+            self.share = np.empty(self.spec.output, np.float32)
 
     def _pool_views(self, source: np.ndarray):
         p = self.spec.params
@@ -737,12 +740,14 @@ class OursLayer:
         grad_views = self._pool_views(target)
         if p["mode"] == "max":   # the first maximum of each window takes the gradient
             source = self.x[0] if self.direct else self.padded
-            taken = np.zeros(self.y.shape, dtype=bool)
+            hit, taken, share = self.hit, self.taken, self.share
+            taken.fill(False)
             for view, grad_view in zip(self._pool_views(source), grad_views):
-                hit = view == self.y
-                hit &= ~taken
-                np.add(grad_view, self.dy, out=grad_view, where=hit)
-                taken |= hit
+                np.equal(view, self.y, out=hit)
+                np.greater(hit, taken, out=hit)          # hit and not taken
+                np.multiply(self.dy, hit, out=share)     # faster than a masked add on the strided view
+                grad_view += share
+                np.logical_or(taken, hit, out=taken)
         else:
             share = self.dy * self.inv_count
             for grad_view in grad_views:
@@ -754,12 +759,15 @@ class OursLayer:
 
     # SGD with momentum: v = mu v + g; w -= lr v ------------------------------------------------
 
-    def update(self, momentum: dict) -> None:
+    def update(self, momentum: dict, scratch: np.ndarray) -> None:
+        """scratch: a float32 buffer at least as large as the largest weight (no allocation)."""
         for name, weight in self.weights.items():
             velocity = momentum[id(weight)]
             velocity *= SGD_MOMENTUM
             velocity += self.grads[name]
-            weight -= SGD_LR * velocity
+            step = scratch[:weight.size].reshape(weight.shape)
+            np.multiply(velocity, SGD_LR, out=step)
+            weight -= step
         if self.spec.kind == "rnn":
             self.saved.pop("prepared", None)
 
@@ -779,6 +787,7 @@ class OursModel:
             grad_in = [np.empty(shape, dtype=np.float32) for shape in spec.inputs]
             self.layers += [OursLayer(spec, inputs, grad_out, grad_in, threads, rng) for _ in range(spec.count)]
         self.momentum = {id(w): np.zeros_like(w) for layer in self.layers for w in layer.weights.values()}
+        self.scratch = np.empty(max((w.size for w in self.momentum.values()), default=0), np.float32)
 
     def forward(self, training: bool) -> None:
         for layer in self.layers:
@@ -789,7 +798,7 @@ class OursModel:
         for layer in reversed(self.layers):
             layer.backward()
         for layer in self.layers:
-            layer.update(self.momentum)
+            layer.update(self.momentum, self.scratch)
 
 
 def run_ours(model, batch: int, threads: int, *, warmup: int = 2, repeats: int = 5,
