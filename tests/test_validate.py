@@ -4,6 +4,7 @@ measurements and predictions, the validation suite, and `dlcb validate`'s argume
 from __future__ import annotations
 
 import argparse
+import json
 
 import numpy as np
 import pytest
@@ -279,3 +280,25 @@ def test_make_table_entry_point_argument_errors(capsys):
     assert "error" in capsys.readouterr().err
     batches = v.parse_batches([TINY, MIXED], None)
     assert batches == {"Tiny": 8, "Mixed": 8} and v.parse_batches([TINY], 3) == {"Tiny": 3}
+
+
+def test_cli_prints_rows_summary_and_held_out(tmp_path, monkeypatch, capsys):
+    calls = {}
+
+    def fake_validate(doc, models, batches, threads, impls, *, repeats, progress):
+        calls.update(models=[m.name for m in models], batches=batches, threads=threads, impls=impls, repeats=repeats)
+        return [{"model": "TextCNN", "impl": "ours", "mode": mode, "batch": 16, "measured_s": 0.01,
+                 "predicted_s": 0.011, "error": 0.1} for mode in ("infer", "train")]
+
+    monkeypatch.setattr(v, "validate", fake_validate)
+    monkeypatch.setattr(v, "held_out_summary", lambda doc, impl: [{"op": "all", "count": 2, "median_abs_error": 0.04,
+                                                                   "p90_abs_error": 0.1}])
+    table = str(_empty_table(tmp_path))
+    argv = ["--table", table, "--models", "textcnn", "--batch", "16", "--threads", "1", "--impl", "ours", "--repeats", "2"]
+    assert cli_validate.run(_cli([*argv, "--json"])) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert calls == {"models": ["TextCNN"], "batches": {"TextCNN": 16}, "threads": 1, "impls": ("ours",), "repeats": 2}
+    assert out["summary"][0]["mean_abs_error"] == pytest.approx(0.1) and out["held_out"]["ours"][0]["count"] == 2
+    assert cli_validate.run(_cli(argv)) == 0
+    text = capsys.readouterr().out
+    assert "TextCNN" in text and "+10.0%" in text and "held-out kernels, ours records" in text

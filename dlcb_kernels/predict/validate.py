@@ -33,8 +33,8 @@ import math
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -936,8 +936,9 @@ def held_out_summary(table_doc: dict, impl: str = "best") -> list[dict]:
 
 def format_rows(rows: list[dict], summary: list[dict], held_out: dict | None = None) -> str:
     """The readable table: one line per row, the summary, the held-out figures per runner."""
-    lines = [f"{'model':<16} {'impl':<6} {'mode':<5} {'batch':>5} {'measured ms':>12} {'predicted ms':>13} "
-             f"{'error':>8}"]
+    header = (f"{'model':<16} {'impl':<6} {'mode':<5} {'batch':>5} {'measured ms':>12} {'predicted ms':>13} "
+              f"{'error':>8}")
+    lines = [header]
     for r in rows:
         flag = "  > 20%" if abs(r["error"]) > GOAL_MODEL_ERROR else ""
         lines.append(f"{r['model']:<16} {r['impl']:<6} {r['mode']:<5} {r['batch']:>5} {r['measured_s'] * 1e3:>12.2f} "
@@ -1003,10 +1004,13 @@ def make_table(path, models, batch_by_model: dict, threads: int, *, impls=IMPLS,
     from ..bench import BenchConfig, run_bench
     from ..measure import Settings
 
+    impls = tuple(impls)
+    if set(impls) - set(IMPLS) or not impls:
+        raise ValueError(f"impls must be a non-empty subset of {IMPLS}, got {impls!r}")
     problems = validation_problems(models, batch_by_model)
     ops = sorted({sp.problem.op for sp in problems})
-    spec = ",".join({"torch": "torch", "ours": "ours"}[impl] for impl in impls)
-    implementations = registry.select(ops, spec, backend="cpu")
+    # "torch" is the variant of PyTorch's implementations, "ours" the provider of ours
+    implementations = registry.select(ops, ",".join(impls), backend="cpu")
     settings = Settings(max_time=max_time, min_time=min(0.2, max_time), min_samples=5)
     config = BenchConfig(problems, implementations, threads, settings=settings, suite="validation")
     return run_bench(config, path, progress_stream=progress)
@@ -1045,8 +1049,9 @@ def main(argv: list[str] | None = None) -> int:
         impls = tuple(i.strip() for i in args.impl.split(",") if i.strip())
         if set(impls) - set(IMPLS) or not impls:
             raise ValueError(f"--impl must name torch and/or ours, got {args.impl!r}")
-        if args.batch is not None and args.batch < 1:
-            raise ValueError(f"--batch must be >= 1, got {args.batch}")
+        for name in ("batch", "threads"):
+            if getattr(args, name) is not None and getattr(args, name) < 1:
+                raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
         if args.max_time <= 0:
             raise ValueError(f"--max-time must be > 0, got {args.max_time}")
         models = resolve_models(names)
