@@ -1,0 +1,87 @@
+"""`dlcb validate`: reference models run end to end here, against the predictor's figures.
+
+The table should hold every kernel problem of the chosen models at the chosen batch sizes in
+every pass, for torch's and our implementations; build it with
+    python -m dlcb_kernels.predict.validate --make-table FILE [--models ...] [--batch N]
+(the same --models and --batch as the validation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .validate import DEFAULT_BATCHES, IMPLS
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "validate", help="run reference models end to end here and compare with the predictor",
+        description="Runs reference models end to end on this CPU (forward pass and training step, with "
+                    "PyTorch when installed and with our own kernels), predicts the same from a throughput "
+                    "table and prints predicted vs measured with the error per model, the summary against "
+                    "the goals (mean |error| <= 10%% over >= 6 models, none above 20%%), and the held-out "
+                    "per-kernel error. Models run as the sequence of their layers, each on an input of its "
+                    "declared shape (layer-sequence execution). Build the table with "
+                    "`python -m dlcb_kernels.predict.validate --make-table FILE` (same --models/--batch).")
+    parser.add_argument("--table", required=True, metavar="FILE", help="throughput table (JSON) to predict from")
+    parser.add_argument("--models", default=",".join(DEFAULT_BATCHES), metavar="NAME,...",
+                        help=f"models to run, comma-separated (default: {','.join(DEFAULT_BATCHES)})")
+    parser.add_argument("--batch", type=_positive_int, default=None,
+                        help="one batch size for every model (default: per model: "
+                             + ", ".join(f"{name} {batch}" for name, batch in DEFAULT_BATCHES.items()) + ")")
+    parser.add_argument("--threads", type=_positive_int, default=None,
+                        help="threads for both runners (default: OpenMP's, i.e. OMP_NUM_THREADS or the cores)")
+    parser.add_argument("--impl", default=",".join(IMPLS), metavar="torch,ours",
+                        help="runners: torch (PyTorch CPU, predicted from the table's */torch records), ours "
+                             "(our kernels, predicted from our records); default: torch,ours")
+    parser.add_argument("--repeats", type=_positive_int, default=5,
+                        help="timed runs per model and mode, after two warm-up runs; the median is reported (default 5)")
+    parser.add_argument("--json", action="store_true", help="print rows, summary and held-out figures as JSON")
+    return parser
+
+
+def run(args) -> int:
+    from .. import _cpu
+    from .. import table as table_module
+    from .validate import (
+        format_rows,
+        held_out_summary,
+        parse_batches,
+        resolve_models,
+        summarize_rows,
+        validate,
+    )
+
+    names = [name.strip() for name in args.models.split(",") if name.strip()]
+    if not names:
+        raise ValueError("--models must name at least one model")
+    impls = tuple(dict.fromkeys(i.strip() for i in args.impl.split(",") if i.strip()))
+    unknown = [i for i in impls if i not in IMPLS]
+    if unknown or not impls:
+        raise ValueError(f"--impl must name {' and/or '.join(IMPLS)}, got {args.impl!r}")
+    doc = table_module.load(args.table)
+    models = resolve_models(names)
+    threads = args.threads or _cpu.omp_max_threads()
+    batches = parse_batches(models, args.batch)
+    print(f"dlcb validate: {len(models)} models, {', '.join(impls)}, {threads} threads, table {args.table}",
+          file=sys.stderr, flush=True)
+    rows = validate(doc, models, batches, threads, impls, repeats=args.repeats, progress=sys.stderr)
+    summary = summarize_rows(rows)
+    held_out = {impl: held_out_summary(doc, impl) for impl in impls}
+    if args.json:
+        print(json.dumps({"rows": rows, "summary": summary, "held_out": held_out}, indent=1))
+        return 0
+    print(format_rows(rows, summary, held_out))
+    return 0

@@ -1,0 +1,304 @@
+"""The validation runners (PyTorch and ours) on tiny models, the validate() arithmetic with fake
+measurements and predictions, the validation suite, and `dlcb validate`'s argument errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from dlcb_kernels import table as table_module
+from dlcb_kernels.models import (
+    Model,
+    bn,
+    concat,
+    conv,
+    eltwise,
+    fc,
+    gelu,
+    layernorm,
+    lrn,
+    matmul,
+    pool,
+    relu,
+    rnn,
+    softmax,
+    tanh,
+)
+from dlcb_kernels.predict import cli_validate
+from dlcb_kernels.predict import validate as v
+
+torch = pytest.importorskip("torch")
+
+TINY = Model("Tiny", (
+    conv("conv1", 3, 12, 12, 8, 3, pad=1),
+    relu("relu1", (8, 12, 12)),
+    pool("pool1", 8, 12, 12, 3, 2),
+    fc("fc1", 8 * 6 * 6, 10),
+), (3, 12, 12))
+
+# Every memory-bound kind the cookbook models use, and the RNN / attention kernels.
+MIXED = Model("Mixed", (
+    conv("conv1", 3, 9, 9, 6, 3, stride=2, groups=1),
+    conv("conv2", 6, 5, 5, 4, 3, pad=1, groups=2, bias=False),
+    bn("bn", (4, 5, 5)),
+    lrn("lrn", (6, 5, 5)),
+    pool("avgpool", 4, 5, 5, 3, 2, pad=1, mode="avg"),
+    pool("maxpool", 4, 7, 7, 3, 2),
+    eltwise("add", (4, 5, 5)),
+    concat("concat", (8, 5, 5)),
+    tanh("tanh", (7,)),
+    softmax("softmax", (3, 7)),
+    layernorm("ln", (3, 8)),
+    gelu("gelu", (3, 8)),
+    rnn("gru", 6, 5, 4, cell="gru"),
+    rnn("lstm", 5, 5, 3, cell="lstm"),
+    matmul("scores", 4, 4, 3, heads=2, trans_b=True),
+    matmul("context", 4, 3, 4, heads=2),
+    fc("fc", 12, 5),
+), (3, 9, 9))
+
+
+def _copy_weights(ours_layer, torch_layer) -> None:
+    """Our occurrence's weights into the torch module of the same occurrence."""
+    names = {"conv": {"w": "weight", "b": "bias"}, "fc": {"w": "weight", "b": "bias"},
+             "bn": {"gamma": "weight", "beta": "bias"}, "layernorm": {"gamma": "weight", "beta": "bias"},
+             "rnn": {name: f"{name}_l0" for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}}
+    for ours_name, torch_name in names.get(ours_layer.spec.kind, {}).items():
+        if ours_name not in ours_layer.weights:     # a layer without bias
+            continue
+        with torch.no_grad():
+            getattr(torch_layer.module, torch_name).copy_(torch.from_numpy(ours_layer.weights[ours_name]))
+
+
+def _twin_models(model, batch):
+    """Our model and a torch model holding the same inputs, output gradients and weights."""
+    ours = v.OursModel(model, batch, threads=1, seed=3)
+    net = v.TorchModel(model, batch, torch, seed=4)
+    occurrences = iter(ours.layers)
+    for spec, inputs, layers, grad in net.entries:
+        first = None
+        for torch_layer in layers:
+            ours_layer = next(occurrences)
+            first = first or ours_layer
+            _copy_weights(ours_layer, torch_layer)
+        with torch.no_grad():
+            for tensor, array in zip(inputs, first.x):
+                tensor.copy_(torch.from_numpy(np.asarray(array)))
+            grad.copy_(torch.from_numpy(first.dy))
+    return ours, net
+
+
+def _close(actual, expected, what, tol=2e-4):
+    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    assert actual.shape == expected.shape, what
+    scale = max(1e-6, float(np.abs(expected).max()))
+    assert float(np.abs(actual - expected).max()) <= tol * scale, what
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_tiny_model_forward_agrees_between_runners(training):
+    ours, net = _twin_models(TINY, 2)
+    ours.forward(training)
+    net.set_training(training)
+    with torch.no_grad():
+        outputs = net.forward()
+    assert [layer.y.shape for layer in ours.layers] == [(2, 8, 12, 12), (2, 8, 12, 12), (2, 8, 6, 6), (2, 10)]
+    for ours_layer, out in zip(ours.layers, outputs):
+        _close(ours_layer.y, out.numpy(), ours_layer.spec.name)
+
+
+def test_mixed_model_forward_and_gradients_agree_between_runners():
+    ours, net = _twin_models(MIXED, 3)
+    ours.forward(True)
+    for layer in reversed(ours.layers):
+        layer.backward()
+    net.set_training(True)
+    outputs = net.forward()
+    torch.autograd.backward([y for y, keep in zip(outputs, net.backward_mask()) if keep], net.gradients())
+    occurrences = iter(ours.layers)
+    for (spec, inputs, layers, _), out in zip(net.entries, outputs):
+        ours_layer = next(occurrences)
+        _close(ours_layer.y, out.detach().numpy(), f"{spec.name} output")
+        for i, tensor in enumerate(inputs):
+            if tensor.requires_grad:
+                _close(ours_layer.dx[i], tensor.grad.numpy(), f"{spec.name} input gradient {i}")
+        params = dict(layers[0].module.named_parameters()) if layers[0].module is not None else {}
+        for ours_name, torch_name in {"w": "weight", "b": "bias", "gamma": "weight", "beta": "bias",
+                                      "weight_ih": "weight_ih_l0", "weight_hh": "weight_hh_l0",
+                                      "bias_ih": "bias_ih_l0", "bias_hh": "bias_hh_l0"}.items():
+            if ours_name in ours_layer.grads:
+                _close(ours_layer.grads[ours_name], params[torch_name].grad.numpy(), f"{spec.name} d{ours_name}")
+
+
+def test_model_input_gets_no_gradient_and_layer_sequence_shapes():
+    text = Model("Text", (conv("c1", 1, 7, 16, 4, 1, 16), conv("c3", 1, 7, 16, 4, 3, 16, pad=(1, 0)),
+                          relu("relu", (8, 7, 1)), fc("fc", 8, 2)), (1, 7, 16))
+    specs = v.model_specs(text, 5)
+    assert [(s.backward, s.input_grad) for s in specs] == [(True, False), (True, False), (True, True), (True, True)]
+    assert specs[1].inputs == [(5, 1, 7, 16)] and specs[1].output == (5, 4, 7, 1)
+    leading = Model("Lead", (relu("relu", (4,)), fc("fc", 4, 2)), (4,))
+    assert [(s.backward, s.input_grad) for s in v.model_specs(leading, 1)] == [(False, True), (True, False)]
+    with pytest.raises(ValueError, match="batch"):
+        v.model_specs(TINY, 0)
+
+
+def test_pool_output_size_rounds_up_like_caffe():
+    assert v.pool_output_size(112, 3, 2, 0) == 56          # GoogLeNet pool1
+    assert v.pool_output_size(13, 3, 2, 0) == 6
+    assert v.pool_output_size(5, 3, 2, 1) == 3             # the last window would start in the pad
+
+
+@pytest.mark.parametrize("runner", [v.run_torch, v.run_ours])
+def test_runners_report_medians_of_their_samples(runner):
+    result = runner(TINY, 2, 1, warmup=1, repeats=3)
+    assert result["execution"] == "layer-sequence" and result["batch"] == 2 and result["threads"] == 1
+    for mode, key in (("infer", "forward_s"), ("train", "train_step_s")):
+        assert len(result["samples"][mode]) == 3
+        assert result[key] == pytest.approx(float(np.median(result["samples"][mode])))
+        assert result[key] > 0
+    with pytest.raises(ValueError, match="repeats"):
+        runner(TINY, 2, 1, repeats=0)
+    with pytest.raises(ValueError, match="modes"):
+        runner(TINY, 2, 1, modes=("fwd",))
+
+
+def _fake_runner(times):
+    def run(model, batch, threads, *, warmup, repeats):
+        forward, train = times[model.name]
+        return {"implementation": "fake", "forward_s": forward, "train_step_s": train,
+                "stats": {"infer": {"rel_spread": 0.0}, "train": {"rel_spread": 0.0}}}
+    return run
+
+
+def test_validate_arithmetic_with_fake_measurements_and_predictions():
+    models = [Model(f"M{i}", (fc("fc", 4, 2),), (4,)) for i in range(6)]
+    measured = {m.name: (1.0, 2.0) for m in models}
+    # predicted / measured - 1: infer errors +5%, -10%, 0, 0, 0, +30%; train all +5%
+    factors = [1.05, 0.9, 1.0, 1.0, 1.0, 1.3]
+
+    def predictor(model, doc, batch, impl):
+        f = factors[int(model.name[1])]
+        return {"infer": 1.0 * f, "train": 2.0 * 1.05, "sources": {}}
+
+    rows = v.validate({}, models, {m.name: 3 for m in models}, 1, ("ours",), runners={"ours": _fake_runner(measured)},
+                      predictor=predictor)
+    assert len(rows) == 12
+    infer = [r for r in rows if r["mode"] == "infer"]
+    assert [round(r["error"], 6) for r in infer] == [0.05, -0.1, 0.0, 0.0, 0.0, 0.3]
+    assert all(r["batch"] == 3 and r["impl"] == "ours" for r in rows)
+    summary = {(s["impl"], s["mode"]): s for s in v.summarize_rows(rows)}
+    s = summary[("ours", "infer")]
+    assert s["models"] == 6 and s["mean_abs_error"] == pytest.approx(0.45 / 6)
+    assert s["max_abs_error"] == pytest.approx(0.3) and s["worst_model"] == "M5"
+    assert s["within_20pct"] == 5 and not s["goal_met"]       # one model above 20 %
+    assert summary[("ours", "train")]["goal_met"]
+    text = v.format_rows(rows, v.summarize_rows(rows), {"ours": [{"op": "all", "count": 3, "median_abs_error": 0.02,
+                                                                  "p90_abs_error": 0.1}]})
+    assert "M5" in text and "+30.0%" in text and "> 20%" in text and "median 2.0%" in text
+    with pytest.raises(ValueError, match="batch_by_model"):
+        v.validate({}, models, {}, 1, ("ours",), runners={"ours": _fake_runner(measured)}, predictor=predictor)
+    with pytest.raises(ValueError, match="impls"):
+        v.validate({}, models, {}, 1, ("cudnn",))
+    with pytest.raises(ValueError, match="measured"):
+        v.relative_error(1.0, 0.0)
+
+
+def test_held_out_summary_medians_and_p90(monkeypatch):
+    class FakeModel:
+        def __init__(self, doc, impl):
+            assert impl == "torch"
+
+        def cross_validate(self):
+            return [{"op": "gemm", "rel_error": e} for e in (0.01, -0.02, 0.03, 0.5)] + \
+                [{"op": "conv", "rel_error": -0.1}]
+
+    from dlcb_kernels.predict import kernel_model
+    monkeypatch.setattr(kernel_model, "ThroughputModel", FakeModel)
+    figures = {h["op"]: h for h in v.held_out_summary({}, "torch")}
+    assert figures["gemm"]["count"] == 4 and figures["gemm"]["median_abs_error"] == pytest.approx(0.025)
+    assert figures["conv"]["p90_abs_error"] == pytest.approx(0.1)
+    assert figures["all"]["count"] == 5 and figures["all"]["median_abs_error"] == pytest.approx(0.03)
+
+
+def test_validation_problems_cover_every_pass_once_with_labels():
+    problems = v.validation_problems([TINY, TINY], {"Tiny": 4})
+    keys = [sp.problem.key() for sp in problems]
+    assert len(keys) == len(set(keys))
+    directions = sorted((sp.problem.op, getattr(sp.problem, "direction", None), getattr(sp.problem, "trans_a", None))
+                        for sp in problems)
+    # conv1 reads the model input: no backward data for it
+    assert directions == [("conv", "bwd_filter", None), ("conv", "fwd", None),
+                          ("gemm", None, False), ("gemm", None, False), ("gemm", None, True)]
+    conv_fwd = next(sp for sp in problems if sp.problem.op == "conv" and sp.problem.direction == "fwd")
+    assert conv_fwd.problem.n == 4
+    assert conv_fwd.labels["set"] == "validation" and conv_fwd.labels["batch"] == [4]
+    assert conv_fwd.labels["layers"] == [{"model": "Tiny", "layer": "conv1", "pass": "fwd", "count": 1}] * 2
+    with pytest.raises(ValueError, match="batch"):
+        v.validation_problems([TINY], {})
+
+
+def _cli(argv):
+    parser = argparse.ArgumentParser(prog="dlcb")
+    cli_validate.add_parser(parser.add_subparsers(dest="command"))
+    return parser.parse_args(["validate", *argv])
+
+
+def _empty_table(tmp_path):
+    doc = table_module.new_table()
+    doc["devices"].append({"id": "cpu:test", "kind": "cpu"})
+    path = tmp_path / "table.json"
+    table_module.write_atomic(path, doc)
+    return path
+
+
+def test_cli_argument_errors(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        _cli([])                                            # --table is required
+    with pytest.raises(SystemExit):
+        _cli(["--table", "t.json", "--batch", "0"])
+    with pytest.raises(SystemExit):
+        _cli(["--table", "t.json", "--threads", "x"])
+    capsys.readouterr()
+    with pytest.raises(ValueError, match="--impl"):
+        cli_validate.run(_cli(["--table", "t.json", "--impl", "torch,cudnn"]))
+    with pytest.raises(ValueError, match="--models"):
+        cli_validate.run(_cli(["--table", "t.json", "--models", " , "]))
+    with pytest.raises(FileNotFoundError):
+        cli_validate.run(_cli(["--table", str(tmp_path / "missing.json")]))
+    with pytest.raises(ValueError, match="unknown model"):
+        cli_validate.run(_cli(["--table", str(_empty_table(tmp_path)), "--models", "NoSuchNet"]))
+    args = _cli(["--table", "t.json", "--models", "TextCNN,DeepMNIST", "--batch", "16", "--impl", "ours", "--json"])
+    assert (args.models, args.batch, args.impl, args.json, args.repeats) == ("TextCNN,DeepMNIST", 16, "ours", True, 5)
+
+
+def test_make_table_entry_point_argument_errors(capsys):
+    assert v.main(["--make-table", "x.json", "--impl", "cudnn"]) == 1
+    assert v.main(["--make-table", "x.json", "--models", "NoSuchNet"]) == 1
+    assert "error" in capsys.readouterr().err
+    batches = v.parse_batches([TINY, MIXED], None)
+    assert batches == {"Tiny": 8, "Mixed": 8} and v.parse_batches([TINY], 3) == {"Tiny": 3}
+
+
+def test_cli_prints_rows_summary_and_held_out(tmp_path, monkeypatch, capsys):
+    calls = {}
+
+    def fake_validate(doc, models, batches, threads, impls, *, repeats, progress):
+        calls.update(models=[m.name for m in models], batches=batches, threads=threads, impls=impls, repeats=repeats)
+        return [{"model": "TextCNN", "impl": "ours", "mode": mode, "batch": 16, "measured_s": 0.01,
+                 "predicted_s": 0.011, "error": 0.1} for mode in ("infer", "train")]
+
+    monkeypatch.setattr(v, "validate", fake_validate)
+    monkeypatch.setattr(v, "held_out_summary", lambda doc, impl: [{"op": "all", "count": 2, "median_abs_error": 0.04,
+                                                                   "p90_abs_error": 0.1}])
+    table = str(_empty_table(tmp_path))
+    argv = ["--table", table, "--models", "textcnn", "--batch", "16", "--threads", "1", "--impl", "ours", "--repeats", "2"]
+    assert cli_validate.run(_cli([*argv, "--json"])) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert calls == {"models": ["TextCNN"], "batches": {"TextCNN": 16}, "threads": 1, "impls": ("ours",), "repeats": 2}
+    assert out["summary"][0]["mean_abs_error"] == pytest.approx(0.1) and out["held_out"]["ours"][0]["count"] == 2
+    assert cli_validate.run(_cli(argv)) == 0
+    text = capsys.readouterr().out
+    assert "TextCNN" in text and "+10.0%" in text and "held-out kernels, ours records" in text
