@@ -31,7 +31,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Runs reference models end to end on this CPU (forward pass and training step, with "
                     "PyTorch when installed and with our own kernels), predicts the same from a throughput "
                     "table and prints predicted vs measured with the error per model, the summary against "
-                    "the goals (mean |error| <= 10%% over >= 6 models, none above 20%%), and the held-out "
+                    "the goals (mean |error| <= 10% over >= 6 models, none above 20%), and the held-out "
                     "per-kernel error. Models run as the sequence of their layers, each on an input of its "
                     "declared shape (layer-sequence execution). Build the table with "
                     "`python -m dlcb_kernels.predict.validate --make-table FILE` (same --models/--batch).")
