@@ -214,3 +214,41 @@ def test_16_bit_problem_on_the_cpu_is_recorded_unavailable(tmp_path):
     records = table.load(path)["records"]
     assert records and all(r["status"] == "unavailable" and "does not support bfloat16" in r["reason"]
                            for r in records)
+
+
+@pytest.fixture(scope="module")
+def small_table(tmp_path_factory):
+    """A real table of a few small GEMMs (DeepMNIST's layer shapes at batch 16, every pass)."""
+    path = tmp_path_factory.mktemp("predict") / "gemm.json"
+    shapes = ["16x2500x784:NT", "16x784x2500", "2500x784x16:TN", "16x10x500:NT", "16x500x10", "10x500x16:TN"]
+    args = [arg for shape in shapes for arg in ("--shape", shape)]
+    out = dlcb("bench", "--device", "cpu", *args, "--impl", "ours,numpy", *FAST, "-o", str(path))
+    assert out.returncode == 0, out.stderr
+    return path
+
+
+def test_models_command_lists_the_cookbook_figures():
+    out = dlcb("models")
+    assert out.returncode == 0, out.stderr
+    for name in ("AlexNet", "ResNet152", "BERT-base", "DeepSpeech2"):
+        assert name in out.stdout
+    assert "60,965,224" in out.stdout and "25,557,096" in out.stdout
+    out = dlcb("models", "--model", "nosuchnet")
+    assert out.returncode == 1 and "nosuchnet" in out.stderr
+
+
+def test_predict_and_scale_from_a_table(small_table, tmp_path):
+    out = dlcb("predict", "--model", "deepmnist", "--table", str(small_table), "--batch", "16", "--json")
+    assert out.returncode == 0, out.stderr
+    prediction = json.loads(out.stdout)
+    assert prediction["step_seconds"] > 0 and prediction["throughput"] > 0
+    out = dlcb("predict", "--model", "deepmnist", "--table", str(small_table), "--batch", "16")
+    assert out.returncode == 0 and "exact" in out.stdout
+    plot = tmp_path / "scale.png"
+    out = dlcb("scale", "--model", "deepmnist", "--table", str(small_table), "--workers", "1,2,4",
+               "--batch", "16,32", "--interconnect", "ib56", "--plot", str(plot))
+    pytest.importorskip("matplotlib")
+    assert out.returncode == 0, out.stderr
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    out = dlcb("scale", "--model", "deepmnist", "--table", str(small_table), "--interconnect", "carrier-pigeon")
+    assert out.returncode == 1 and "carrier-pigeon" in out.stderr
