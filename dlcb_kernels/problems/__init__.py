@@ -7,9 +7,10 @@ from __future__ import annotations
 from ._common import DTYPES
 from .conv import ConvProblem
 from .gemm import GemmProblem
+from .memory import MemoryProblem
 from .rnn import RnnProblem
 
-PROBLEM_TYPES = {"gemm": GemmProblem, "conv": ConvProblem, "rnn": RnnProblem}
+PROBLEM_TYPES = {"gemm": GemmProblem, "conv": ConvProblem, "rnn": RnnProblem, "memory": MemoryProblem}
 
 
 def problem_from_params(op: str, params: dict):
@@ -20,4 +21,4 @@ def problem_from_params(op: str, params: dict):
     return cls.from_params(params)
 
 
-__all__ = ["DTYPES", "ConvProblem", "GemmProblem", "PROBLEM_TYPES", "RnnProblem", "problem_from_params"]
+__all__ = ["DTYPES", "ConvProblem", "GemmProblem", "MemoryProblem", "PROBLEM_TYPES", "RnnProblem", "problem_from_params"]

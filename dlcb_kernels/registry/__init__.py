@@ -12,6 +12,7 @@ same input arrays, on the same number of threads.
   cuda_ours.py     our CUDA kernels (GEMM ladder and tensor-core variants, convolution, RNNs)
   cupy_vendor.py   cuBLAS through CuPy (cublasGemmEx, compute type recorded)
   torch_cuda_vendor.py  cuDNN through PyTorch (convolution and its backward, RNN layers)
+  memory_layers.py  memory-bound layers (MemoryProblem) as the validation runners run them: torch, ours
 
 GPU implementations (backend "cuda") run on device buffers that every implementation of a
 problem shares (gpu_inputs.device_inputs), on the bench's stream, timed with CUDA events.
@@ -119,5 +120,5 @@ def vendor_missing(module: str) -> Callable[..., str | None]:
 
 
 # Importing the implementation modules registers them.
-from . import cuda_ours, cupy_vendor, numpy_vendor, ours, ort_vendor, torch_cuda_vendor, torch_vendor  # noqa: E402,F401
+from . import cuda_ours, cupy_vendor, memory_layers, numpy_vendor, ours, ort_vendor, torch_cuda_vendor, torch_vendor  # noqa: E402,F401,E501
 from .numpy_vendor import blas_info  # noqa: E402,F401
