@@ -229,9 +229,16 @@ def test_validation_problems_cover_every_pass_once_with_labels():
     assert len(keys) == len(set(keys))
     directions = sorted((sp.problem.op, getattr(sp.problem, "direction", None), getattr(sp.problem, "trans_a", None))
                         for sp in problems)
-    # conv1 reads the model input: no backward data for it
+    # conv1 reads the model input: no backward data for it; relu1 and pool1 are calls: the
+    # forward (training and inference alike for these kinds) and the backward
     assert directions == [("conv", "bwd_filter", None), ("conv", "fwd", None),
-                          ("gemm", None, False), ("gemm", None, False), ("gemm", None, True)]
+                          ("gemm", None, False), ("gemm", None, False), ("gemm", None, True),
+                          ("memory", "bwd", None), ("memory", "bwd", None), ("memory", "fwd", None),
+                          ("memory", "fwd", None)]
+    relu_fwd = next(sp for sp in problems if sp.problem.op == "memory" and sp.problem.kind == "relu"
+                    and sp.problem.direction == "fwd")
+    assert relu_fwd.problem.tensor == (4, 8, 12, 12)
+    assert [entry["pass"] for entry in relu_fwd.labels["layers"]] == ["fwd train", "fwd infer"] * 2
     conv_fwd = next(sp for sp in problems if sp.problem.op == "conv" and sp.problem.direction == "fwd")
     assert conv_fwd.problem.n == 4
     assert conv_fwd.labels["set"] == "validation" and conv_fwd.labels["batch"] == [4]

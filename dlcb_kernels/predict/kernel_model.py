@@ -20,6 +20,14 @@ A ThroughputModel holds the usable records of one device, dtype and implementati
             median of the op's other directions, else of all records), with a large stated
             uncertainty.
 
+Memory-bound layer calls (op "memory", MemoryProblem) are not kernels with an efficiency
+against the roofline: their time is a framework call's fixed cost plus bytes at the rate that
+kind of layer reaches. predict(MemoryProblem) answers with the exact record if present; else
+fitted, t = a + bytes / b by least squares on the relative error over the records of the same
+kind, direction, training flag and pooling mode (a >= 0, b > 0; one record: its time scaled by
+bytes, +-50%); else "memory", bytes at the measured bandwidth (memory_seconds). Memory records
+take no part in the kernel fits nor in cross_validate.
+
 Uncertainties are relative (0.1: the time is expected within about +-10%), meant as a 90th
 percentile, not a standard deviation.
 """
@@ -49,6 +57,7 @@ ROOFLINE_UNCERTAINTY_OTHER_OP = 1.0
 # Memory-bound layers seldom run at the triad/copy bandwidth exactly (small tensors stay in
 # cache, framework kernels fall short of STREAM).
 MEMORY_UNCERTAINTY = 0.3
+MEMORY_OP = "memory"
 
 _KNN_CHOICES = (1, 2, 3, 4, 6, 8)
 _RIDGE_PENALTIES = tuple(10.0 ** e for e in np.arange(-3.0, 3.01, 0.5))
@@ -341,8 +350,14 @@ class ThroughputModel:
         except ValueError as exc:
             raise ValueError(f"device {self.device_id}: {exc}") from None
         self.bandwidth_gbs, self.bandwidth_label = self._bandwidth(self.device)
-        self.entries = [self._entry(record) for record in chosen]
-        self._exact = {(e.problem.op, _params_key(e.record["params"])): e for e in self.entries}
+        entries = [self._entry(record) for record in chosen]
+        self.entries = [e for e in entries if e.problem.op != MEMORY_OP]
+        self.memory_entries = [e for e in entries if e.problem.op == MEMORY_OP]
+        self._exact = {(e.problem.op, _params_key(e.record["params"])): e for e in entries}
+        self._memory_groups: dict[tuple, list[_Entry]] = {}
+        for entry in self.memory_entries:
+            self._memory_groups.setdefault(memory_group_of(entry.problem), []).append(entry)
+        self._memory_fits: dict[tuple, MemoryTimeFit] = {}
         self._groups: dict[tuple[str, str], list[_Entry]] = {}
         for entry in self.entries:
             self._groups.setdefault(group_of(entry.problem), []).append(entry)
@@ -410,7 +425,8 @@ class ThroughputModel:
         problem = problem_from_params(record["op"], record["params"])
         seconds = float(record["stats"]["median"])
         efficiency = work_flops(problem) / seconds / 1e9 / self.roofline_gflops(problem)
-        return _Entry(record, problem, seconds, math.log(efficiency), _feature_row(problem))
+        features = np.empty(0) if problem.op == MEMORY_OP else _feature_row(problem)
+        return _Entry(record, problem, seconds, math.log(efficiency), features)
 
     # Roofline and memory ----------------------------------------------------------------------------
 
@@ -431,8 +447,9 @@ class ThroughputModel:
     # Prediction -------------------------------------------------------------------------------------
 
     def _check_problem(self, problem) -> None:
-        if getattr(problem, "op", None) not in ("gemm", "conv", "rnn") or not hasattr(problem, "params"):
-            raise TypeError(f"problem must be a GemmProblem, ConvProblem or RnnProblem, got {type(problem).__name__}")
+        if getattr(problem, "op", None) not in ("gemm", "conv", "rnn", MEMORY_OP) or not hasattr(problem, "params"):
+            raise TypeError("problem must be a GemmProblem, ConvProblem, RnnProblem or MemoryProblem, got "
+                            f"{type(problem).__name__}")
         if problem.dtype != self.dtype:
             raise ValueError(f"problem dtype {problem.dtype} differs from this model's {self.dtype}")
 
@@ -441,7 +458,25 @@ class ThroughputModel:
         entry = self._exact.get((problem.op, _params_key(problem.params())))
         if entry is not None:
             return self._exact_prediction(entry)
+        if problem.op == MEMORY_OP:
+            return self._predict_memory(problem)
         return self._predict_from(problem, self._groups, self._fits)
+
+    def _predict_memory(self, problem) -> KernelPrediction:
+        group = memory_group_of(problem)
+        members = self._memory_groups.get(group)
+        nbytes = problem.bytes_min()
+        if not members:
+            seconds, detail = self.memory_seconds(nbytes)
+            return KernelPrediction(seconds, "memory", MEMORY_UNCERTAINTY, None,
+                                    f"no {' '.join(map(str, group))} records: {detail}")
+        if group not in self._memory_fits:
+            self._memory_fits[group] = MemoryTimeFit.fit([e.problem.bytes_min() for e in members],
+                                                         [e.seconds for e in members])
+        fit = self._memory_fits[group]
+        implementations = sorted({e.record["implementation"] for e in members})
+        return KernelPrediction(fit.seconds(nbytes), "fitted", fit.uncertainty, ", ".join(implementations),
+                                f"{fit.describe()} over {fit.count} {' '.join(map(str, group))} records")
 
     @staticmethod
     def _exact_prediction(entry: _Entry) -> KernelPrediction:
@@ -516,6 +551,62 @@ class ThroughputModel:
         return (f"device {self.device_id} ({self.device.get('name')}), {self.dtype}, impl {self.impl}: "
                 f"{len(self.entries)} problems; peak {self.peak_gflops:.1f} GFLOP/s ({self.peak_label}), "
                 f"memory {self.bandwidth_label}")
+
+
+def memory_group_of(problem) -> tuple:
+    """The memory problems one time model covers: kind, direction, training flag, pool mode."""
+    return (problem.kind, problem.direction, "train" if problem.training else "infer") + \
+        ((problem.mode,) if problem.kind == "pool" else ())
+
+
+@dataclass(frozen=True)
+class MemoryTimeFit:
+    """t = a + bytes / b: a a call's fixed cost (>= 0), b the rate the layer kind reaches (> 0)."""
+
+    fixed_s: float
+    bytes_per_s: float
+    uncertainty: float
+    count: int
+
+    @classmethod
+    def fit(cls, nbytes, seconds) -> "MemoryTimeFit":
+        """Least squares on the relative error (every record weighs alike, small or large). One
+        record: its time scaled by bytes, with SINGLE_RECORD_UNCERTAINTY; two: no error to
+        state beyond that either; three or more: the leave-one-out 90th percentile."""
+        b = np.asarray(nbytes, dtype=np.float64)
+        t = np.asarray(seconds, dtype=np.float64)
+        if len(b) != len(t) or not len(b):
+            raise ValueError("nbytes and seconds must be non-empty and of the same length")
+        if np.any(b <= 0) or np.any(t <= 0):
+            raise ValueError("nbytes and seconds must be > 0")
+        fixed, per_byte = cls._solve(b, t)
+        uncertainty = SINGLE_RECORD_UNCERTAINTY
+        if len(b) >= 3:
+            errors = []
+            for i in range(len(b)):
+                keep = np.arange(len(b)) != i
+                a_i, c_i = cls._solve(b[keep], t[keep])
+                errors.append(abs((a_i + c_i * b[i]) / t[i] - 1.0))
+            uncertainty = max(float(np.quantile(errors, 0.9)), EXACT_UNCERTAINTY_FLOOR)
+        return cls(fixed, 1.0 / per_byte, uncertainty, len(b))
+
+    @staticmethod
+    def _solve(b: np.ndarray, t: np.ndarray) -> tuple[float, float]:
+        """(a, 1/b) minimizing sum(((a + b_i / b) / t_i - 1)^2) with a >= 0 and 1/b > 0."""
+        proportional = float(np.sum(b / t) / np.sum((b / t) ** 2))   # a = 0
+        if len(b) < 2 or np.ptp(b) == 0:
+            return 0.0, proportional
+        design = np.column_stack([1.0 / t, b / t])
+        (fixed, per_byte), *_ = np.linalg.lstsq(design, np.ones_like(t), rcond=None)
+        if fixed < 0 or per_byte <= 0:   # outside the constraints: the best fit with a = 0
+            return 0.0, proportional
+        return float(fixed), float(per_byte)
+
+    def seconds(self, nbytes: float) -> float:
+        return self.fixed_s + float(nbytes) / self.bytes_per_s
+
+    def describe(self) -> str:
+        return f"t = {self.fixed_s * 1e6:.3g} us + bytes / {self.bytes_per_s / 1e9:.3g} GB/s"
 
 
 def _params_key(params: dict) -> tuple:

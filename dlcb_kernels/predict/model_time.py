@@ -1,8 +1,8 @@
 """A model's step time from a throughput table: every layer lowered to kernel problems and bytes.
 
 Inference = the forward pass. A training step = forward + backward data + backward weights of
-the kernel layers, forward and backward of the memory-bound layers (their bytes at the measured
-bandwidth), and the optimizer update (SGD with momentum: read weights, gradients and momentum,
+the kernel layers, forward and backward of the memory-bound layers (measured calls, or their bytes at the
+measured bandwidth), and the optimizer update (SGD with momentum: read weights, gradients and momentum,
 write weights and momentum, 5 x itemsize bytes per weight).
 
 The input gradient: nothing needs the gradient of the model input. Layers before the first
@@ -11,6 +11,11 @@ gradient (backward data), nor do kernel layers listed right after it that read a
 same size, the parallel branches over the model input (TextCNN's three convolutions). Other
 parallel branches of the input that a layer list cannot tell apart are charged their input
 gradient.
+
+Memory-bound layers of the kinds MemoryProblem describes are calls, each predicted by the
+ThroughputModel like a kernel (an exact record of the call, a per-kind time model a + bytes / b
+fitted to the table's calls, else bytes at the measured bandwidth); other memory-bound kinds, and
+float16/bfloat16 tables, are bytes at the measured bandwidth.
 
 Kernel problems take the table's dtype, and convolutions its layout where the table measured one
 layout only. Dropout is the identity in inference and is skipped there. Each layer's uncertainty is the
@@ -25,6 +30,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from ..problems._common import itemsize as dtype_itemsize
+from ..problems.memory import MEMORY_KINDS, MemoryProblem
 from .kernel_model import MEMORY_UNCERTAINTY, SOURCES, ThroughputModel
 
 MODES = ("train", "infer")
@@ -125,7 +131,7 @@ def predict_model(model, table_doc, *, batch: int, mode: str = "train", impl: st
             passes = ("fwd",)
         else:
             passes = tuple(p for p in PASSES if not (p == "bwd_data" and index in no_data))
-        predictions.append(_layer_prediction(layer, passes, batch, itemsize, kernels))
+        predictions.append(_layer_prediction(layer, passes, batch, itemsize, kernels, mode == "train"))
         weight_elements += layer.weight_elements * layer.count
 
     optimizer_seconds = 0.0
@@ -164,13 +170,17 @@ def _as_measured(problem, kernels: ThroughputModel):
     return dataclasses.replace(problem, **changes) if changes else problem
 
 
-def _layer_prediction(layer, passes: tuple, batch: int, itemsize: int, kernels: ThroughputModel) -> LayerPrediction:
+def _layer_prediction(layer, passes: tuple, batch: int, itemsize: int, kernels: ThroughputModel,
+                      training: bool) -> LayerPrediction:
     count = layer.count
     times = dict.fromkeys(PASSES, 0.0)
     sources = {}
     weighted_uncertainty = 0.0
     details = []
     memory_bytes = 0
+    layer_calls_s = 0.0
+    # Memory-bound kinds measured as calls (MemoryProblem): fwd, and bwd = bwd_data + bwd_weights.
+    as_calls = not layer.is_kernel and layer.kind in MEMORY_KINDS and kernels.dtype == "float32"
     for pass_ in passes:
         if layer.is_kernel:
             for problem, runs in layer.kernel_problems(batch, pass_):
@@ -184,15 +194,27 @@ def _layer_prediction(layer, passes: tuple, batch: int, itemsize: int, kernels: 
                                 "seconds": prediction.seconds, "source": prediction.source,
                                 "uncertainty": prediction.uncertainty,
                                 "implementation": prediction.implementation, "detail": prediction.detail})
-        else:
+        elif as_calls and pass_ in ("fwd", "bwd_data"):
+            problem = MemoryProblem.from_layer(layer, batch, pass_, training=training)
+            prediction = kernels.predict(problem)
+            seconds = prediction.seconds * count
+            layer_calls_s += seconds
+            sources[prediction.source] = sources.get(prediction.source, 0.0) + seconds
+            weighted_uncertainty += seconds * prediction.uncertainty
+            details.append({"pass": "+".join(problem.passes), "problem": problem.key(), "runs": 1,
+                            "seconds": prediction.seconds, "source": prediction.source,
+                            "uncertainty": prediction.uncertainty,
+                            "implementation": prediction.implementation, "detail": prediction.detail})
+        elif not (as_calls and pass_ == "bwd_weights" and "bwd_data" in passes):   # else: in the bwd call
             memory_bytes += layer.memory_bytes(batch, pass_, itemsize)
-    memory_s, memory_detail = kernels.memory_seconds(memory_bytes * count)
-    if memory_s > 0:
-        sources["memory"] = memory_s
-        weighted_uncertainty += memory_s * MEMORY_UNCERTAINTY
+    bandwidth_s, memory_detail = kernels.memory_seconds(memory_bytes * count)
+    if bandwidth_s > 0:
+        sources["memory"] = sources.get("memory", 0.0) + bandwidth_s
+        weighted_uncertainty += bandwidth_s * MEMORY_UNCERTAINTY
         details.append({"pass": "+".join(passes), "problem": f"{layer.kind} memory", "runs": count,
-                        "seconds": memory_s / count, "source": "memory", "uncertainty": MEMORY_UNCERTAINTY,
+                        "seconds": bandwidth_s / count, "source": "memory", "uncertainty": MEMORY_UNCERTAINTY,
                         "implementation": None, "detail": memory_detail})
+    memory_s = layer_calls_s + bandwidth_s
     total = sum(times.values()) + memory_s
     return LayerPrediction(
         name=layer.name, kind=layer.kind, count=count, fwd_s=times["fwd"], bwd_data_s=times["bwd_data"],

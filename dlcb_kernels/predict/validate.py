@@ -10,8 +10,9 @@ Two runners time a model's forward pass (inference) and training step at a batch
   gemm for the fully-connected layers and attention products, rnn/rnn_backward) with numpy for
   the memory-bound layers and the optimizer update, every buffer allocated once. numpy's
   element-wise operations run on one thread and take two to four passes where a fused kernel
-  takes one, so these layers run below the memory bandwidth the predictor charges them at:
-  part of what the "ours" rows measure is that gap, not the kernels'.
+  takes one, so these layers run well below the memory bandwidth. That is why the table
+  measures every memory-bound layer call too (MemoryProblem, registry.memory_layers: the very
+  TorchLayer and OursLayer of these runners), and the predictor charges each layer its call.
 
 **Layer-sequence execution.** A model description lists its layers with their shapes but not
 the graph's edges (ResNet shortcuts, inception branches, repeated blocks folded into a count).
@@ -25,8 +26,9 @@ wrote, so cache reuse across layers is not modelled on either side).
 table's records of the matching implementation: torch's records, "*/torch", for the torch
 runner; ours for ours) and reports predicted against measured per model and mode, with the
 summary the goals ask for, and the held-out per-kernel evaluation (ThroughputModel's
-cross-validation). `validation_problems()` lists every kernel problem those predictions need,
-and `python -m dlcb_kernels.predict.validate --make-table FILE` measures them into a table.
+cross-validation). `validation_problems()` lists every kernel problem and memory-bound layer
+call those predictions need, and `python -m dlcb_kernels.predict.validate --make-table FILE`
+measures them into a table.
 """
 
 from __future__ import annotations
@@ -989,8 +991,11 @@ def _note(progress, text: str) -> None:
 def validation_problems(models, batch_by_model: dict) -> list:
     """Every kernel problem of the models at their batch sizes in every pass a training step
     runs (forward, backward data, backward weights; no backward data where the model input
-    needs no gradient, as model_specs and the predictor decide), once each, labelled with every
-    (model, layer, pass, count) it stands for: the exact records the validation looks up."""
+    needs no gradient, as model_specs and the predictor decide), and every memory-bound layer
+    call the predictor looks up (MemoryProblem: the inference forward, the training forward, the
+    backward), once each, labelled with every (model, layer, pass, count) it stands for: the
+    exact records the validation looks up."""
+    from ..problems.memory import MEMORY_KINDS, MemoryProblem
     from ..suites import SuiteProblem
 
     users: dict = {}
@@ -1000,6 +1005,15 @@ def validation_problems(models, batch_by_model: dict) -> list:
             raise ValueError(f"batch_by_model has no batch size for {model.name}")
         batch = batch_by_model[model.name]
         for layer, spec in zip(model.layers, model_specs(model, batch)):
+            if layer.kind in MEMORY_KINDS:
+                calls = [("fwd", True)] + ([("fwd", False)] if layer.kind != "dropout" else [])
+                calls += [("bwd_data", True)] if spec.backward and spec.input_grad else []
+                for pass_, training in calls:
+                    problem = MemoryProblem.from_layer(layer, batch, pass_, training=training)
+                    label = pass_ if pass_ != "fwd" else f"fwd {'train' if training else 'infer'}"
+                    users.setdefault(problem, []).append({"model": model.name, "layer": layer.name, "pass": label,
+                                                          "count": layer.count})
+                    batches.setdefault(problem, set()).add(batch)
             if not layer.is_kernel:
                 continue
             passes = [p for p in PASSES if p == "fwd" or (spec.backward and (p != "bwd_data" or spec.input_grad))]
@@ -1014,7 +1028,8 @@ def validation_problems(models, batch_by_model: dict) -> list:
 
 def make_table(path, models, batch_by_model: dict, threads: int, *, impls=IMPLS, max_time: float = 0.5,
                progress=sys.stderr) -> dict:
-    """Measures validation_problems() with torch's and our implementations (dlcb_kernels.bench)
+    """Measures validation_problems() with torch's and our implementations (dlcb_kernels.bench;
+    the memory-bound layers with the runners' own layers, registry.memory_layers)
     into a throughput table at `path`; returns the table."""
     from .. import registry
     from ..bench import BenchConfig, run_bench

@@ -126,7 +126,7 @@ class MemoryProblem:
             d = layer.dims
             return cls("pool", direction, (batch, d["c"], d["h"], d["w"]), training, d["window"], d["stride"],
                        d["pad"], layer.mode)
-        return cls(layer.kind, direction, (batch, *layer.shape), training, operands=layer.operands)
+        return cls(layer.kind, direction, (batch, *layer.shape), training, operands=getattr(layer, "operands", 2))
 
     def to_layer(self):
         """(Layer, batch): the model layer this problem is one occurrence of."""
