@@ -1,0 +1,210 @@
+"""Memory-bound layer calls: MemoryProblem's references against torch, its bytes against the
+model layers', the registry's torch/ours implementations through the bench, the a + bytes / b
+time model, and predict_model charging measured calls."""
+
+import math
+
+import numpy as np
+import pytest
+
+from dlcb_kernels import registry
+from dlcb_kernels.bench import BenchConfig, run_bench
+from dlcb_kernels.measure import Settings
+from dlcb_kernels.models import Model
+from dlcb_kernels.models.layers import bn, concat, dropout, eltwise, fc, lrn, pool, relu, softmax
+from dlcb_kernels.predict import ThroughputModel, predict_model
+from dlcb_kernels.predict.kernel_model import SINGLE_RECORD_UNCERTAINTY, MemoryTimeFit
+from dlcb_kernels.problems import GemmProblem, MemoryProblem, problem_from_params
+from dlcb_kernels.problems.memory import BN_EPS, LRN
+from dlcb_kernels.suites import SuiteProblem
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+# One small case per kind (pool: overlapping windows with padding, and average pooling).
+CASES = [
+    ("relu", (3, 4, 5, 6), {}),
+    ("pool", (2, 3, 9, 9), {"window": (3, 3), "stride": (2, 2), "pad": (1, 1), "mode": "max"}),
+    ("pool", (2, 3, 9, 9), {"window": (3, 3), "stride": (2, 2), "mode": "avg"}),
+    ("bn", (3, 4, 5, 6), {}),
+    ("lrn", (2, 8, 4, 5), {}),
+    ("eltwise", (3, 4, 5, 6), {"operands": 3}),
+    ("concat", (2, 8, 3, 3), {}),
+    ("softmax", (3, 10), {}),
+    ("dropout", (3, 40), {}),
+]
+
+
+def _torch_forward(problem, xs, gamma, beta):
+    x = xs[0]
+    if problem.kind == "relu":
+        return F.relu(x)
+    if problem.kind == "pool":
+        if problem.mode == "max":
+            return F.max_pool2d(x, problem.window, problem.stride, problem.pad, ceil_mode=True)
+        return F.avg_pool2d(x, problem.window, problem.stride, problem.pad, ceil_mode=True)
+    if problem.kind == "bn":
+        channels = x.shape[1]
+        mean, var = torch.zeros(channels, dtype=x.dtype), torch.ones(channels, dtype=x.dtype)
+        return F.batch_norm(x, mean, var, gamma, beta, training=problem.training, eps=BN_EPS)
+    if problem.kind == "lrn":
+        return F.local_response_norm(x, LRN["size"], LRN["alpha"], LRN["beta"], LRN["k"])
+    if problem.kind == "eltwise":
+        return sum(xs[1:], x)
+    if problem.kind == "concat":
+        return torch.cat(xs, dim=1)
+    if problem.kind == "softmax":
+        return torch.softmax(x, dim=-1)
+    return x                    # dropout at inference
+
+
+@pytest.mark.parametrize("kind, tensor, options", [c for c in CASES if c[0] != "dropout"])
+@pytest.mark.parametrize("direction", ["fwd", "bwd"])
+def test_reference_matches_torch_in_float64(kind, tensor, options, direction):
+    for training in (False, True):
+        problem = MemoryProblem(kind, direction, tensor, training, **options)
+        inputs = problem.make_inputs(3)
+        xs = [torch.from_numpy(x.astype(np.float64)).requires_grad_(True) for x in inputs["x"]]
+        dy = torch.from_numpy(inputs["dy"].astype(np.float64))
+        gamma = beta = None
+        if kind == "bn":
+            gamma, beta = (torch.from_numpy(inputs[name].astype(np.float64)) for name in ("gamma", "beta"))
+        y = _torch_forward(problem, xs, gamma, beta)
+        expected = y if direction == "fwd" else torch.autograd.grad(y, xs[0], dy)[0]
+        ours = problem.reference([x.detach().numpy() for x in xs], dy.numpy(),
+                                 None if gamma is None else gamma.numpy(), None if beta is None else beta.numpy())
+        np.testing.assert_allclose(ours, expected.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_dropout_check_accepts_any_mask_and_nothing_else():
+    problem = MemoryProblem("dropout", "fwd", (2, 50), training=True)
+    inputs = problem.make_inputs(0)
+    x = inputs["x"][0]
+    mask = np.random.default_rng(1).random(x.shape) < 0.5
+    assert problem.check_error(inputs, x * mask * 2) == 0
+    assert problem.check_error(inputs, x * mask) > problem.tolerance()
+    backward = MemoryProblem("dropout", "bwd", (2, 50))
+    assert backward.check_error(inputs, inputs["dy"] * mask * 2) == 0
+
+
+def test_fields_normalize_and_params_round_trip():
+    problem = MemoryProblem("relu", "fwd", (2, 3), training=True, window=(3, 3), mode="avg")
+    assert problem == MemoryProblem("relu", "fwd", (2, 3))        # relu's forward has no training mode
+    assert MemoryProblem("bn", "bwd", (2, 3, 4, 4)).training        # a backward is always training
+    pooled = MemoryProblem("pool", "bwd", (2, 3, 9, 9), window=(3, 3), stride=(2, 2), pad=(1, 1))
+    assert problem_from_params("memory", pooled.params()) == pooled
+    assert all(isinstance(v, (str, int, bool)) for v in pooled.params().values())   # hashable, JSON-stable
+    assert pooled.key() == "memory pool bwd 2x3x9x9 max 3x3/2x2 pad 1x1"
+    assert MemoryProblem("dropout", "fwd", (2, 3)).key().endswith("infer")
+    with pytest.raises(ValueError, match="kind"):
+        MemoryProblem("conv", "fwd", (2, 3))
+    with pytest.raises(ValueError, match="direction"):
+        MemoryProblem("relu", "bwd_data", (2, 3))
+    with pytest.raises(ValueError, match="N x C x H x W"):
+        MemoryProblem("pool", "fwd", (2, 3))
+    with pytest.raises(ValueError, match="dtype"):
+        MemoryProblem("relu", "fwd", (2, 3), dtype="float16")
+    with pytest.raises(ValueError, match="window"):
+        MemoryProblem("pool", "fwd", (1, 1, 2, 2), window=(5, 5))
+
+
+LAYERS = [relu("relu", (4, 5, 6)), pool("pool", 3, 9, 9, 3, 2, pad=1), pool("avg", 3, 7, 7, 2, mode="avg"),
+          bn("bn", (4, 5, 6)), lrn("lrn", (8, 4, 5)), eltwise("add", (4, 5, 6), operands=3),
+          concat("cat", (8, 3, 3)), softmax("prob", (10,)), dropout("drop", (40,))]
+
+
+@pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: layer.name)
+def test_bytes_are_the_layers_and_flops_one_per_element(layer):
+    batch = 3
+    fwd = MemoryProblem.from_layer(layer, batch, "fwd")
+    bwd = MemoryProblem.from_layer(layer, batch, "bwd_data")
+    assert fwd.bytes_min() == layer.memory_bytes(batch, "fwd")
+    assert bwd.bytes_min() == layer.memory_bytes(batch, "bwd_data") + layer.memory_bytes(batch, "bwd_weights")
+    assert fwd.to_layer()[1] == batch and fwd.to_layer()[0].memory_bytes(batch, "fwd") == fwd.bytes_min()
+    assert fwd.flops() == layer.output_elements(batch)
+    assert bwd.flops() == layer.input_elements(batch)
+    with pytest.raises(ValueError, match="pass_"):
+        MemoryProblem.from_layer(layer, batch, "bwd_weights")
+    with pytest.raises(ValueError, match="no MemoryProblem"):
+        MemoryProblem.from_layer(fc("fc", 4, 5), batch, "fwd")
+
+
+FAST = Settings(min_samples=3, min_time=0.0, max_time=0.02, warmup_time=0.0, settle=0.0)
+
+
+def test_registry_implementations_pass_the_bench_check(tmp_path):
+    problems = [SuiteProblem(MemoryProblem(kind, direction, tensor, training, **options), {"set": "test"})
+                for kind, tensor, options in CASES for direction in ("fwd", "bwd") for training in (False, True)
+                if not (direction == "bwd" and not training)]
+    impls = registry.select(["memory"], "torch,ours", backend="cpu")
+    assert sorted(impl.name for impl in impls) == ["memory/cpu/ours", "memory/cpu/torch"]
+    doc = run_bench(BenchConfig(problems, impls, threads=1, settings=FAST, suite="test"), tmp_path / "m.json",
+                    progress_stream=None)
+    assert len(doc["records"]) == 2 * len(problems)
+    bad = [(r["problem"], r["implementation"], r.get("reason")) for r in doc["records"] if r["status"] != "ok"]
+    assert not bad
+    assert all(r["error"]["value"] <= r["error"]["tolerance"] for r in doc["records"])
+
+
+# The time model ------------------------------------------------------------------------------------
+
+def test_time_fit_recovers_fixed_cost_and_rate():
+    nbytes = [1e4, 1e5, 1e6, 1e7]
+    fit = MemoryTimeFit.fit(nbytes, [5e-6 + b / 2e9 for b in nbytes])
+    assert fit.fixed_s == pytest.approx(5e-6) and fit.bytes_per_s == pytest.approx(2e9)
+    assert fit.seconds(3e6) == pytest.approx(5e-6 + 3e6 / 2e9)
+    assert fit.uncertainty < 0.03 and fit.count == 4
+
+
+def test_time_fit_keeps_the_fixed_cost_non_negative_and_one_record_scales():
+    nbytes = [1e5, 2e5, 4e5]
+    fit = MemoryTimeFit.fit(nbytes, [b / 1e9 - 2e-5 for b in nbytes])   # a negative intercept fits best
+    assert fit.fixed_s == 0 and fit.bytes_per_s > 0
+    one = MemoryTimeFit.fit([1e6], [1e-3])
+    assert one.seconds(2e6) == pytest.approx(2e-3) and one.uncertainty == SINGLE_RECORD_UNCERTAINTY
+    with pytest.raises(ValueError):
+        MemoryTimeFit.fit([0.0], [1e-3])
+
+
+# The predictor ------------------------------------------------------------------------------------
+
+def _synthetic_table(memory_seconds: dict):
+    from test_predict import OURS, make_table, record, seconds_by_law
+
+    gemms = [GemmProblem(8, 10, 64, trans_b=True), GemmProblem(10, 64, 8, trans_a=True), GemmProblem(8, 64, 10)]
+    recs = [record(p, seconds_by_law(p), impl=OURS) for p in gemms]
+    memory_impl = registry.select(["memory"], "ours", backend="cpu")[0]
+    recs += [record(p, s, impl=memory_impl) for p, s in memory_seconds.items()]
+    return make_table(recs)
+
+
+def test_predict_model_charges_exact_and_fitted_memory_calls():
+    model = Model("m", (fc("fc", 64, 10), relu("relu", (10,), count=3), softmax("prob", (10,))), (64,))
+    relu_fwd = MemoryProblem.from_layer(model.layers[1], 8, "fwd")
+    relu_bwd = MemoryProblem.from_layer(model.layers[1], 8, "bwd_data")
+    other_relu = MemoryProblem("relu", "fwd", (64, 10))
+    doc = _synthetic_table({relu_fwd: 7e-6, relu_bwd: 9e-6, other_relu: 2e-5})
+    kernels = ThroughputModel(doc, impl="ours")
+    assert kernels.predict(relu_fwd).source == "exact"
+    assert len(kernels.entries) == 3 and len(kernels.memory_entries) == 3
+    assert all(row["op"] == "gemm" for row in kernels.cross_validate())
+
+    train = predict_model(model, kernels, batch=8, mode="train")
+    layer = train.layers[1]
+    assert layer.memory_s == pytest.approx(3 * (7e-6 + 9e-6))
+    assert layer.sources == {"exact": pytest.approx(3 * (7e-6 + 9e-6))}
+    assert {k["problem"] for k in layer.kernels} == {relu_fwd.key(), relu_bwd.key()}
+    # softmax has no record of its kind: bytes at the measured bandwidth
+    prob = train.layers[2]
+    assert set(prob.sources) == {"memory"}
+    bandwidth = kernels.bandwidth_gbs * 1e9
+    layer_bytes = sum(model.layers[2].memory_bytes(8, p) for p in ("fwd", "bwd_data"))
+    assert prob.memory_s == pytest.approx(layer_bytes / bandwidth)
+
+    # another batch: no exact record, the relu forward time model (two records) predicts
+    infer = predict_model(model, kernels, batch=16, mode="infer").layers[1]
+    assert set(infer.sources) == {"fitted"}
+    fit = MemoryTimeFit.fit([relu_fwd.bytes_min(), other_relu.bytes_min()], [7e-6, 2e-5])
+    expected = fit.seconds(MemoryProblem.from_layer(model.layers[1], 16, "fwd").bytes_min())
+    assert infer.memory_s == pytest.approx(3 * expected)
+    assert math.isclose(infer.uncertainty, SINGLE_RECORD_UNCERTAINTY)
