@@ -91,6 +91,7 @@ def test_fields_normalize_and_params_round_trip():
     problem = MemoryProblem("relu", "fwd", (2, 3), training=True, window=(3, 3), mode="avg")
     assert problem == MemoryProblem("relu", "fwd", (2, 3))        # relu's forward has no training mode
     assert MemoryProblem("bn", "bwd", (2, 3, 4, 4)).training        # a backward is always training
+    assert MemoryProblem("bn", "fwd", (2, 3, 4, 4), training="true").training   # dlcb bench --problem
     pooled = MemoryProblem("pool", "bwd", (2, 3, 9, 9), window=(3, 3), stride=(2, 2), pad=(1, 1))
     assert problem_from_params("memory", pooled.params()) == pooled
     assert all(isinstance(v, (str, int, bool)) for v in pooled.params().values())   # hashable, JSON-stable

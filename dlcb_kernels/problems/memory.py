@@ -82,6 +82,8 @@ class MemoryProblem:
         check_choice(self, "mode", POOL_MODES)
         if self.dtype != "float32":
             raise ValueError(f"MemoryProblem.dtype must be float32, got {self.dtype!r}")
+        if isinstance(self.training, str) and self.training.lower() in ("true", "false"):   # from the CLI
+            object.__setattr__(self, "training", self.training.lower() == "true")
         if not isinstance(self.training, (bool, np.bool_)):
             raise TypeError(f"MemoryProblem.training must be a bool, got {type(self.training).__name__}")
         for name in ("tensor", "window", "stride", "pad"):
