@@ -11,7 +11,17 @@ from dlcb_kernels import registry
 from dlcb_kernels.bench import BenchConfig, run_bench
 from dlcb_kernels.measure import Settings
 from dlcb_kernels.models import Model
-from dlcb_kernels.models.layers import bn, concat, dropout, eltwise, fc, lrn, pool, relu, softmax
+from dlcb_kernels.models.layers import (
+    bn,
+    concat,
+    dropout,
+    eltwise,
+    fc,
+    lrn,
+    pool,
+    relu,
+    softmax,
+)
 from dlcb_kernels.predict import ThroughputModel, predict_model
 from dlcb_kernels.predict.kernel_model import SINGLE_RECORD_UNCERTAINTY, MemoryTimeFit
 from dlcb_kernels.problems import GemmProblem, MemoryProblem, problem_from_params

@@ -14,9 +14,21 @@ import pytest
 from dlcb_kernels.models import MODELS
 from dlcb_kernels.predict import cli_scale
 from dlcb_kernels.predict.scaling import (
-    INTERCONNECTS, Interconnect, StepProfile, allreduce_seconds, data_parallel, flops_profile,
-    get_interconnect, interconnect_from_table, profile_from_prediction, step_seconds, summa_fc,
-    summa_grids, summa_min_beta, summa_table, training_rate_needed,
+    INTERCONNECTS,
+    Interconnect,
+    StepProfile,
+    allreduce_seconds,
+    data_parallel,
+    flops_profile,
+    get_interconnect,
+    interconnect_from_table,
+    profile_from_prediction,
+    step_seconds,
+    summa_fc,
+    summa_grids,
+    summa_min_beta,
+    summa_table,
+    training_rate_needed,
 )
 from dlcb_kernels.table import new_table
 

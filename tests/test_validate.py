@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 
+from dlcb_kernels import layer_runners
 from dlcb_kernels import table as table_module
 from dlcb_kernels.models import (
     Model,
@@ -75,8 +76,8 @@ def _copy_weights(ours_layer, torch_layer) -> None:
 
 def _twin_models(model, batch):
     """Our model and a torch model holding the same inputs, output gradients and weights."""
-    ours = v.OursModel(model, batch, threads=1, seed=3)
-    net = v.TorchModel(model, batch, torch, seed=4)
+    ours = layer_runners.OursModel(model, batch, threads=1, seed=3)
+    net = layer_runners.TorchModel(model, batch, torch, seed=4)
     occurrences = iter(ours.layers)
     for spec, inputs, layers, grad in net.entries:
         first = None
@@ -136,19 +137,19 @@ def test_mixed_model_forward_and_gradients_agree_between_runners():
 def test_model_input_gets_no_gradient_and_layer_sequence_shapes():
     text = Model("Text", (conv("c1", 1, 7, 16, 4, 1, 16), conv("c3", 1, 7, 16, 4, 3, 16, pad=(1, 0)),
                           relu("relu", (8, 7, 1)), fc("fc", 8, 2)), (1, 7, 16))
-    specs = v.model_specs(text, 5)
+    specs = layer_runners.model_specs(text, 5)
     assert [(s.backward, s.input_grad) for s in specs] == [(True, False), (True, False), (True, True), (True, True)]
     assert specs[1].inputs == [(5, 1, 7, 16)] and specs[1].output == (5, 4, 7, 1)
     leading = Model("Lead", (relu("relu", (4,)), fc("fc", 4, 2)), (4,))
-    assert [(s.backward, s.input_grad) for s in v.model_specs(leading, 1)] == [(False, True), (True, False)]
+    assert [(s.backward, s.input_grad) for s in layer_runners.model_specs(leading, 1)] == [(False, True), (True, False)]
     with pytest.raises(ValueError, match="batch"):
-        v.model_specs(TINY, 0)
+        layer_runners.model_specs(TINY, 0)
 
 
 def test_pool_output_size_rounds_up_like_caffe():
-    assert v.pool_output_size(112, 3, 2, 0) == 56          # GoogLeNet pool1
-    assert v.pool_output_size(13, 3, 2, 0) == 6
-    assert v.pool_output_size(5, 3, 2, 1) == 3             # the last window would start in the pad
+    assert layer_runners.pool_output_size(112, 3, 2, 0) == 56          # GoogLeNet pool1
+    assert layer_runners.pool_output_size(13, 3, 2, 0) == 6
+    assert layer_runners.pool_output_size(5, 3, 2, 1) == 3             # the last window would start in the pad
 
 
 @pytest.mark.parametrize("runner", [v.run_torch, v.run_ours])

@@ -8,7 +8,14 @@ import json
 import sys
 from pathlib import Path
 
-from .scaling import ALGORITHMS, INTERCONNECTS, SCALINGS, as_profile, data_parallel, get_interconnect
+from .scaling import (
+    ALGORITHMS,
+    INTERCONNECTS,
+    SCALINGS,
+    as_profile,
+    data_parallel,
+    get_interconnect,
+)
 
 
 def _int_list(text: str) -> list[int]:

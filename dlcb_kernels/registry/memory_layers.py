@@ -1,6 +1,7 @@
 """Memory-bound layers (MemoryProblem) as the validation runners execute them: "torch" builds the
 very TorchLayer the PyTorch runner builds, "ours" the very OursLayer (numpy) our runner builds
-(dlcb_kernels.predict.validate), so a record measures what runs in a model.
+(dlcb_kernels.layer_runners, which the validation runners use too), so a record measures what
+runs in a model.
 
 Forward: one call of the layer (torch under no_grad, in train or eval mode as the problem says).
 Backward: the layer's backward alone. The forward that saves what it needs runs once when
@@ -21,7 +22,7 @@ from .torch_vendor import _torch_threads
 
 
 def _spec(problem):
-    from ..predict.validate import layer_spec
+    from ..layer_runners import layer_spec
 
     layer, batch = problem.to_layer()
     return layer_spec(layer, batch)
@@ -30,7 +31,7 @@ def _spec(problem):
 def _torch() -> Implementation:
     @contextlib.contextmanager
     def prepare(problem, inputs, threads: int) -> Iterator[PreparedRun]:
-        from ..predict.validate import TorchLayer
+        from ..layer_runners import TorchLayer
 
         with _torch_threads(threads) as torch:
             layer = TorchLayer(_spec(problem), torch)
@@ -72,7 +73,7 @@ def _ours() -> Implementation:
 
     @contextlib.contextmanager
     def prepare(problem, inputs, threads: int) -> Iterator[PreparedRun]:
-        from ..predict.validate import OursLayer
+        from ..layer_runners import OursLayer
 
         spec = _spec(problem)
         grad_in = [np.empty(shape, dtype=np.float32) for shape in spec.inputs]
