@@ -10,28 +10,10 @@ import signal
 import sys
 from pathlib import Path
 
+from .argtypes import positive_float, positive_int
+
 EXIT_FAILED_RECORDS = 3
 EXIT_INTERRUPTED = 130
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value}")
-    return value
 
 
 def _gemm_shape(text: str):
@@ -96,33 +78,33 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default=None,
                        help="run the suite's problems in this dtype (default: each problem's own; the CPU "
                             "kernels are float32, so 16-bit problems are for GPUs)")
-    bench.add_argument("--threads", type=_positive_int, default=None,
+    bench.add_argument("--threads", type=positive_int, default=None,
                        help="threads for every implementation (default: OpenMP's, i.e. OMP_NUM_THREADS or all cores)")
     bench.add_argument("--cache", choices=("warm", "cold", "both"), default="warm",
                        help="warm: back-to-back calls; cold: last-level cache flushed before each sample")
     bench.add_argument("-o", "--output", type=Path, default=None,
                        help="table file (JSON; a CSV is written beside it). Default: results/dlcb-SUITE-TIME.json")
-    bench.add_argument("--noise", type=_positive_float, default=0.02,
+    bench.add_argument("--noise", type=positive_float, default=0.02,
                        help="target relative noise IQR/median that stops sampling (default: 0.02)")
-    bench.add_argument("--min-samples", type=_positive_int, default=10)
-    bench.add_argument("--max-time", type=_positive_float, default=2.0,
+    bench.add_argument("--min-samples", type=positive_int, default=10)
+    bench.add_argument("--max-time", type=positive_float, default=2.0,
                        help="seconds of sampling per measurement before giving up on the noise target")
-    bench.add_argument("--rounds", type=_positive_int, default=1,
+    bench.add_argument("--rounds", type=positive_int, default=1,
                        help="repeat every measurement N times, alternating implementations, and pool the "
                             "samples (steadier ratios on a noisy machine; default: 1)")
     bench.add_argument("--full", action="store_true",
                        help="run DeepBench shapes at full size (default: scale down those above --max-gflop)")
-    bench.add_argument("--max-gflop", type=_positive_float, default=None,
+    bench.add_argument("--max-gflop", type=positive_float, default=None,
                        help="per-call GFLOP budget above which DeepBench shapes are scaled down (default: 8 on "
                             "the CPU; none on a GPU, where every DeepBench shape runs in milliseconds)")
     bench.add_argument("--layout", choices=("NCHW", "NHWC"), default=None,
                        help="run the suite's convolutions in this layout (default: each problem's own; GPU "
                             "tensor-core convolutions take NHWC)")
-    bench.add_argument("--batch", type=_positive_int, default=8,
+    bench.add_argument("--batch", type=positive_int, default=8,
                        help="batch size of the models suite's layers (default: 8)")
     bench.add_argument("--models", default=None, metavar="NAME,...",
                        help="with --suite models: only these reference models' layers (e.g. ResNet50,VGG16)")
-    bench.add_argument("--limit", type=_positive_int, default=None, help="run only the first N problems")
+    bench.add_argument("--limit", type=positive_int, default=None, help="run only the first N problems")
     bench.add_argument("--shape", action="append", type=_gemm_shape, default=None, metavar="MxNxK[:TT]",
                        help="run this GEMM instead of a suite (repeatable); :NN, :TN, :NT or :TT sets "
                             "which of A and B are transposed")
@@ -139,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--format", choices=("text", "csv", "json"), default="text")
 
     devices = sub.add_parser("devices", help="print the detected devices and their peaks")
-    devices.add_argument("--threads", type=_positive_int, default=None)
+    devices.add_argument("--threads", type=positive_int, default=None)
     devices.add_argument("--no-measure", action="store_true", help="skip the clock/peak/bandwidth probes")
     devices.add_argument("--json", action="store_true")
 

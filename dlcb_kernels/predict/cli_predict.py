@@ -7,15 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
+from ..argtypes import positive_int
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -30,7 +22,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="a reference model (e.g. resnet50, vgg16, bert-base; `dlcb models` lists them) or "
                              "a model file (.json, or .yaml/.yml with PyYAML installed)")
     parser.add_argument("--table", required=True, type=Path, help="throughput table (JSON) of the device")
-    parser.add_argument("--batch", type=_positive_int, default=64, help="samples per step (default: 64)")
+    parser.add_argument("--batch", type=positive_int, default=64, help="samples per step (default: 64)")
     parser.add_argument("--mode", choices=("train", "infer"), default="train",
                         help="train: forward, backward and optimizer update; infer: forward only (default: train)")
     parser.add_argument("--impl", default="best",
@@ -40,7 +32,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="the table's device id (default: its first device)")
     parser.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
                         help="data type of the model's kernels (default: float32)")
-    parser.add_argument("--top", type=_positive_int, default=15,
+    parser.add_argument("--top", type=positive_int, default=15,
                         help="how many of the slowest layers to list (default: 15)")
     parser.add_argument("--json", action="store_true", help="print the full prediction as JSON")
     return parser

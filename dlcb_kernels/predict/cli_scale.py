@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..argtypes import positive_float
 from .scaling import (
     ALGORITHMS,
     INTERCONNECTS,
@@ -26,16 +27,6 @@ def _int_list(text: str) -> list[int]:
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"expected a comma list of integers >= 1, got {text!r}")
     return values
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value}")
-    return value
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -69,7 +60,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                        help="which implementations' records predict the kernels (default: best)")
     scale.add_argument("--device", default=None, metavar="ID",
                        help="the table's device to predict (default: the table's only device)")
-    scale.add_argument("--gamma", type=_positive_float, default=None, metavar="TFLOPS",
+    scale.add_argument("--gamma", type=positive_float, default=None, metavar="TFLOPS",
                        help="predict another device of this FP32 peak: every time is scaled by the table "
                             "device's theoretical peak over it (assumes time scales with peak, memory-bound "
                             "work included), e.g. --gamma 4.29 for a K40")

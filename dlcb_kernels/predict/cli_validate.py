@@ -12,17 +12,8 @@ import argparse
 import json
 import sys
 
+from ..argtypes import positive_int
 from .validate import DEFAULT_BATCHES, IMPLS
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -38,15 +29,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--table", required=True, metavar="FILE", help="throughput table (JSON) to predict from")
     parser.add_argument("--models", default=",".join(DEFAULT_BATCHES), metavar="NAME,...",
                         help=f"models to run, comma-separated (default: {','.join(DEFAULT_BATCHES)})")
-    parser.add_argument("--batch", type=_positive_int, default=None,
+    parser.add_argument("--batch", type=positive_int, default=None,
                         help="one batch size for every model (default: per model: "
                              + ", ".join(f"{name} {batch}" for name, batch in DEFAULT_BATCHES.items()) + ")")
-    parser.add_argument("--threads", type=_positive_int, default=None,
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help="threads for both runners (default: OpenMP's, i.e. OMP_NUM_THREADS or the cores)")
     parser.add_argument("--impl", default=",".join(IMPLS), metavar="torch,ours",
                         help="runners: torch (PyTorch CPU, predicted from the table's */torch records), ours "
                              "(our kernels, predicted from our records); default: torch,ours")
-    parser.add_argument("--repeats", type=_positive_int, default=5,
+    parser.add_argument("--repeats", type=positive_int, default=5,
                         help="timed runs per model and mode, after two warm-up runs; the median is reported (default 5)")
     parser.add_argument("--json", action="store_true", help="print rows, summary and held-out figures as JSON")
     return parser
