@@ -50,18 +50,20 @@ class _Params:
         return (*self.stride, *self.padding, *self.dilation, self.groups, self.threads)
 
     def output_size(self, hw, rs) -> tuple[int, int]:
-        out = []
-        for axis, size, k, st, pad, dil in zip("HW", hw, rs, self.stride, self.padding, self.dilation):
-            span = dil * (k - 1) + 1
-            n = (size + 2 * pad - span) // st + 1
-            if n < 1:
-                raise ValueError(
-                    f"output {'height' if axis == 'H' else 'width'} would be {n} < 1: the "
-                    f"{'dilated ' if dil > 1 else ''}filter spans {span} but the padded input has "
-                    f"{size + 2 * pad} (input {size}, padding {pad})"
-                )
-            out.append(n)
-        return out[0], out[1]
+        return tuple(output_extent(size, k, st, pad, dil, axis) for axis, size, k, st, pad, dil
+                     in zip(("height", "width"), hw, rs, self.stride, self.padding, self.dilation))
+
+
+def output_extent(size: int, k: int, stride: int, pad: int, dil: int, axis: str) -> int:
+    """Output height or width (`axis`) of a convolution; ValueError when below one pixel."""
+    span = dil * (k - 1) + 1
+    n = (size + 2 * pad - span) // stride + 1
+    if n < 1:
+        raise ValueError(
+            f"output {axis} would be {n} < 1: the {'dilated ' if dil > 1 else ''}filter spans {span} but the "
+            f"padded input has {size + 2 * pad} (input {size}, padding {pad})"
+        )
+    return n
 
 
 def _on_gpu(direction, first, second, shape, stride, padding, dilation, groups, layout, out, threads, variant,
@@ -121,12 +123,12 @@ def _check_geometry(p, nchw, kcrs, *, x_name: str, x_shown, w_name: str, w_index
     return p.output_size((h, wd), (r, s))
 
 
-def _nchw_shape(shape, layout):
+def nchw_shape(shape, layout):
     n, a, b, c = shape
     return (n, c, a, b) if layout == "NHWC" else (n, a, b, c)
 
 
-def _layout_shape(nchw, layout):
+def layout_shape(nchw, layout):
     n, c, h, w = nchw
     return (n, h, w, c) if layout == "NHWC" else (n, c, h, w)
 
@@ -161,12 +163,12 @@ def conv2d_with_info(x, w, *, stride=(1, 1), padding=(0, 0), dilation=(1, 1), gr
     _cpu_only(variant, stream)
     p = _Params(stride, padding, dilation, groups, layout, threads)
     x_in, w_in = _tensor(x, "x"), _tensor(w, "w")
-    n, c, h, wd = _nchw_shape(x_in.shape, p.layout)
+    n, c, h, wd = nchw_shape(x_in.shape, p.layout)
     k = w_in.shape[0]
     pq = _check_geometry(p, (n, c, h, wd), w_in.shape, x_name="x", x_shown=x_in.shape, w_name="w", w_index="w.shape")
     y_shape = (n, k, *pq)
     if out is not None:
-        out = require_output(out, "out", _layout_shape(y_shape, p.layout), np.float32, {"x": x_in, "w": w_in})
+        out = require_output(out, "out", layout_shape(y_shape, p.layout), np.float32, {"x": x_in, "w": w_in})
     x_n, w_n = _to_nchw(x_in, p.layout), np.ascontiguousarray(w_in)
     y = out if (out is not None and p.layout == "NCHW") else np.empty(y_shape, np.float32)
     algorithm, used, _ = _cpu.conv2d_forward(x_n, w_n, y, *p.native())
@@ -203,11 +205,11 @@ def conv2d_backward_data_with_info(dy, w, *, input_shape, stride=(1, 1), padding
     _cpu_only(variant, stream)
     p = _Params(stride, padding, dilation, groups, layout, threads)
     dy_in, w_in = _tensor(dy, "dy"), _tensor(w, "w")
-    n, c, h, wd = _nchw_shape(_shape4(input_shape, "input_shape"), p.layout)
+    n, c, h, wd = nchw_shape(_shape4(input_shape, "input_shape"), p.layout)
     k = w_in.shape[0]
     pq = _check_geometry(p, (n, c, h, wd), w_in.shape, x_name="input_shape", x_shown=input_shape, w_name="w",
                          w_index="w.shape")
-    want_dy = _layout_shape((n, k, *pq), p.layout)
+    want_dy = layout_shape((n, k, *pq), p.layout)
     if dy_in.shape != want_dy:
         raise ValueError(
             f"dy must have shape {want_dy} (the output of input_shape={tuple(input_shape)} with these filters and "
@@ -215,7 +217,7 @@ def conv2d_backward_data_with_info(dy, w, *, input_shape, stride=(1, 1), padding
         )
     dx_shape = (n, c, h, wd)
     if out is not None:
-        out = require_output(out, "out", _layout_shape(dx_shape, p.layout), np.float32, {"dy": dy_in, "w": w_in})
+        out = require_output(out, "out", layout_shape(dx_shape, p.layout), np.float32, {"dy": dy_in, "w": w_in})
     dy_n, w_n = _to_nchw(dy_in, p.layout), np.ascontiguousarray(w_in)
     dx = out if (out is not None and p.layout == "NCHW") else np.empty(dx_shape, np.float32)
     algorithm, used, _ = _cpu.conv2d_backward_data(dy_n, w_n, dx, *p.native())
@@ -250,10 +252,10 @@ def conv2d_backward_filter_with_info(x, dy, *, weight_shape, stride=(1, 1), padd
     p = _Params(stride, padding, dilation, groups, layout, threads)
     x_in, dy_in = _tensor(x, "x"), _tensor(dy, "dy")
     k, cg, r, s = _shape4(weight_shape, "weight_shape")
-    n, c, h, wd = _nchw_shape(x_in.shape, p.layout)
+    n, c, h, wd = nchw_shape(x_in.shape, p.layout)
     pq = _check_geometry(p, (n, c, h, wd), (k, cg, r, s), x_name="x", x_shown=x_in.shape, w_name="weight_shape",
                          w_index="weight_shape")
-    want_dy = _layout_shape((n, k, *pq), p.layout)
+    want_dy = layout_shape((n, k, *pq), p.layout)
     if dy_in.shape != want_dy:
         raise ValueError(
             f"dy must have shape {want_dy} (the output of x {x_in.shape} with weight_shape={tuple(weight_shape)} "

@@ -23,6 +23,7 @@ from ._cuda_common import (
     stream_handle,
     workspace_pointer,
 )
+from .conv import layout_shape, nchw_shape, output_extent
 
 LAYOUTS = ("NCHW", "NHWC")
 DIRECTIONS = {"fwd": 0, "bwd_data": 1, "bwd_filter": 2}
@@ -34,22 +35,12 @@ ALL_VARIANTS = ("implicit-gemm-wgmma", "implicit-gemm-tc", "implicit-gemm-simt")
 _INT_LIMIT = 2**31 - 1
 
 
-def _nchw(shape, layout):
-    n, a, b, c = shape
-    return (n, c, a, b) if layout == "NHWC" else (n, a, b, c)
-
-
 def _kcrs(shape, layout):
     k, a, b, c = shape
     return (k, c, a, b) if layout == "NHWC" else (k, a, b, c)
 
 
-def _in_layout(nchw, layout):
-    n, c, h, w = nchw
-    return (n, h, w, c) if layout == "NHWC" else (n, c, h, w)
-
-
-def _w_in_layout(kcrs, layout):
+def _w_layout_shape(kcrs, layout):
     k, c, r, s = kcrs
     return (k, r, s, c) if layout == "NHWC" else (k, c, r, s)
 
@@ -64,15 +55,6 @@ def _four_d(view: DeviceArray, name: str) -> None:
     if view.ndim != 4:
         raise ValueError(f"{name} must be 4-D, got shape {view.shape}")
     require_contiguous(view, name)
-
-
-def _output_size(size, k, stride, pad, dil, axis):
-    span = dil * (k - 1) + 1
-    out = (size + 2 * pad - span) // stride + 1
-    if out < 1:
-        raise ValueError(f"output {axis} would be {out} < 1: the filter spans {span} but the padded input has "
-                         f"{size + 2 * pad} (input {size}, padding {pad})")
-    return out
 
 
 def conv_cuda(direction: str, first, second, *, shape=None, stride=(1, 1), padding=(0, 0),
@@ -106,13 +88,13 @@ def plan_conv(direction: str, first, second, *, shape=None, stride=(1, 1), paddi
     for name, view in views.items():
         _four_d(view, name)
     if direction == "fwd":
-        n, c, h, w_ = _nchw(views["x"].shape, layout)
+        n, c, h, w_ = nchw_shape(views["x"].shape, layout)
         k, cg, r, s = _kcrs(views["w"].shape, layout)
     elif direction == "bwd_data":
-        n, c, h, w_ = _nchw(_shape4(shape, "input_shape"), layout)
+        n, c, h, w_ = nchw_shape(_shape4(shape, "input_shape"), layout)
         k, cg, r, s = _kcrs(views["w"].shape, layout)
     else:
-        n, c, h, w_ = _nchw(views["x"].shape, layout)
+        n, c, h, w_ = nchw_shape(views["x"].shape, layout)
         k, cg, r, s = _kcrs(_shape4(shape, "weight_shape"), layout)
     if min(n, c, h, w_, k, cg, r, s) < 1:
         raise ValueError("every extent of x, w and dy must be >= 1")
@@ -121,10 +103,10 @@ def plan_conv(direction: str, first, second, *, shape=None, stride=(1, 1), paddi
     if cg * groups != c:
         raise ValueError(f"channel mismatch: the input has C={c} channels but the filters take {cg} * groups "
                          f"= {cg * groups}")
-    p = _output_size(h, r, stride_hw[0], pad_hw[0], dil_hw[0], "height")
-    q = _output_size(w_, s, stride_hw[1], pad_hw[1], dil_hw[1], "width")
-    x_shape, w_shape = _in_layout((n, c, h, w_), layout), _w_in_layout((k, cg, r, s), layout)
-    y_shape = _in_layout((n, k, p, q), layout)
+    p = output_extent(h, r, stride_hw[0], pad_hw[0], dil_hw[0], "height")
+    q = output_extent(w_, s, stride_hw[1], pad_hw[1], dil_hw[1], "width")
+    x_shape, w_shape = layout_shape((n, c, h, w_), layout), _w_layout_shape((k, cg, r, s), layout)
+    y_shape = layout_shape((n, k, p, q), layout)
     expected = {"x": x_shape, "w": w_shape, "dy": y_shape}
     for name, view in views.items():
         if view.shape != expected[name]:
