@@ -1,47 +1,26 @@
 #pragma once
-// Hopper (sm_90a) building blocks of the wgmma convolution: shared-memory mbarriers, the
-// generic-to-async proxy fence, 128-byte-swizzle matrix descriptors and warpgroup MMAs
-// wgmma.mma_async m64n64k16 / m64n128k16 with fp32 accumulators, both operands K-major.
-// Device code only: include it from code compiled for compute_90a, under
+// Hopper (sm_90a) building blocks of the wgmma convolution: the shared Hopper primitives
+// (common/hopper_tma.cuh: mbarriers; common/hopper_wgmma.cuh: descriptors and the wgmma fence /
+// commit / wait protocol), the generic-to-async proxy fence its cp.async producer needs, and
+// warpgroup MMAs wgmma.mma_async m64n64k16 / m64n128k16 with fp32 accumulators, both operands
+// K-major. Device code only: include it from code compiled for compute_90a, under
 // __CUDA_ARCH_FEAT_SM90_ALL.
 #include <cstdint>
 
+#include "common/hopper_tma.cuh"
+#include "common/hopper_wgmma.cuh"
+
 namespace dlcb::cuda::conv_sm90 {
 
-__device__ __forceinline__ uint32_t smem_address(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-__device__ __forceinline__ void mbarrier_init(uint32_t bar, uint32_t arrivals) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(arrivals) : "memory");
-}
-
-// Makes initialized barriers visible to the other threads of the CTA.
-__device__ __forceinline__ void mbarrier_init_fence() {
-  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-}
-
-// One arrival (release: this thread's earlier shared-memory writes are visible to a thread
-// whose wait sees the phase complete).
-__device__ __forceinline__ void mbarrier_arrive(uint32_t bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
-}
-
-// Blocks until the phase with the given parity has completed (acquire). Waiting on the parity
-// of the phase before the current one returns at once: a fresh barrier counts as "already
-// completed once", which is how the ring's empty slots start out free.
-__device__ __forceinline__ void mbarrier_wait(uint32_t bar, uint32_t parity) {
-  uint32_t done = 0;
-  do {
-    asm volatile(
-        "{\n.reg .pred p;\n"
-        "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
-        "selp.u32 %0, 1, 0, p;\n}\n"
-        : "=r"(done)
-        : "r"(bar), "r"(parity)
-        : "memory");
-  } while (!done);
-}
+using hopper::fence_accumulator;
+using hopper::mbarrier_arrive;
+using hopper::mbarrier_init;
+using hopper::mbarrier_init_fence;
+using hopper::mbarrier_wait;
+using hopper::smem_address;
+using hopper::wgmma_commit_group;
+using hopper::wgmma_fence;
+using hopper::wgmma_wait_group;
 
 // cp.async and st.shared write shared memory through the generic proxy, wgmma reads it through
 // the async proxy: the writing thread orders the two with this fence, after its writes have
@@ -50,39 +29,13 @@ __device__ __forceinline__ void fence_proxy_async_shared() {
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 }
 
-// Matrix descriptor (PTX ISA, wgmma "Matrix Descriptor Format"): bits 0-13 start address,
-// 16-29 leading-dimension byte offset, 32-45 stride-dimension byte offset (SBO), in units of
-// 16 bytes; bits 62-63 = 1: 128-byte swizzle; base offset (bits 49-51) 0, so every 8-row
-// swizzle atom (1024 bytes) must start 1024-byte aligned.
-// K-major operand, canonical layout ((8,m),(T,2k)):((8T,SBO),(1,T)) with T = 8 elements:
-// rows (M or N) of 64 K-elements = 128 bytes, 16-byte chunk c of row r stored at chunk
-// c ^ (r % 8); SBO = 1024 bytes from one 8-row group to the next; the leading offset is unused
-// for swizzled K-major layouts (encoded as 1). The k-th 16-deep slice starts 32 k bytes
-// further: the hardware swizzles the final address, so the start may move inside a row.
+// A K-major operand of 128-byte rows (64 K-elements), 16-byte chunk c of row r stored at chunk
+// c ^ (r % 8), 8-row groups 1024 bytes apart (see hopper::smem_desc_sw128; the leading offset
+// is unused for swizzled K-major layouts and encoded as 1). The k-th 16-deep slice starts
+// 32 k bytes further.
 __device__ __forceinline__ uint64_t kmajor_sw128_desc(uint32_t smem_addr) {
-  constexpr uint64_t kLbo = 16 >> 4, kSbo = 1024 >> 4;
-  return static_cast<uint64_t>((smem_addr & 0x3FFFF) >> 4) | (kLbo << 16) | (kSbo << 32) |
-         (uint64_t{1} << 62);
+  return hopper::smem_desc_sw128(smem_addr, 16, 1024);
 }
-
-// Orders this thread's register accesses of the accumulators before the next wgmma.
-__device__ __forceinline__ void wgmma_fence() {
-  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
-}
-
-__device__ __forceinline__ void wgmma_commit_group() {
-  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-}
-
-// Waits until at most kPending committed wgmma groups of this warpgroup are still running.
-template <int kPending>
-__device__ __forceinline__ void wgmma_wait_group() {
-  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(kPending) : "memory");
-}
-
-// Keeps the compiler from moving accesses of an accumulator register across the asynchronous
-// wgmma window (the register is in flight between mma_async and wait_group).
-__device__ __forceinline__ void fence_accumulator(float& r) { asm volatile("" : "+f"(r)::"memory"); }
 
 #define DLCB_CONV_WGMMA_D32_REGS \
   "{" \

@@ -32,8 +32,8 @@
 
 #include "common/check.cuh"
 #include "common/launch.cuh"
-#include "gemm/hopper_tma.cuh"
-#include "gemm/hopper_wgmma.cuh"
+#include "common/hopper_tma.cuh"
+#include "common/hopper_wgmma.cuh"
 #include "gemm/variants.h"
 
 namespace dlcb::cuda::gemm_variants_impl {
