@@ -10,6 +10,7 @@
 
 #include "common/check.cuh"
 #include "common/device_guard.cuh"
+#include "common/variant_table.cuh"
 #include "conv/conv.h"
 #include "conv/variants.h"
 
@@ -99,15 +100,7 @@ std::string common_reason(const ConvArgs& a) {
 }
 
 const Entry* find(const std::string& name, DType dtype, std::string* reason) {
-  bool known = false;
-  for (const Entry& e : entries()) {
-    if (e.info.name != name) continue;
-    known = true;
-    if (e.info.dtype == dtype) return &e;
-  }
-  *reason = known ? "variant " + name + " does not run " + dtype_name(dtype)
-                  : "unknown convolution variant '" + name + "'";
-  return nullptr;
+  return find_variant(entries(), name, dtype, "convolution", reason);
 }
 
 }  // namespace
@@ -158,12 +151,7 @@ std::size_t conv_workspace_bytes(const std::string& variant, const ConvArgs& arg
 
 void conv(const std::string& variant, const ConvArgs& args, int device, std::uintptr_t stream) {
   DeviceGuard guard(device);
-  int major = 0, minor = 0;
-  check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device),
-        "cudaDeviceGetAttribute(ComputeCapabilityMajor)");
-  check(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device),
-        "cudaDeviceGetAttribute(ComputeCapabilityMinor)");
-  const std::string reason = conv_unsupported_reason(variant, args, 10 * major + minor);
+  const std::string reason = conv_unsupported_reason(variant, args, compute_capability(device));
   if (!reason.empty()) throw std::invalid_argument(reason);
   std::string unused;
   const Entry* e = find(variant, args.dtype, &unused);

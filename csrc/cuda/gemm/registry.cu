@@ -7,6 +7,7 @@
 
 #include "common/check.cuh"
 #include "common/device_guard.cuh"
+#include "common/variant_table.cuh"
 #include "gemm/gemm.h"
 #include "gemm/variants.h"
 
@@ -70,15 +71,7 @@ std::string common_reason(const GemmArgs& a) {
 }
 
 const Entry* find(const std::string& name, DType dtype, std::string* reason) {
-  bool known = false;
-  for (const Entry& e : entries()) {
-    if (e.info.name != name) continue;
-    known = true;
-    if (e.info.dtype == dtype) return &e;
-  }
-  *reason = known ? "variant " + name + " does not run " + dtype_name(dtype)
-                  : "unknown GEMM variant '" + name + "'";
-  return nullptr;
+  return find_variant(entries(), name, dtype, "GEMM", reason);
 }
 
 }  // namespace
@@ -108,12 +101,7 @@ std::string gemm_unsupported_reason(const std::string& variant, const GemmArgs& 
 
 void gemm(const std::string& variant, const GemmArgs& args, int device, std::uintptr_t stream) {
   DeviceGuard guard(device);
-  int major = 0, minor = 0;
-  check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device),
-        "cudaDeviceGetAttribute(ComputeCapabilityMajor)");
-  check(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device),
-        "cudaDeviceGetAttribute(ComputeCapabilityMinor)");
-  const std::string reason = gemm_unsupported_reason(variant, args, 10 * major + minor);
+  const std::string reason = gemm_unsupported_reason(variant, args, compute_capability(device));
   if (!reason.empty()) throw std::invalid_argument(reason);
   std::string unused;
   find(variant, args.dtype, &unused)->launch(args, reinterpret_cast<cudaStream_t>(stream));

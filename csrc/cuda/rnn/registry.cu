@@ -9,6 +9,7 @@
 
 #include "common/check.cuh"
 #include "common/device_guard.cuh"
+#include "common/variant_table.cuh"
 #include "rnn/kernels.h"
 #include "rnn/rnn.h"
 
@@ -57,15 +58,7 @@ const std::vector<Entry>& entries() {
 }
 
 const Entry* find(const std::string& name, DType dtype, std::string* reason) {
-  bool known = false;
-  for (const Entry& e : entries()) {
-    if (e.info.name != name) continue;
-    known = true;
-    if (e.info.dtype == dtype) return &e;
-  }
-  *reason = known ? "variant " + name + " does not run " + dtype_name(dtype)
-                  : "unknown RNN variant '" + name + "'";
-  return nullptr;
+  return find_variant(entries(), name, dtype, "RNN", reason);
 }
 
 bool misaligned(const void* p, std::size_t bytes) {
@@ -97,15 +90,6 @@ std::string common_reason(const RnnArgs& a) {
     return "timesteps x batch x max(input_size, gates x hidden) must be < 2**31";
   if (g * h > limit / (i > h ? i : h)) return "gates x hidden x max(input_size, hidden) must be < 2**31";
   return "";
-}
-
-int compute_capability(int device) {
-  int major = 0, minor = 0;
-  check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device),
-        "cudaDeviceGetAttribute(ComputeCapabilityMajor)");
-  check(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device),
-        "cudaDeviceGetAttribute(ComputeCapabilityMinor)");
-  return 10 * major + minor;
 }
 
 // Expects `device` to be current.
