@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .problems.memory import BN_EPS, DROPOUT_P, LRN
+
 SGD_LR = 1e-4                   # small: repeated steps on fixed gradients must not blow up
 SGD_MOMENTUM = 0.9
-BN_EPS = 1e-5
 # Memory-bound kinds that act on one per-sample tensor (eltwise: on several of that shape).
 MEMORY_KINDS = ("bn", "relu", "gelu", "tanh", "lrn", "eltwise", "concat", "softmax", "dropout", "layernorm")
 
@@ -103,9 +104,9 @@ def _memory_layer_spec(layer, batch: int, spec: LayerSpec) -> None:
         spec.inputs = [tensor] * (layer.operands if kind == "eltwise" else 1)
         spec.output = tensor
         if kind == "lrn":   # Caffe's defaults (AlexNet and GoogLeNet use them)
-            spec.params = {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 1.0}
+            spec.params = dict(LRN)
         if kind == "dropout":
-            spec.params = {"p": 0.5}
+            spec.params = {"p": DROPOUT_P}
     else:
         raise ValueError(f"layer {layer.name!r} has kind {kind!r}, which the validation runners do not execute")
 

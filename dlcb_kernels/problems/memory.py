@@ -31,7 +31,8 @@ from ._common import check_choice, check_dims, relative_error
 MEMORY_KINDS = ("relu", "pool", "bn", "lrn", "eltwise", "concat", "softmax", "dropout")
 DIRECTIONS = ("fwd", "bwd")
 POOL_MODES = ("max", "avg")
-# The validation runners' parameters (Caffe's LRN defaults, dropout 0.5, BN epsilon).
+# The layers' parameters (Caffe's LRN defaults, dropout 0.5, BN epsilon); layer_runners runs the
+# layers with these same values.
 LRN = {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 1.0}
 DROPOUT_P = 0.5
 BN_EPS = 1e-5
