@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .models.layers import without_input_gradient
 from .problems.memory import BN_EPS, DROPOUT_P, LRN
 
 SGD_LR = 1e-4                   # small: repeated steps on fixed gradients must not blow up
@@ -112,27 +113,17 @@ def _memory_layer_spec(layer, batch: int, spec: LayerSpec) -> None:
 
 
 def model_specs(model, batch: int) -> list[LayerSpec]:
-    """Every layer entry of the model, with the predictor's rule for the model input's gradient:
-    layers before the first layer with weights run no backward at all; the first layer with
-    weights, and kernel layers right after it reading an input of the same size (TextCNN's
-    parallel convolutions), compute no input gradient."""
+    """Every layer entry of the model, with the predictor's rule for the model input's gradient
+    (models.layers.without_input_gradient)."""
     if not isinstance(batch, int) or isinstance(batch, bool):
         raise TypeError(f"batch must be an int, got {type(batch).__name__}")
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
-    layers = list(model.layers)
-    specs = [layer_spec(layer, batch) for layer in layers]
-    first = next((i for i, layer in enumerate(layers) if layer.weight_elements > 0), len(layers))
-    for spec in specs[:first]:
-        spec.backward = False
-    if first < len(layers):
-        specs[first].input_grad = False
-        size = layers[first].input_elements(batch)
-        i = first + 1
-        while layers[first].is_kernel and i < len(layers) and layers[i].is_kernel and \
-                layers[i].input_elements(batch) == size:
-            specs[i].input_grad = False
-            i += 1
+    specs = [layer_spec(layer, batch) for layer in model.layers]
+    no_backward, no_data = without_input_gradient(model.layers, batch)
+    for i, spec in enumerate(specs):
+        spec.backward = i not in no_backward
+        spec.input_grad = i not in no_data
     return specs
 
 

@@ -362,6 +362,27 @@ class Model:
         return tuple(layer for layer in self.layers if layer.is_kernel)
 
 
+def without_input_gradient(layers, batch: int) -> tuple[set[int], set[int]]:
+    """(indices of `layers` that run no backward at all, indices that run no backward data) in
+    a training step, since nothing needs the gradient of the model input: layers before the
+    first layer with weights get no backward, and the first layer with weights computes no
+    input gradient, nor do kernel layers listed right after it that read a tensor of the same
+    size (the parallel branches over the model input: TextCNN's three convolutions). The
+    predictor charges, and the validation runners execute, exactly this."""
+    layers = list(layers)
+    first = next((i for i, layer in enumerate(layers) if layer.weight_elements > 0), None)
+    if first is None:
+        return set(range(len(layers))), set()
+    skip_data = {first}
+    if layers[first].is_kernel:
+        size = layers[first].input_elements(batch)
+        i = first + 1
+        while i < len(layers) and layers[i].is_kernel and layers[i].input_elements(batch) == size:
+            skip_data.add(i)
+            i += 1
+    return set(range(first)), skip_data
+
+
 # Constructors ----------------------------------------------------------------------------------
 
 def conv(name, c, h, w, k, r, s=None, pad=0, stride=1, groups=1, bias=True, count=1) -> Layer:

@@ -5,12 +5,9 @@ the kernel layers, forward and backward of the memory-bound layers (measured cal
 measured bandwidth), and the optimizer update (SGD with momentum: read weights, gradients and momentum,
 write weights and momentum, 5 x itemsize bytes per weight).
 
-The input gradient: nothing needs the gradient of the model input. Layers before the first
-layer with weights get no backward at all, and the first layer with weights computes no input
-gradient (backward data), nor do kernel layers listed right after it that read a tensor of the
-same size, the parallel branches over the model input (TextCNN's three convolutions). Other
-parallel branches of the input that a layer list cannot tell apart are charged their input
-gradient.
+The input gradient: nothing needs the gradient of the model input (models.layers.without_input_gradient
+says which layers skip their backward, or its backward data). Other parallel branches of the
+input that a layer list cannot tell apart are charged their input gradient.
 
 Memory-bound layers of the kinds MemoryProblem describes are calls, each predicted by the
 ThroughputModel like a kernel (an exact record of the call, a per-kind time model a + bytes / b
@@ -29,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from ..models.layers import without_input_gradient
 from ..problems._common import itemsize as dtype_itemsize
 from ..problems.memory import MEMORY_KINDS, MemoryProblem
 from .kernel_model import MEMORY_UNCERTAINTY, SOURCES, ThroughputModel
@@ -85,21 +83,6 @@ class ModelPrediction:
         return totals
 
 
-def _no_input_gradient(layers, batch: int) -> tuple[set[int], set[int]]:
-    """(indices without any backward, indices without backward data): see the module docstring."""
-    first = next((i for i, layer in enumerate(layers) if layer.weight_elements > 0), None)
-    if first is None:
-        return set(range(len(layers))), set()
-    skip_data = {first}
-    if layers[first].is_kernel:
-        size = layers[first].input_elements(batch)
-        i = first + 1
-        while i < len(layers) and layers[i].is_kernel and layers[i].input_elements(batch) == size:
-            skip_data.add(i)
-            i += 1
-    return set(range(first)), skip_data
-
-
 def predict_model(model, table_doc, *, batch: int, mode: str = "train", impl: str = "best",
                   device_id: str | None = None, dtype: str = "float32") -> ModelPrediction:
     """Step time, throughput and per-layer breakdown of `model` at `batch` samples per step.
@@ -120,7 +103,7 @@ def predict_model(model, table_doc, *, batch: int, mode: str = "train", impl: st
     kernels = _kernel_model(table_doc, impl, device_id, dtype)
     itemsize = dtype_itemsize(kernels.dtype)
     layers = list(model.layers)
-    no_backward, no_data = _no_input_gradient(layers, batch) if mode == "train" else (set(), set())
+    no_backward, no_data = without_input_gradient(layers, batch) if mode == "train" else (set(), set())
 
     predictions = []
     weight_elements = 0
