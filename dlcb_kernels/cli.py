@@ -1,5 +1,6 @@
-"""The `dlcb` command line: bench, show, devices, merge; models, predict, scale, validate (their
-parsers and runners live beside the code they drive: models/cli.py, predict/cli_*.py)."""
+"""The `dlcb` command line: bench, show, devices, merge; bench comm, models, predict, scale, validate
+(their parsers and runners live beside the code they drive: comm/cli.py, models/cli.py,
+predict/cli_*.py)."""
 
 from __future__ import annotations
 
@@ -115,6 +116,10 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--peak", choices=("measured", "theoretical"), default="measured",
                        help="the peak that %% of peak is held against (default: measured)")
     bench.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    from .comm import cli as comm_cli
+
+    comm_cli.add_parser(bench.add_subparsers(dest="bench_what", metavar="{comm}",
+                                             help="what to benchmark instead of kernels"))
 
     show = sub.add_parser("show", help="print a table file")
     show.add_argument("table", type=Path)
@@ -146,6 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         commands = {"bench": _bench, "show": _show, "devices": _devices, "merge": _merge}
         commands.update({name: module.run for name, module in _command_modules().items()})
+        if args.command == "bench" and args.bench_what == "comm":
+            from .comm import cli as comm_cli
+
+            return comm_cli.run(args)
         return commands[args.command](args)
     except (ValueError, FileNotFoundError) as exc:
         print(f"dlcb: error: {exc}", file=sys.stderr)
@@ -246,9 +255,15 @@ def _show(args) -> int:
                   f"started {run.get('started')}  threads {run.get('threads')}  "
                   f"dlcb-kernels {env.get('packages', {}).get('dlcb-kernels')} ({env.get('build_revision')})")
         for device in doc["devices"]:
-            print(f"device {device['id']}: {device.get('name')}")
+            ranks = f"  ranks {', '.join(map(str, device['ranks']))}" if device.get("ranks") else ""
+            print(f"device {device['id']}: {device.get('name')}{ranks}")
         print()
-        print(format_summary(doc))
+        if doc["records"] or not doc["communication"]:
+            print(format_summary(doc))
+        if doc["communication"]:
+            from .comm.bench import format_comm
+
+            print(format_comm(doc))
     return 0
 
 

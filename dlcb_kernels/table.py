@@ -8,7 +8,8 @@ Layout (schema_version 1):
               status, flops, flops_full, bytes, arithmetic_intensity, stats, samples_ns,
               gflops, gflops_full, gbs, peak, percent_of_peak, vs_best_vendor, library,
               algorithm, ...}]
-  communication: {} (filled by the communication benchmarks)
+  communication: {measurements: [...], fits: [...]} from `dlcb bench comm` (dlcb_kernels.comm.bench
+                 describes both), empty in kernel runs
 
 A run's file is rewritten whole after every problem, to a temporary file that then replaces
 it: killed at any point, the file on disk is valid JSON with every finished record.
@@ -93,7 +94,7 @@ def load(path) -> dict:
     return validate(doc, str(path))
 
 
-def _replace_atomically(path, text: str) -> None:
+def write_text_atomic(path, text: str) -> None:
     """Writes text to path via a temporary file in the same directory and an atomic rename:
     readers see the old file or the new one, never a part."""
     path = Path(path)
@@ -112,8 +113,8 @@ def _replace_atomically(path, text: str) -> None:
 
 
 def write_atomic(path, doc: dict) -> None:
-    """Writes the table to path atomically (see _replace_atomically)."""
-    _replace_atomically(path, json.dumps(doc, indent=1, allow_nan=False, default=_json_default) + "\n")
+    """Writes the table to path atomically (see write_text_atomic)."""
+    write_text_atomic(path, json.dumps(doc, indent=1, allow_nan=False, default=_json_default) + "\n")
 
 
 def _json_default(value):
@@ -169,11 +170,22 @@ def merge(docs: list[dict]) -> dict:
                 raise TableError(f"run {run['run_id']} appears in more than one table")
             seen_runs.add(run["run_id"])
             merged["runs"].append(run)
-        known = {d["id"] for d in merged["devices"]}
-        merged["devices"].extend(d for d in doc["devices"] if d["id"] not in known)
+        known = {d["id"]: d for d in merged["devices"]}
+        for device in doc["devices"]:
+            if device["id"] in known:
+                # The same device seen by two runs (a kernel run and a communication run of one
+                # host): what either knows is kept, the first table's values winning.
+                first = known[device["id"]]
+                first.update({k: v for k, v in device.items() if k not in first})
+            else:
+                known[device["id"]] = dict(device)
+                merged["devices"].append(known[device["id"]])
         merged["records"].extend(doc["records"])
         for key, value in doc.get("communication", {}).items():
-            merged["communication"].setdefault(key, value)
+            if isinstance(value, list):
+                merged["communication"].setdefault(key, []).extend(value)
+            else:
+                merged["communication"].setdefault(key, value)
     return merged
 
 
@@ -210,4 +222,4 @@ def to_csv(doc: dict) -> str:
 
 
 def write_csv(path, doc: dict) -> None:
-    _replace_atomically(path, to_csv(doc))
+    write_text_atomic(path, to_csv(doc))

@@ -169,16 +169,13 @@ def size_sweep(min_bytes: int, max_bytes: int, factor: int = 2) -> list[int]:
     return sizes
 
 
-def deepbench_sizes(path) -> list[int]:
-    """The all-reduce sizes of DeepBench's all_reduce.csv (a `floats` column), in bytes of float32."""
+def deepbench_allreduce_sizes() -> list[int]:
+    """The all-reduce sizes of DeepBench's all_reduce.csv (its `floats` column), in bytes of float32."""
     import csv
-    from pathlib import Path
+    from importlib import resources
 
-    with Path(path).open(newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    if not rows or "floats" not in rows[0]:
-        raise ValueError(f"{path}: expected a CSV with a 'floats' column (DeepBench's all_reduce.csv)")
-    return [int(row["floats"]) * 4 for row in rows]
+    text = resources.files("dlcb_kernels").joinpath("data", "deepbench", "all_reduce.csv").read_text(encoding="utf-8")
+    return [int(row["floats"]) * 4 for row in csv.DictReader(text.splitlines())]
 
 
 def parse_bytes(text: str) -> int:

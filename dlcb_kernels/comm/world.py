@@ -145,9 +145,8 @@ class World:
         if self.comm is None or self.size == 1:
             yield
             return
-        timer = threading.Timer(timeout_s, self.abort,
-                                args=(f"{what} did not finish within {timeout_s:g} s: a peer rank is "
-                                      f"dead or stuck; aborting the job",))
+        message = f"{what} did not finish within {timeout_s:g} s: a peer rank is dead or stuck; aborting the job"
+        timer = threading.Timer(timeout_s, self.abort, args=(message,))
         timer.daemon = True
         timer.start()
         try:
@@ -166,7 +165,7 @@ class World:
             os._exit(code)  # Abort does not return; if the MPI library lets it, leave anyway
 
 
-def _init_mpi(size: int, variable: str) -> World:
+def _init_mpi(size: int, variable: str, timeout_s: float) -> World:
     reason = mpi_unavailable_reason()
     if reason:
         raise CommError(f"started by an MPI launcher with {size} ranks ({variable}={size}) but {reason}: "
@@ -177,31 +176,33 @@ def _init_mpi(size: int, variable: str) -> World:
     # MPI errors come back as Python exceptions (then abort names the rank) instead of the
     # library's default handler killing the job without saying where.
     comm.Set_errhandler(MPI.ERRORS_RETURN)
-    host = socket.gethostname()
-    local = comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank())
     version = MPI.Get_library_version().strip().splitlines()[0]
-    world = World(rank=comm.Get_rank(), size=comm.Get_size(), hostname=host, comm=comm,
-                  mpi_library=version[:120], local_rank=local.Get_rank(), local_size=local.Get_size(),
+    world = World(rank=comm.Get_rank(), size=comm.Get_size(), comm=comm, mpi_library=version[:120],
                   note=f"MPI job of {comm.Get_size()} ranks ({variable})")
-    local.Free()
+    # Every later collective could block on a rank that never came: check in with a deadline first.
+    world.check_in("MPI start-up", timeout_s)
+    hosts = world.allgather(world.hostname)
+    same_host = [r for r, host in enumerate(hosts) if host == world.hostname]
+    world.local_rank, world.local_size = same_host.index(world.rank), len(same_host)
     return world
 
 
-def init_world(require_mpi: bool = False) -> World:
+def init_world(require_mpi: bool = False, timeout_s: float = 120.0) -> World:
     """The World this process is part of.
 
     Under an MPI launcher: an MPI world (CommError when mpi4py is missing, naming the fix). Without
     one: a single-process world, unless require_mpi asks for MPI (a one-rank MPI job, as the
-    communication benchmarks need their collectives).
+    communication benchmarks need their collectives). A rank missing at start-up for timeout_s
+    seconds aborts the job.
     """
     launched = launched_size()
     if launched is not None:
-        return _init_mpi(*launched)
+        return _init_mpi(*launched, timeout_s)
     if require_mpi:
         reason = mpi_unavailable_reason()
         if reason:
             raise CommError(f"the communication benchmarks need MPI: {reason}")
-        world = _init_mpi(1, "no launcher: a singleton MPI process")
+        world = _init_mpi(1, "no launcher: a singleton MPI process", timeout_s)
         world.note = "one rank (not started by mpirun/mpiexec): run `mpirun -n P dlcb bench comm` for P ranks"
         return world
     reason = mpi_unavailable_reason()

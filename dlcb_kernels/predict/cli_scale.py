@@ -44,8 +44,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                        help="batch sizes: per worker with --scaling weak, global with strong "
                             "(default: 16,32,64,128)")
     scale.add_argument("--interconnect", default="pcie3", metavar="NAME|measured",
-                       help=f"link between workers: a preset ({', '.join(INTERCONNECTS)}) or 'measured' "
-                            "for the table's fitted all-reduce α/β (default: pcie3)")
+                       help=f"link between workers: a preset ({', '.join(INTERCONNECTS)}), or 'measured' "
+                            "(or measured:mpi, measured:nccl) for the all-reduce α/β that `dlcb bench comm` "
+                            "fitted into the table's communication section (default: pcie3)")
     scale.add_argument("--scaling", choices=SCALINGS, default="weak",
                        help="weak: fixed batch per worker; strong: fixed global batch split over the "
                             "workers (default: weak)")
@@ -102,6 +103,13 @@ def format_rows(rows) -> str:
     return "\n".join(lines)
 
 
+def _interconnect_json(ic) -> dict:
+    """The link as JSON (which has no infinity: the last regime's bound is null)."""
+    data = dataclasses.asdict(ic)
+    data["regimes"] = [[None if up_to == float("inf") else up_to, alpha, beta] for up_to, alpha, beta in ic.regimes]
+    return data
+
+
 def run(args) -> int:
     from ..models import get_model
     from ..table import load
@@ -129,7 +137,7 @@ def run(args) -> int:
                          overlap=not args.no_overlap, algorithm=args.algorithm)
     settings = {"model": model.name, "table": str(args.table), "scaling": args.scaling,
                 "overlap": not args.no_overlap, "algorithm": args.algorithm, "mode": args.mode,
-                "impl": args.impl, "interconnect": dataclasses.asdict(ic), "gamma_tflops": args.gamma,
+                "impl": args.impl, "interconnect": _interconnect_json(ic), "gamma_tflops": args.gamma,
                 "compute_scale": factor}
     if args.json:
         print(json.dumps({"settings": settings,
@@ -140,6 +148,9 @@ def run(args) -> int:
               f"{'overlapped with the backward' if not args.no_overlap else 'after the backward'}, "
               f"{ic.name} (α = {ic.alpha_s * 1e6:g} µs, β = {ic.beta_bytes_per_s / 1e9:g} GB/s per direction)")
         print(f"  {ic.source}")
+        for up_to, alpha, beta in ic.regimes:
+            print(f"    messages up to {'∞' if up_to == float('inf') else f'{up_to:,.0f} B'}: "
+                  f"α = {alpha * 1e6:.3g} µs, β = {beta / 1e9:.3g} GB/s")
         if gamma_note:
             print(f"  {gamma_note}")
         print(format_rows(rows))

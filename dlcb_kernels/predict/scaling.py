@@ -85,12 +85,18 @@ def _panel(n: int, r: int, c: int, panel: int | None) -> int:
 
 @dataclass(frozen=True)
 class Interconnect:
-    """A link in the α-β model: α seconds per message, β bytes/s in one direction per worker."""
+    """A link in the α-β model: α seconds per message, β bytes/s in one direction per worker.
+
+    A measured link may carry regimes, ((up_to_bytes, α, β), ...) in increasing size order, the
+    last up to infinity: MPI and NCCL change protocol and algorithm with the message size, and a
+    fit per size range follows them (dlcb_kernels.comm.fit). A message takes its regime's α and β.
+    """
 
     name: str
     alpha_s: float
     beta_bytes_per_s: float
     source: str
+    regimes: tuple = ()
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -99,9 +105,27 @@ class Interconnect:
         _check_number("beta_bytes_per_s", self.beta_bytes_per_s, minimum=0.0, strict=True)
         if not isinstance(self.source, str):
             raise TypeError(f"Interconnect source must be a str, got {type(self.source).__name__}")
+        bounds = []
+        for regime in self.regimes:
+            if not (isinstance(regime, tuple) and len(regime) == 3):
+                raise TypeError(f"each regime must be an (up_to_bytes, alpha_s, beta_bytes_per_s) tuple, got {regime!r}")
+            _check_number("regime up_to_bytes", regime[0], minimum=0.0, strict=True)
+            _check_number("regime alpha_s", regime[1], minimum=0.0)
+            _check_number("regime beta_bytes_per_s", regime[2], minimum=0.0, strict=True)
+            bounds.append(regime[0])
+        if bounds != sorted(bounds) or (bounds and bounds[-1] != math.inf):
+            raise ValueError("regimes must be in increasing size order, the last one up to infinity")
+
+    def alpha_beta(self, nbytes: float) -> tuple[float, float]:
+        """α and β for a message of nbytes: its regime's, or the link's single pair."""
+        for up_to, alpha, beta in self.regimes:
+            if nbytes <= up_to:
+                return alpha, beta
+        return self.alpha_s, self.beta_bytes_per_s
 
     def message_seconds(self, nbytes: float) -> float:
-        return self.alpha_s + nbytes / self.beta_bytes_per_s
+        alpha, beta = self.alpha_beta(nbytes)
+        return alpha + nbytes / beta
 
 
 _LATENCY_NOTE = "α is an assumption (typical small-message latency of the class), not a measurement"
@@ -145,18 +169,23 @@ INTERCONNECTS: dict[str, Interconnect] = {ic.name: ic for ic in (
 _ALLREDUCE_NAMES = ("allreduce", "all_reduce", "all-reduce")
 
 
-def interconnect_from_table(table_doc: dict, backend: str | None = None) -> Interconnect:
+def interconnect_from_table(table_doc: dict, backend: str | None = None, ranks: int | None = None) -> Interconnect:
     """The measured all-reduce α/β of a throughput table's "communication" section.
 
-    Reads entries {"collective": "allreduce", "backend": ..., "alpha_s": ..., "beta_bytes_per_s": ...}
-    given either as a list or as a list value inside the section's dict. α and β are taken as the
-    per-message latency and per-direction link bandwidth of the α-β model above. Raises
-    ValueError when the table has none (or several backends and `backend` does not pick one).
+    Reads fit entries {"collective": "allreduce", "backend": ..., "ranks": ..., "alpha_s": ...,
+    "beta_bytes_per_s": ..., "regimes": [...]} (as `dlcb bench comm` writes them), given either
+    as a list or as list values inside the section's dict. α and β are the per-step latency and
+    per-direction bandwidth of the ring model above, regimes (if any) the same per size range.
+    With fits at several rank counts the largest is taken unless `ranks` picks one, and of
+    several runs the last. Raises ValueError when the table has none (or several backends and
+    `backend` does not pick one).
     """
     if not isinstance(table_doc, dict):
         raise TypeError(f"table_doc must be a dict, got {type(table_doc).__name__}")
     if backend is not None and not isinstance(backend, str):
         raise TypeError(f"backend must be a str or None, got {type(backend).__name__}")
+    if ranks is not None:
+        _check_int("ranks", ranks)
     section = table_doc.get("communication") or {}
     if isinstance(section, dict):
         entries = [e for value in section.values() if isinstance(value, list) for e in value]
@@ -172,31 +201,55 @@ def interconnect_from_table(table_doc: dict, backend: str | None = None) -> Inte
     if not fits:
         which = f" for backend {backend!r}" if backend else ""
         raise ValueError(f"the table has no measured all-reduce α/β{which} in its 'communication' "
-                         f"section; use a preset interconnect: {', '.join(INTERCONNECTS)}")
+                         f"section (`mpirun -n P dlcb bench comm` measures them); use a preset "
+                         f"interconnect: {', '.join(INTERCONNECTS)}")
     backends = sorted({str(e.get("backend")) for e in fits})
-    if len(fits) > 1:
-        raise ValueError(f"the table has {len(fits)} all-reduce fits (backends {', '.join(backends)}); "
-                         f"name one with backend=")
-    fit = fits[0]
+    if len(backends) > 1:
+        raise ValueError(f"the table has all-reduce fits of backends {', '.join(backends)}; name one "
+                         f"(backend=, or --interconnect measured:BACKEND)")
+    counts = sorted({e.get("ranks") for e in fits if isinstance(e.get("ranks"), int)})
+    if ranks is not None:
+        fits = [e for e in fits if e.get("ranks") == ranks]
+        if not fits:
+            raise ValueError(f"the table has no all-reduce fit at {ranks} ranks; it has "
+                             f"{', '.join(map(str, counts)) or 'none with a rank count'}")
+    elif counts:
+        fits = [e for e in fits if e.get("ranks") == counts[-1]]
+    fit = fits[-1]
     label = fit.get("backend") or "unknown backend"
-    return Interconnect(f"measured ({label})", float(fit["alpha_s"]), float(fit["beta_bytes_per_s"]),
+    at = f", {fit['ranks']} ranks" if isinstance(fit.get("ranks"), int) else ""
+    return Interconnect(f"measured ({label}{at})", float(fit["alpha_s"]), float(fit["beta_bytes_per_s"]),
                         f"all-reduce α/β fitted to measurements in the table's communication section "
-                        f"(backend {label})")
+                        f"(backend {label}{at}{', by size regime' if _regimes(fit) else ''})",
+                        _regimes(fit))
+
+
+def _regimes(fit: dict) -> tuple:
+    """The fit's size regimes as Interconnect regimes: each reaches up to the geometric mean of
+    its largest measured size and the next regime's smallest."""
+    regimes = fit.get("regimes") or []
+    if len(regimes) < 2 or not all(isinstance(r, dict) and isinstance(r.get("beta_bytes_per_s"), Real)
+                                   and isinstance(r.get("alpha_s"), Real) for r in regimes):
+        return ()
+    bounds = [math.sqrt(a["max_bytes"] * b["min_bytes"]) for a, b in zip(regimes, regimes[1:])] + [math.inf]
+    return tuple((float(up_to), float(r["alpha_s"]), float(r["beta_bytes_per_s"]))
+                 for up_to, r in zip(bounds, regimes))
 
 
 def get_interconnect(name: str, table_doc: dict | None = None) -> Interconnect:
-    """A preset by name, or "measured": the table's fitted all-reduce α/β."""
+    """A preset by name, or "measured" / "measured:BACKEND": the table's fitted all-reduce α/β."""
     if not isinstance(name, str):
         raise TypeError(f"interconnect must be a str, got {type(name).__name__}")
-    if name.lower() == "measured":
+    kind, _, backend = name.lower().partition(":")
+    if kind == "measured":
         if table_doc is None:
             raise ValueError("interconnect 'measured' needs a table")
-        return interconnect_from_table(table_doc)
+        return interconnect_from_table(table_doc, backend=backend or None)
     try:
         return INTERCONNECTS[name.lower()]
     except KeyError:
         raise ValueError(f"unknown interconnect {name!r}; presets: {', '.join(INTERCONNECTS)}, "
-                         f"or 'measured'") from None
+                         f"or 'measured[:BACKEND]'") from None
 
 
 def allreduce_seconds(nbytes: float, p: int, ic: Interconnect, algorithm: str = "ring",
@@ -214,7 +267,7 @@ def allreduce_seconds(nbytes: float, p: int, ic: Interconnect, algorithm: str = 
         raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}; got {algorithm!r}")
     if p == 1:
         return 0.0
-    alpha, beta = ic.alpha_s, ic.beta_bytes_per_s
+    alpha, beta = ic.alpha_beta(nbytes)
     if algorithm == "ring":
         return 2 * (p - 1) * alpha + 2 * (p - 1) / p * nbytes / beta
     if algorithm == "tree":

@@ -1,0 +1,120 @@
+"""Timing one collective across the ranks of a job.
+
+The result is checked first (exact, on every rank, the worst rank decides), then timed. A
+sample is: all ranks leave a barrier, each times k back-to-back collectives, and the sample is
+the slowest rank's time per collective (an all-reduce of the per-rank times with MAX), since a
+collective is only done when its last rank is. k is chosen once so a sample lasts about
+`sample_time`, which amortises the few microseconds by which ranks leave the barrier apart.
+
+Every rank sees the same slowest-rank samples, so every rank takes the same decision to stop
+(noise target, time or sample budget) without another message. After timing the result is
+checked again. A watchdog aborts the job if one size takes longer than its deadline.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..measure.stats import summarize
+from ..table import finite_or_none
+from .backends import Prepared
+from .collectives import CommProblem, bus_factor
+from .world import World
+
+
+@dataclass(frozen=True)
+class CommSettings:
+    noise_target: float = 0.05     # IQR / median of the slowest-rank samples that stops sampling
+    min_samples: int = 5
+    max_samples: int = 200
+    max_time: float = 1.0          # seconds of samples per size before giving up on the noise target
+    sample_time: float = 0.002     # a sample lasts about this long (k collectives)
+    max_iterations: int = 10000    # at most this many collectives in one sample
+    warmup: int = 3                # untimed collectives before calibration (connections, pages)
+    timeout_s: float = 120.0       # a size (or a rank's check-in) taking longer aborts the job
+
+    def __post_init__(self):
+        if not 0 < self.noise_target < 1:
+            raise ValueError(f"noise_target must be in (0, 1), got {self.noise_target}")
+        if self.min_samples < 3:
+            raise ValueError(f"min_samples must be >= 3, got {self.min_samples}")
+        if self.max_samples < self.min_samples:
+            raise ValueError("max_samples must be >= min_samples")
+        for name in ("max_time", "sample_time", "timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.max_iterations < 1 or self.warmup < 0:
+            raise ValueError("max_iterations must be >= 1 and warmup >= 0")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _slowest(world: World, seconds: float) -> float:
+    return float(world.allreduce_max(np.array([seconds], dtype=np.float64))[0])
+
+
+def _check(world: World, problem: CommProblem, prepared: Prepared) -> float:
+    """The largest |output - expected| over all ranks after one fresh collective."""
+    prepared.reset()
+    prepared.run(1)
+    return _slowest(world, prepared.max_error(problem.expected(world.rank)))
+
+
+def measure_collective(world: World, prepared: Prepared, problem: CommProblem, settings: CommSettings) -> dict:
+    """Checks and times one collective on every rank; returns the same entry on every rank (the
+    per-rank medians are all-gathered)."""
+    budget = settings.timeout_s + 20 * settings.max_time
+    with world.deadline(f"{problem.key()}", budget):
+        error = _check(world, problem, prepared)
+        entry = {"collective": problem.collective, "nbytes": problem.nbytes, "ranks": problem.ranks,
+                 "dtype": problem.dtype, "count": problem.count, "max_error": finite_or_none(error),
+                 "checked": "exact, on every rank, before timing"}
+        if error != 0.0:
+            entry.update(status="failed", reason=f"wrong result: max |error| {error:g} on the worst rank")
+            return entry
+        prepared.run(settings.warmup)
+        world.barrier()
+        start = time.perf_counter()
+        prepared.run(1)
+        once = _slowest(world, time.perf_counter() - start)
+        iterations = int(min(settings.max_iterations, max(1, math.ceil(settings.sample_time / max(once, 1e-9)))))
+
+        slowest, local = [], []
+        stop_reason = "max_samples"
+        while len(slowest) < settings.max_samples:
+            world.barrier()
+            start = time.perf_counter()
+            prepared.run(iterations)
+            mine = (time.perf_counter() - start) / iterations
+            local.append(mine)
+            slowest.append(_slowest(world, mine))
+            if len(slowest) >= settings.min_samples:
+                if summarize(slowest).rel_noise <= settings.noise_target:
+                    stop_reason = "noise target reached"
+                    break
+                if sum(slowest) * iterations >= settings.max_time:
+                    stop_reason = "max_time"
+                    break
+        after = _check(world, problem, prepared)
+        rank_medians = world.allgather(float(np.median(local)))
+    stats = summarize(slowest)
+    entry.update({
+        "status": "ok" if after == 0.0 else "failed",
+        "reason": None if after == 0.0 else f"wrong result after timing: max |error| {after:g}",
+        "checked": "exact, on every rank, before and after timing",
+        "iterations_per_sample": iterations,
+        "stats": {k: finite_or_none(v) for k, v in stats.as_dict().items()},
+        "samples_ns": [round(s * 1e9) for s in slowest],
+        "rank_medians_s": rank_medians,
+        "stop_reason": stop_reason,
+        "converged": stats.rel_noise <= settings.noise_target,
+        "bus_factor": bus_factor(problem.collective, problem.ranks),
+        "algbw_gbs": problem.algbw(stats.median) / 1e9,
+        "busbw_gbs": problem.busbw(stats.median) / 1e9,
+    })
+    return entry
