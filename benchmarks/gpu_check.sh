@@ -68,6 +68,14 @@ for file in test_cuda_gemm_fp32 test_cuda_gemm_tc test_cuda_gemm_hopper test_cud
   pytest_gpu 50 "$SOURCE/tests/$file.py"
 done
 
+step "NCCL collectives on one GPU (one rank: the path, not a link; needs mpi4py and CuPy's NCCL)"
+if $PYTHON -c "import mpi4py, cupy.cuda.nccl as n; assert n.available" 2>/dev/null; then
+  run 40 $PYTHON -m dlcb_kernels bench comm --backend nccl --max-bytes 64M --no-deepbench --max-time 0.2 \
+    -o "$OUT/comm-nccl.json"
+else
+  echo "skipped: mpi4py or CuPy's NCCL is not installed here"
+fi
+
 step "pytest-benchmark on the GPU (the same problems, CUDA-event clock)"
 run 60 $PYTHON -m pytest -q -p no:cacheprovider "$SOURCE/benchmarks/test_gpu_benchmarks.py" --benchmark-only \
   --benchmark-max-time=0.2 --dlcb-table "$OUT/pytest-gpu.json" -k "gemm and 4096"

