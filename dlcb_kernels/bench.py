@@ -7,6 +7,7 @@ reference before any timing (a wrong result is recorded as failed and never time
 
 from __future__ import annotations
 
+import platform
 import sys
 import time
 import uuid
@@ -87,12 +88,21 @@ def _clock(seconds: float) -> str:
 
 
 def device_id(device: dict) -> str:
-    return f"{device.get('kind', 'cpu')}:{device.get('hostname') or 'localhost'}"
+    """Unique across the hosts and GPUs of a job: "cpu:HOST", or "cuda:HOST:INDEX" for a GPU.
+    A device block without a host name (GPU blocks have none) was described on this machine."""
+    host = device.get("hostname") or device.get("host") or platform.node() or "localhost"
+    if device.get("kind") == "gpu":
+        return f"cuda:{host}:{device.get('index', 0)}"
+    return f"{device.get('kind', 'cpu')}:{host}"
 
 
 def run_bench(config: BenchConfig, out_path, *, progress_stream: TextIO | None = sys.stderr,
-              device: dict | None = None) -> dict:
+              device: dict | None = None, run_fields: dict | None = None,
+              device_fields: dict | None = None) -> dict:
     """Runs the benchmark, writing the table to out_path after every record. Returns the table.
+
+    run_fields and device_fields are added to the run entry and the device block (an MPI job's
+    rank, host and the ranks sharing the device).
 
     KeyboardInterrupt marks the run "interrupted" in the file (every finished record kept) and
     propagates.
@@ -106,7 +116,8 @@ def run_bench(config: BenchConfig, out_path, *, progress_stream: TextIO | None =
         else:
             progress.note("probing the GPU (properties, FMA peak, copy bandwidth)...")
         device = target.describe(measure=True)
-    device = dict(device, id=device_id(device))
+    device = dict(device, **(device_fields or {}))
+    device["id"] = device_id(device)
     host_timer = CpuTarget(config.threads).timer
     overhead = measure_overhead(host_timer)
     run = {
@@ -123,6 +134,7 @@ def run_bench(config: BenchConfig, out_path, *, progress_stream: TextIO | None =
                     "overhead_s": overhead.as_dict(),
                     "note": "a no-op timed by the host timer; stated, not subtracted"},
         "environment": environment.describe(registry.blas_info()),
+        **(run_fields or {}),
     }
     if target.backend == "cuda":
         run["environment"]["cuda"] = environment.describe_cuda()

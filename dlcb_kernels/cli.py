@@ -161,21 +161,149 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+# An MPI job's ranks must all have started within this time (imports from a shared file system
+# can be slow on many nodes), and each collective of the final merge must end within this one.
+_RANK_START_TIMEOUT_S = 300.0
+_RANK_MERGE_TIMEOUT_S = 600.0
+
+
 def _bench(args) -> int:
-    from . import _cpu, registry
-    from .bench import BenchConfig, default_output, run_bench
-    from .measure import Settings
-    from .suites import SuiteProblem, load_suite
-    from .summary import format_summary
-    from .table import write_csv
-    from .targets import gpu_skipped_note, make_target, parse_device
+    from .comm.world import CommError, init_world, run_guarded
+
+    try:
+        world = init_world()
+    except CommError as exc:
+        print(f"dlcb bench: error: {exc}", file=sys.stderr)
+        return 1
+    if not world.uses_mpi:
+        if not args.quiet:
+            print(f"dlcb bench: {world.note}", file=sys.stderr)
+        return _bench_here(args)
+    try:
+        return run_guarded(world, _bench_ranks, args, world)
+    except KeyboardInterrupt:
+        # ends every rank: the others would wait for this one at the merge
+        world.abort("interrupted; the finished records are in the per-rank tables", EXIT_INTERRUPTED)
+
+
+def _bench_here(args) -> int:
+    """The benchmark of one process on one device: today's `dlcb bench`."""
+    from .bench import default_output, run_bench
+    from .targets import gpu_skipped_note, parse_device
 
     kind, index = parse_device(args.device)
     note = gpu_skipped_note() if args.device == "auto" else None
     if note and not args.quiet:
         print(f"dlcb bench: {note}", file=sys.stderr)
-    if kind == "cuda" and args.suite == "quick":
-        args.suite = "gpu-quick"
+    config = _bench_config(args, kind, index)
+    out = args.output or default_output(config.suite)
+    _interrupt_on_signals()
+    stream = None if args.quiet else sys.stderr
+    if stream:
+        _announce(config, args.cache, out, stream)
+    try:
+        doc = run_bench(config, out, progress_stream=stream)
+    except KeyboardInterrupt:
+        print(f"\ndlcb bench: interrupted; finished records are in {out}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return _report(doc, out)
+
+
+def _bench_ranks(args, world) -> int:
+    """An MPI job: the lowest rank on each (host, device) measures it into its own table, the
+    others idle; rank 0 gathers the tables into one (see comm/inventory.py)."""
+    from . import cuda
+    from .bench import default_output, run_bench
+    from .comm.inventory import (
+        Placement,
+        PrefixedLines,
+        cpu_binding_note,
+        group_of,
+        group_ranks,
+        merge_rank_tables,
+        rank_gpu_index,
+        rank_table_path,
+        wait_for_all_ranks,
+    )
+    from .table import write_atomic
+    from .targets import gpu_skipped_note, parse_device
+
+    # rank 0 speaks for the job; the other ranks' lines say whose they are
+    stderr = sys.stderr if world.is_root else PrefixedLines(f"[rank {world.rank} {world.hostname}] ", sys.stderr)
+
+    def say(text: str) -> None:
+        if not args.quiet:
+            print(f"dlcb bench: {text}", file=stderr, flush=True)
+
+    _interrupt_on_signals()
+    world.check_in("the start of dlcb bench", _RANK_START_TIMEOUT_S)
+    kind, index = parse_device(args.device)
+    if kind == "cuda":
+        index = rank_gpu_index(args.device, index, world.local_rank, cuda.status().device_count)
+    here = (Placement(world.rank, world.hostname, "cpu") if kind == "cpu" else
+            Placement(world.rank, world.hostname, f"cuda:{index}", cuda.device_properties(index)["pci_bus_id"]))
+    with world.deadline("sharing each rank's device", _RANK_MERGE_TIMEOUT_S):
+        groups = group_ranks(world.allgather(here))
+    group = group_of(groups, world.rank)
+    if world.is_root:
+        say(f"{world.note}: {len(groups)} device(s) to measure: {'; '.join(g.describe() for g in groups)}")
+
+    config = None
+    if group.measuring_rank == world.rank:
+        note = gpu_skipped_note() if args.device == "auto" else None
+        if note:
+            say(note)
+        binding = cpu_binding_note() if kind == "cpu" else None
+        if binding:
+            say(binding)
+        config = _bench_config(args, kind, index)
+    elif not args.quiet:
+        print(f"dlcb bench: rank {world.rank} on {world.hostname} shares {group.device} with rank "
+              f"{group.measuring_rank}: not measuring", file=sys.stderr, flush=True)
+    with world.deadline("sharing the output path", _RANK_MERGE_TIMEOUT_S):
+        out = Path(world.bcast(str(args.output or default_output(config.suite)) if world.is_root else None))
+
+    doc = None
+    rank_out = rank_table_path(out, world.rank)
+    if config is not None:
+        if not args.quiet:
+            _announce(config, args.cache, rank_out, stderr)
+        try:
+            doc = run_bench(config, rank_out, progress_stream=None if args.quiet else stderr,
+                            run_fields={"mpi": world.describe(), "rank": world.rank, "host": world.hostname},
+                            device_fields=group.block_fields())
+        except KeyboardInterrupt:
+            world.abort(f"interrupted; its finished records are in {rank_out}", EXIT_INTERRUPTED)
+        say(f"finished {group.device} on {world.hostname}; waiting for the other ranks")
+    wait_for_all_ranks(world)
+    with world.deadline("gathering the tables at rank 0", _RANK_MERGE_TIMEOUT_S):
+        docs = world.gather(doc)
+    code = None
+    if world.is_root:
+        merged = merge_rank_tables([d for d in docs if d is not None])
+        write_atomic(out, merged)
+        code = _report(merged, out)
+        say(f"merged the tables of rank(s) {', '.join(str(g.measuring_rank) for g in groups)} into {out}; "
+            f"removing the per-rank files ({out.stem}.rank*{out.suffix})")
+    with world.deadline("sharing the exit status", _RANK_MERGE_TIMEOUT_S):
+        code = world.bcast(code)
+    if doc is not None:
+        try:
+            rank_out.unlink()
+        except OSError as exc:
+            say(f"could not remove {rank_out} (its records are in {out}): {exc}")
+    return code
+
+
+def _bench_config(args, kind: str, index: int):
+    """The BenchConfig of `dlcb bench` on one device (kind "cpu" or "cuda", index the GPU's)."""
+    from . import _cpu, registry
+    from .bench import BenchConfig
+    from .measure import Settings
+    from .suites import SuiteProblem, load_suite
+    from .targets import make_target
+
+    suite = "gpu-quick" if kind == "cuda" and args.suite == "quick" else args.suite
     ops = tuple(op.strip() for op in args.ops.split(",") if op.strip())
     if args.shape or args.problem:
         chosen = list(dict.fromkeys((args.shape or []) + (args.problem or [])))
@@ -185,10 +313,9 @@ def _bench(args) -> int:
     else:
         names = tuple(n.strip() for n in args.models.split(",") if n.strip()) if args.models else None
         max_gflop = args.max_gflop or (8.0 if kind == "cpu" else None)
-        problems = load_suite(args.suite, ops, full=args.full or max_gflop is None,
+        problems = load_suite(suite, ops, full=args.full or max_gflop is None,
                               max_flops=(max_gflop or 8.0) * 1e9, batch=args.batch,
                               model_names=names)
-        suite = args.suite
     if args.dtype:
         problems = [SuiteProblem(dataclasses.replace(sp.problem, dtype=args.dtype), sp.labels) for sp in problems]
     if args.layout:
@@ -204,22 +331,24 @@ def _bench(args) -> int:
     threads = args.threads or _cpu.omp_max_threads()
     target = make_target(kind, index, threads, args.gpu_timing)
     caches = ("warm", "cold") if args.cache == "both" else (args.cache,)
-    out = args.output or default_output(suite)
-    config = BenchConfig(problems, impls, threads, caches, settings, suite=suite, peak_basis=args.peak,
-                         rounds=args.rounds, target=target)
-    _interrupt_on_signals()
-    stream = None if args.quiet else sys.stderr
-    if stream:
-        pairs = sum(impl.op == sp.problem.op for sp in problems for impl in impls)
-        where = f"{threads} threads" if kind == "cpu" else f"cuda:{index}"
-        print(f"dlcb bench: suite {suite}, {len(problems)} problems, {pairs} problem x implementation pairs "
-              f"({', '.join(dict.fromkeys(i.variant for i in impls))}), {where}, cache {args.cache} -> {out}",
-              file=stream, flush=True)
-    try:
-        doc = run_bench(config, out, progress_stream=stream)
-    except KeyboardInterrupt:
-        print(f"\ndlcb bench: interrupted; finished records are in {out}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    return BenchConfig(problems, impls, threads, caches, settings, suite=suite, peak_basis=args.peak,
+                       rounds=args.rounds, target=target)
+
+
+def _announce(config, cache: str, out: Path, stream) -> None:
+    """The run's header line: what will be measured where, and into which file."""
+    pairs = sum(impl.op == sp.problem.op for sp in config.problems for impl in config.implementations)
+    where = f"{config.threads} threads" if config.target.backend == "cpu" else f"cuda:{config.target.index}"
+    print(f"dlcb bench: suite {config.suite}, {len(config.problems)} problems, {pairs} problem x implementation "
+          f"pairs ({', '.join(dict.fromkeys(i.variant for i in config.implementations))}), {where}, "
+          f"cache {cache} -> {out}", file=stream, flush=True)
+
+
+def _report(doc: dict, out: Path) -> int:
+    """Writes the CSV beside the table, prints the summary; the exit status the records call for."""
+    from .summary import format_summary
+    from .table import write_csv
+
     write_csv(out.with_suffix(".csv"), doc)
     print(format_summary(doc))
     print(f"\ntable: {out} (and {out.with_suffix('.csv')})")

@@ -47,6 +47,23 @@ def speedup_geomeans(doc: dict) -> dict:
 
 
 def format_summary(doc: dict) -> str:
+    """The records and the geometric means, device by device where the table holds several (a
+    merged table: one device's speedups are not averaged with another's)."""
+    device_ids = list(dict.fromkeys(r["device_id"] for r in doc["records"]))
+    if len(device_ids) <= 1:
+        return _format_device_summary(doc)
+    blocks = {d["id"]: d for d in doc["devices"]}
+    parts = []
+    for device_id in device_ids:
+        block = blocks.get(device_id, {})
+        ranks = f", MPI ranks {', '.join(map(str, block['ranks']))}" if block.get("ranks") else ""
+        heading = f"device {device_id} ({block.get('name', 'unnamed')}{ranks}):"
+        records = [r for r in doc["records"] if r["device_id"] == device_id]
+        parts.append(f"{heading}\n{_format_device_summary(dict(doc, records=records))}")
+    return "\n\n".join(parts)
+
+
+def _format_device_summary(doc: dict) -> str:
     lines = [format_records(doc)]
     means = speedup_geomeans(doc)
     if means:
