@@ -176,7 +176,7 @@ def _init_mpi(size: int, variable: str, timeout_s: float) -> World:
     # MPI errors come back as Python exceptions (then abort names the rank) instead of the
     # library's default handler killing the job without saying where.
     comm.Set_errhandler(MPI.ERRORS_RETURN)
-    version = MPI.Get_library_version().strip().splitlines()[0]
+    version = MPI.Get_library_version().replace("\x00", "").strip().splitlines()[0]
     world = World(rank=comm.Get_rank(), size=comm.Get_size(), comm=comm, mpi_library=version[:120],
                   note=f"MPI job of {comm.Get_size()} ranks ({variable})")
     # Every later collective could block on a rank that never came: check in with a deadline first.
