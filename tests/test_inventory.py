@@ -2,8 +2,6 @@
 merges the ranks' tables; without a launcher, `dlcb bench` is the single-process run it was."""
 
 import io
-import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -27,19 +25,11 @@ from dlcb_kernels.measure import Settings
 from dlcb_kernels.problems import GemmProblem
 from dlcb_kernels.suites import SuiteProblem
 from dlcb_kernels.summary import format_summary
+from mpi_support import mpi_env, mpiexec_command, needs_mpi, without_launcher
 
 TINY_BENCH = ["bench", "--shape", "64x64x64", "--impl", "ours", "--threads", "1",
               "--min-samples", "3", "--max-time", "0.2"]
 # The variables by which MPI launchers announce a job: a test run under one must not pass them on.
-LAUNCHER_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE")
-
-
-def without_launcher() -> dict:
-    return {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARIABLES}
-
-
-# Without a launcher ----------------------------------------------------------------------------
-
 def test_without_a_launcher_bench_is_one_process_and_says_so(tmp_path):
     out = tmp_path / "single.json"
     done = subprocess.run([sys.executable, "-m", "dlcb_kernels", *TINY_BENCH, "-o", str(out)], check=False,
@@ -177,27 +167,8 @@ def test_prefixed_lines_prefix_every_complete_line():
 
 # Under mpiexec -----------------------------------------------------------------------------------
 
-def mpiexec_command(ranks: int) -> list[str]:
-    """mpiexec -n RANKS (Open MPI: oversubscribed and unbound, for a small test machine), or a skip."""
-    try:
-        import mpi4py  # noqa: F401
-    except ImportError:
-        pytest.skip("mpi4py is not installed")
-    beside = Path(sys.executable).parent / "mpiexec"
-    launcher = str(beside) if beside.exists() else shutil.which("mpiexec")
-    if launcher is None:
-        pytest.skip("no mpiexec next to the interpreter or on PATH")
-    version = subprocess.run([launcher, "--version"], check=False, capture_output=True, text=True, timeout=30)
-    open_mpi = "Open MPI" in version.stdout + version.stderr or "OpenRTE" in version.stdout + version.stderr
-    return [launcher, *(["--oversubscribe", "--bind-to", "none"] if open_mpi else []), "-n", str(ranks)]
-
-
-def mpi_env() -> dict:
-    # Open MPI refuses to run as root without these (test containers often are root)
-    return without_launcher() | {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
-
-
 @pytest.mark.mpi
+@needs_mpi
 @pytest.mark.parametrize("ranks", [1, 2])
 def test_mpi_job_merges_into_one_table_with_one_block_per_host_device(tmp_path, ranks):
     out = tmp_path / "job.json"
@@ -221,6 +192,7 @@ def test_mpi_job_merges_into_one_table_with_one_block_per_host_device(tmp_path, 
 
 
 @pytest.mark.mpi
+@needs_mpi
 @pytest.mark.parametrize(("failing_rank", "module", "function"), [
     (0, "dlcb_kernels.bench", "run_bench"),                            # the measuring rank
     (1, "dlcb_kernels.comm.inventory", "wait_for_all_ranks"),          # the idle one
