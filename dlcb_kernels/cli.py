@@ -1,6 +1,6 @@
-"""The `dlcb` command line: bench, show, devices, merge; bench comm, models, predict, scale, validate
-(their parsers and runners live beside the code they drive: comm/cli.py, models/cli.py,
-predict/cli_*.py)."""
+"""The `dlcb` command line: bench, show, devices, merge; bench comm, models, predict, scale, validate,
+compare, report (their parsers and runners live beside the code they drive: comm/cli.py,
+models/cli.py, predict/cli_*.py, report/cli_*.py)."""
 
 from __future__ import annotations
 
