@@ -22,6 +22,8 @@ from .html import Page, Section
 DEFAULT_MODELS = ("ResNet50", "VGG16", "GoogLeNet", "DeepSpeech2", "BERT-base")
 MODES = ("train", "infer")
 _MODE_TITLES = {"train": "training step", "infer": "inference"}
+# What the predictor raises on a table or model it cannot handle: shown on the page as the reason
+_PREDICTION_ERRORS = (ValueError, TypeError, KeyError, ArithmeticError)
 # Ceilings a device block may carry: (field in "memory", what it is, measured?)
 _BANDWIDTH_FIELDS = (("triad_gbs", "STREAM triad", True), ("copy_gbs", "device copy", True),
                      ("bandwidth_gbs", "theoretical", False))
@@ -247,10 +249,11 @@ def _roofline_section(section: Section, views: list, out: Path) -> None:
         section.note("The tables hold no devices.")
     for view in views:
         ok = _ok(view.records)
-        placed = [r for r in ok if _number(r.get("arithmetic_intensity")) and _number(r.get("gflops"))]
+        placed = [r for r in ok if _number(r.get("arithmetic_intensity")) and _number(r.get("gflops"))
+                  and r["arithmetic_intensity"] > 0 and r["gflops"] > 0]
         if len(placed) < len(ok):
-            section.note(f"{view.label}: {len(ok) - len(placed)} ok record(s) lack an arithmetic intensity or "
-                         "GFLOP/s and are not placed.")
+            section.note(f"{view.label}: {len(ok) - len(placed)} ok record(s) lack a positive arithmetic "
+                         "intensity or GFLOP/s and are not placed.")
         if not placed:
             section.note(f"{view.label} ({view.name}): no ok records to place on a roofline.")
             continue
@@ -324,6 +327,14 @@ def _family_panels(records: list, value, mark=None, row_suffix=None) -> list:
     return panels
 
 
+def _percent_of_peak(record: dict):
+    return record["percent_of_peak"] if record["status"] == "ok" and _number(record.get("percent_of_peak")) else None
+
+
+def _why_no_percent(record: dict) -> str:
+    return record["status"] if record["status"] != "ok" else "no peak"
+
+
 def _peak_section(section: Section, views: list, out: Path) -> None:
     section.paragraph("Percent of the peak each record is held against (the record's own peak: measured unless "
                       "the run asked for the theoretical one), per problem and implementation, grouped by op "
@@ -332,14 +343,7 @@ def _peak_section(section: Section, views: list, out: Path) -> None:
         if not view.records:
             section.note(f"{view.label} ({view.name}): no records.")
             continue
-
-        def percent(r):
-            return r["percent_of_peak"] if r["status"] == "ok" and _number(r.get("percent_of_peak")) else None
-
-        def why(r):
-            return r["status"] if r["status"] != "ok" else "no peak"
-
-        panels = _family_panels(view.records, percent, why)
+        panels = _family_panels(view.records, _percent_of_peak, _why_no_percent)
         path = figures.bar_panels(panels, out / f"peak-{view.slug}.png", f"{view.label} ({view.name}): % of peak",
                                   "% of peak")
         labels = sorted({(r.get("peak") or {}).get("label") for r in _ok(view.records)} - {None})
@@ -364,7 +368,8 @@ def _speedup_section(section: Section, views: list, out: Path) -> None:
     for view in views:
         compared = [r for r in _ok(view.records) if isinstance(r.get("vs_best_vendor"), dict)
                     and _number(r["vs_best_vendor"].get("speedup")) and r["vs_best_vendor"]["speedup"] > 0]
-        ours_alone = [r for r in _ok(view.records) if r.get("provider") == "ours" and r not in compared]
+        compared_ids = {id(r) for r in compared}
+        ours_alone = [r for r in _ok(view.records) if r.get("provider") == "ours" and id(r) not in compared_ids]
         if ours_alone:
             section.note(f"{view.label}: {len(ours_alone)} ok record(s) of ours have no ok vendor record of "
                          "the same problem to compare with.")
@@ -412,7 +417,7 @@ def _devices_section(section: Section, views: list, out: Path) -> None:
     caches = {key[3] for key in common}
 
     def row(key):
-        family, problem, dtype, cache = key
+        _, problem, dtype, cache = key
         extra = ([dtype] if len(dtypes) > 1 and dtype not in problem else []) + (
             [f"{cache} cache"] if len(caches) > 1 else [])
         return ", ".join([problem, *extra])
@@ -468,7 +473,7 @@ def _kernel_model(view: DeviceView, cache: dict):
         try:
             cache[view.label] = ThroughputModel(view.doc, device_id=view.device["id"], impl="best",
                                                 dtype=_view_dtype(view))
-        except ValueError as exc:
+        except _PREDICTION_ERRORS as exc:
             cache[view.label] = str(exc)
     return cache[view.label]
 
@@ -495,7 +500,7 @@ def _prediction_section(section: Section, views: list, out: Path, models: list, 
                 say(f"predicting {model.name} ({_MODE_TITLES[mode]}, batch {batch}) on {view.label}")
                 try:
                     results.append((view, mode, predict_model(model, model_kernels, batch=batch, mode=mode)))
-                except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
+                except _PREDICTION_ERRORS as exc:
                     failures.append((model.name, view.label, mode, f"{type(exc).__name__}: {exc}"))
     labels = [v.label for v in views]
     panels = []
@@ -578,7 +583,7 @@ def _scaling_section(section: Section, views: list, out: Path, model, preset: st
         for scaling, batches in (("weak", weak_batches), ("strong", strong_batches)):
             try:
                 rows = data_parallel(step, workers, batches, link, scaling=scaling)
-            except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
+            except _PREDICTION_ERRORS as exc:
                 section.note(f"{scaling} scaling of {model.name} on {view.label} cannot be predicted: "
                              f"{type(exc).__name__}: {exc}")
                 continue
@@ -631,8 +636,8 @@ def _run_rows(run: dict, path: Path) -> list:
         ("command line", shlex.join(map(str, command)) if isinstance(command, list) else command),
         ("threads", run.get("threads")), ("caches", ", ".join(map(str, run.get("caches") or [])) or None),
         ("rounds", run.get("rounds")),
-        ("dlcb-kernels", f"{dlcb or '?'} (build {env.get('build_revision') or '?'}, "
-                         f"compiler {env.get('compiler') or '?'})"),
+        ("dlcb-kernels", (f"{dlcb or '?'} (build {env.get('build_revision') or '?'}, "
+                         f"compiler {env.get('compiler') or '?'})")),
         ("Python", f"{env.get('implementation') or ''} {env.get('python') or '?'}".strip()),
         ("platform", env.get("platform")), ("hostname", env.get("hostname")),
         ("libraries", ", ".join(f"{name} {version}" for name, version in sorted(packages.items())) or None),
@@ -659,10 +664,10 @@ def _device_rows(device: dict) -> list:
     if device.get("kind") == "cpu":
         clock = device.get("clock") or {}
         rows += [
-            ("microarchitecture", f"{device.get('microarchitecture') or 'unknown'} ({device.get('vendor')}, "
-                                  f"{device.get('arch')}, family {device.get('family')} model {device.get('model')})"),
-            ("cores", f"{device.get('physical_cores')} physical, {device.get('logical_cpus')} logical, "
-                      f"{device.get('threads_used')} threads used"),
+            ("microarchitecture", (f"{device.get('microarchitecture') or 'unknown'} ({device.get('vendor')}, "
+                                  f"{device.get('arch')}, family {device.get('family')} model {device.get('model')})")),
+            ("cores", (f"{device.get('physical_cores')} physical, {device.get('logical_cpus')} logical, "
+                      f"{device.get('threads_used')} threads used")),
             ("clock", f"measured {clock['measured_ghz']:.3f} GHz" if _number(clock.get("measured_ghz"))
              else "not measured"),
             ("clock reported / max", " / ".join(f"{clock[k]:g} MHz" if _number(clock.get(k)) else "not reported"
@@ -678,8 +683,8 @@ def _device_rows(device: dict) -> list:
     else:
         nvml = device.get("nvml") or {}
         rows += [
-            ("architecture", f"{device.get('architecture') or 'unknown'} (compute capability "
-                             f"{device.get('compute_capability')}, {device.get('sm_count')} SMs)"),
+            ("architecture", (f"{device.get('architecture') or 'unknown'} (compute capability "
+                             f"{device.get('compute_capability')}, {device.get('sm_count')} SMs)")),
             ("max SM clock", f"{device.get('max_sm_clock_mhz')} MHz"),
             ("NVML", _compact(nvml) if nvml else "not recorded"),
             ("notes", " / ".join(map(str, device.get("notes") or [])) or None),

@@ -196,7 +196,8 @@ def _draw_panel(ax, panel: BarPanel, colours: dict, baseline: float, log_scale: 
             if any(e for _, _, e in drawn):
                 # a relative uncertainty u as the factor range v / (1 + u) .. v * (1 + u): never below
                 # zero, symmetric on a log axis
-                xerr = [[v - v / (1 + e) if e else 0.0 for _, v, e in drawn], [v * e if e else 0.0 for _, v, e in drawn]]
+                xerr = [[v - v / (1 + e) if e else 0.0 for _, v, e in drawn],
+                        [v * e if e else 0.0 for _, v, e in drawn]]
             ax.barh([y for y, _, _ in drawn], [v - baseline for _, v, _ in drawn], height=bar * 0.9,
                     left=baseline, color=colours[name], xerr=xerr, error_kw={"elinewidth": 0.8, "capsize": 2})
         for y, text in zip(offsets, panel.marks.get(name, [])):
