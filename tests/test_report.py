@@ -207,6 +207,7 @@ def test_bad_inputs_are_cli_errors(case, two_devices, tmp_path, capsys):
     (tmp_path / "text.json").write_text("not json")
     assert cli.main(["report", *args]) == 1
     assert capsys.readouterr().err.startswith("dlcb: error: ")
+    assert not (tmp_path / "report").exists()   # nothing written for a report that cannot be made
 
 
 def test_missing_file_through_a_subprocess(tmp_path):

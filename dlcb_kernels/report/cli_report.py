@@ -86,7 +86,9 @@ def run(args) -> int:
     from ..predict.plot import _pyplot
     from ..predict.scaling import INTERCONNECTS
 
-    out = _output_dir(args.output)
+    out = args.output
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"-o/--output {out} exists and is not a directory")
     docs = [(path, _load(path)) for path in args.tables]
     models = [] if args.models.strip().lower() == "none" else [
         get_model(name.strip()) for name in args.models.split(",") if name.strip()]
@@ -101,7 +103,7 @@ def run(args) -> int:
         _pyplot()
     except ModuleNotFoundError as exc:
         raise ValueError(str(exc)) from None
-    out.mkdir(parents=True, exist_ok=True)
+    _make_dir(out)   # only once every input is known good
     say = (lambda text: None) if args.quiet else (
         lambda text: print(f"dlcb report: {text}", file=sys.stderr, flush=True))
     modes = MODES if args.mode == "both" else (args.mode,)
@@ -114,14 +116,11 @@ def run(args) -> int:
     return 0
 
 
-def _output_dir(path: Path) -> Path:
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"-o/--output {path} exists and is not a directory")
+def _make_dir(path: Path) -> None:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ValueError(f"cannot create the -o/--output directory {path}: {exc.strerror}") from None
-    return path
 
 
 def _load(path: Path) -> dict:
