@@ -10,6 +10,9 @@ from pathlib import Path
 from ..predict.plot import _pyplot
 
 PROVIDER_MARKERS = {"ours": "o", "vendor": "^"}
+# Op families in a fixed order, so that a family has the same colour in every roofline
+FAMILY_ORDER = ("gemm", "conv fwd", "conv bwd_data", "conv bwd_filter", "rnn fwd", "rnn bwd", "memory fwd",
+                "memory bwd")
 _DPI = 110
 _WIDTH_IN = 10.0
 
@@ -100,7 +103,9 @@ def roofline(points: list, ceilings: list, path, title: str) -> Path:
             ax.plot([x_lo, end], [b.value * x_lo, b.value * end], color="dimgray", linewidth=1.6,
                     linestyle="-" if b.measured else "--")
             handles.append(Line2D([], [], color="dimgray", linestyle="-" if b.measured else "--", label=b.label))
-        colours = _colours(sorted({p.family for p in points}))
+        present = {p.family for p in points}
+        colours = _colours([*FAMILY_ORDER, *sorted(present - set(FAMILY_ORDER))])
+        colours = {family: colour for family, colour in colours.items() if family in present}
         for (family, provider) in sorted({(p.family, p.provider) for p in points}):
             chosen = [p for p in points if p.family == family and p.provider == provider]
             ax.scatter([p.intensity for p in chosen], [p.gflops for p in chosen], s=36, alpha=0.85,
@@ -115,6 +120,8 @@ def roofline(points: list, ceilings: list, path, title: str) -> Path:
         ax.set_yscale("log")
         ax.set_xlim(x_lo, x_hi)
         ax.set_ylim(y_lo, y_hi)
+        _plain_log_ticks(ax.xaxis, x_hi / x_lo)
+        _plain_log_ticks(ax.yaxis, y_hi / y_lo)
         ax.set_xlabel("arithmetic intensity (FLOP/byte)")
         ax.set_ylabel("GFLOP/s")
         ax.set_title(title, fontsize=10)
@@ -181,7 +188,6 @@ def bar_panels(panels: list, path, title: str, xlabel: str, log_scale: bool = Fa
 
 def _draw_panel(ax, panel: BarPanel, colours: dict, baseline: float, log_scale: bool) -> None:
     from matplotlib.patches import Patch
-    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     series = list(panel.values)
     n = max(1, len(series))
@@ -208,13 +214,20 @@ def _draw_panel(ax, panel: BarPanel, colours: dict, baseline: float, log_scale: 
     ax.set_ylim(len(panel.rows) - 0.5, -0.5)   # first row on top
     if log_scale:
         ax.set_xscale("log")
-        plain = FuncFormatter(lambda v, _: f"{v:g}")
-        ax.xaxis.set_major_formatter(plain)
         lo, hi = ax.get_xlim()
-        # a narrow log range has few decades: label the minor ticks too
-        ax.xaxis.set_minor_formatter(plain if hi / lo < 20 else NullFormatter())
-        ax.tick_params(axis="x", which="minor", labelsize=7)
+        _plain_log_ticks(ax.xaxis, hi / lo)
     ax.set_title(panel.title, fontsize=10, loc="left")
     ax.grid(True, axis="x", which="both", alpha=0.25)
     ax.legend(handles=[Patch(color=colours[name], label=name) for name in series], fontsize=7,
               loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+
+
+def _plain_log_ticks(axis, span: float) -> None:
+    """Log-axis ticks as plain numbers (0.5, 200, 1000) rather than powers of ten; a narrow
+    range, with few decades, gets its minor ticks labelled too."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    axis.set_major_formatter(plain)
+    axis.set_minor_formatter(plain if span < 20 else NullFormatter())
+    axis.set_tick_params(which="minor", labelsize=7)
