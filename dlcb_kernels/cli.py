@@ -142,10 +142,10 @@ def _command_modules() -> dict:
     """The subcommands defined outside this file, by name."""
     from .models import cli as models_cli
     from .predict import cli_predict, cli_scale, cli_validate
-    from .report import cli_compare
+    from .report import cli_compare, cli_report
 
     return {"models": models_cli, "predict": cli_predict, "scale": cli_scale, "validate": cli_validate,
-            "compare": cli_compare}
+            "compare": cli_compare, "report": cli_report}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,233 @@
+"""The report's figures as PNG files: rooflines and horizontal grouped bar charts. matplotlib is
+optional (extra "plot"), imported only when a figure is drawn, through predict.plot's loader."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..predict.plot import _pyplot
+
+PROVIDER_MARKERS = {"ours": "o", "vendor": "^"}
+# Op families in a fixed order, so that a family has the same colour in every roofline
+FAMILY_ORDER = ("gemm", "conv fwd", "conv bwd_data", "conv bwd_filter", "rnn fwd", "rnn bwd", "memory fwd",
+                "memory bwd")
+_DPI = 110
+_WIDTH_IN = 10.0
+
+
+@dataclass(frozen=True)
+class RooflinePoint:
+    """One ok record: where it sits (FLOP/byte, GFLOP/s), its op family and provider."""
+
+    intensity: float
+    gflops: float
+    family: str
+    provider: str
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    """A roof: kind "compute" (value in GFLOP/s) or "memory" (value in GB/s); measured roofs are
+    drawn solid, theoretical ones dashed."""
+
+    kind: str
+    value: float
+    measured: bool
+    label: str
+
+
+@dataclass
+class BarPanel:
+    """One subplot of horizontal bars: a group of bars per row, one bar per series.
+
+    values[series][i] is row i's bar (None: no bar); marks[series][i] is text written where a
+    bar is missing (e.g. "unavailable"); rel_errors[series][i] an optional relative error bar.
+    """
+
+    title: str
+    rows: list
+    values: dict
+    marks: dict = field(default_factory=dict)
+    rel_errors: dict = field(default_factory=dict)
+
+
+def _colours(names) -> dict:
+    """A stable colour per name, in the order given (tab10, then tab20 for long lists)."""
+    names = list(dict.fromkeys(names))
+    plt = _pyplot()
+    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
+
+
+def roofline(points: list, ceilings: list, path, title: str) -> Path:
+    """Writes a log-log roofline: the ceilings as lines, the records as points (marker by
+    provider, colour by op family)."""
+    if not isinstance(title, str):
+        raise TypeError(f"title must be a str, got {type(title).__name__}")
+    for ceiling in ceilings:
+        if ceiling.kind not in ("compute", "memory"):
+            raise ValueError(f"ceiling kind must be 'compute' or 'memory', got {ceiling.kind!r}")
+        if not ceiling.value > 0:
+            raise ValueError(f"ceiling {ceiling.label!r} must be positive, got {ceiling.value!r}")
+    points = [p for p in points if p.intensity > 0 and p.gflops > 0]
+    if not points and not ceilings:
+        raise ValueError("a roofline needs points or ceilings")
+    path = Path(path)
+    plt = _pyplot()
+    from matplotlib.lines import Line2D
+
+    compute = [c for c in ceilings if c.kind == "compute"]
+    memory = [c for c in ceilings if c.kind == "memory"]
+    top = max((c.value for c in compute), default=None)
+    widest_bw = max((c.value for c in memory), default=None)
+    ridges = [c.value / b.value for c in compute for b in memory]
+    xs = [p.intensity for p in points] + ridges
+    ys = [p.gflops for p in points] + [c.value for c in compute]
+    x_lo = min(xs, default=1.0) / 4
+    x_hi = max(xs, default=100.0) * 4
+    y_hi = max(ys + [b.value * x_hi for b in memory if top is None], default=100.0) * 2
+    y_lo = min([p.gflops for p in points] + [b.value * x_lo for b in memory], default=y_hi / 1e3) / 2
+
+    fig, ax = plt.subplots(figsize=(_WIDTH_IN, 5.6))
+    try:
+        handles = []
+        for c in compute:
+            start = c.value / widest_bw if widest_bw else x_lo   # from where the widest roof meets it
+            ax.plot([start, x_hi], [c.value, c.value], color="black", linewidth=1.6,
+                    linestyle="-" if c.measured else "--")
+            handles.append(Line2D([], [], color="black", linestyle="-" if c.measured else "--", label=c.label))
+        for b in memory:
+            end = top / b.value if top else x_hi
+            ax.plot([x_lo, end], [b.value * x_lo, b.value * end], color="dimgray", linewidth=1.6,
+                    linestyle="-" if b.measured else "--")
+            handles.append(Line2D([], [], color="dimgray", linestyle="-" if b.measured else "--", label=b.label))
+        present = {p.family for p in points}
+        colours = _colours([*FAMILY_ORDER, *sorted(present - set(FAMILY_ORDER))])
+        colours = {family: colour for family, colour in colours.items() if family in present}
+        for (family, provider) in sorted({(p.family, p.provider) for p in points}):
+            chosen = [p for p in points if p.family == family and p.provider == provider]
+            ax.scatter([p.intensity for p in chosen], [p.gflops for p in chosen], s=36, alpha=0.85,
+                       marker=PROVIDER_MARKERS.get(provider, "s"), color=colours[family],
+                       edgecolors="black", linewidths=0.4, zorder=3)
+        for family, colour in colours.items():
+            handles.append(Line2D([], [], marker="s", linestyle="", color=colour, label=family))
+        for provider in sorted({p.provider for p in points}):
+            handles.append(Line2D([], [], marker=PROVIDER_MARKERS.get(provider, "s"), linestyle="",
+                                  color="lightgray", markeredgecolor="black", label=provider))
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(x_lo, x_hi)
+        ax.set_ylim(y_lo, y_hi)
+        _plain_log_ticks(ax.xaxis, x_hi / x_lo)
+        _plain_log_ticks(ax.yaxis, y_hi / y_lo)
+        ax.set_xlabel("arithmetic intensity (FLOP/byte)")
+        ax.set_ylabel("GFLOP/s")
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, which="both", alpha=0.25)
+        ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        fig.tight_layout()
+        fig.savefig(path, dpi=_DPI)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def bar_panels(panels: list, path, title: str, xlabel: str, log_scale: bool = False,
+               reference: float | None = None) -> Path:
+    """Writes one subplot of horizontal grouped bars per panel, stacked vertically.
+
+    With a reference (e.g. 1.0 for speed ratios) bars start at it and a line marks it; otherwise
+    they start at 0 (linear) or below the smallest value (log)."""
+    if not panels:
+        raise ValueError("panels must not be empty")
+    if not isinstance(title, str) or not isinstance(xlabel, str):
+        raise TypeError("title and xlabel must be str")
+    for panel in panels:
+        for series, values in panel.values.items():
+            if len(values) != len(panel.rows):
+                raise ValueError(f"panel {panel.title!r}: series {series!r} has {len(values)} values for "
+                                 f"{len(panel.rows)} rows")
+    path = Path(path)
+    plt = _pyplot()
+    everything = [v for panel in panels for values in panel.values.values() for v in values if v is not None]
+    if log_scale and any(v <= 0 for v in everything):
+        raise ValueError("a log-scale bar chart needs positive values")
+    if reference is not None:
+        baseline = reference
+    elif log_scale:
+        baseline = 10 ** math.floor(math.log10(min(everything) / 2)) if everything else 1.0
+    else:
+        baseline = 0.0
+    colours = _colours(s for panel in panels for s in panel.values)
+    heights = [max(1, len(p.rows)) * (0.2 * max(1, len(p.values)) + 0.25) + 0.8 for p in panels]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(_WIDTH_IN, sum(heights) + 0.6), squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
+    try:
+        for ax, panel in zip(axes[:, 0], panels):
+            if everything:   # the same scale in every panel, set before the ticks are formatted
+                hi = max(everything + [baseline])
+                lo = min(everything + [baseline])
+                if log_scale:
+                    ax.set_xscale("log")
+                    ax.set_xlim(lo / 1.5, hi * 1.6 if not any(p.rel_errors for p in panels) else hi * 2.5)
+                else:
+                    ax.set_xlim(min(0.0, lo), hi * 1.12 if hi > 0 else 1.0)
+            _draw_panel(ax, panel, colours, baseline, log_scale)
+            ax.set_xlabel(xlabel, fontsize=9)
+            if reference is not None:
+                ax.axvline(reference, color="black", linewidth=1.0)
+        fig.suptitle(title, fontsize=11)
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / (sum(heights) + 0.6)))
+        fig.savefig(path, dpi=_DPI)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _draw_panel(ax, panel: BarPanel, colours: dict, baseline: float, log_scale: bool) -> None:
+    from matplotlib.patches import Patch
+
+    series = list(panel.values)
+    n = max(1, len(series))
+    bar = 0.8 / n
+    for j, name in enumerate(series):
+        offsets = [i + (j - (n - 1) / 2) * bar for i in range(len(panel.rows))]
+        values = panel.values[name]
+        errors = panel.rel_errors.get(name) or [None] * len(values)
+        drawn = [(y, v, e) for y, v, e in zip(offsets, values, errors) if v is not None]
+        if drawn:
+            xerr = None
+            if any(e for _, _, e in drawn):
+                # a relative uncertainty u as the factor range v / (1 + u) .. v * (1 + u): never below
+                # zero, symmetric on a log axis
+                xerr = [[v - v / (1 + e) if e else 0.0 for _, v, e in drawn],
+                        [v * e if e else 0.0 for _, v, e in drawn]]
+            ax.barh([y for y, _, _ in drawn], [v - baseline for _, v, _ in drawn], height=bar * 0.9,
+                    left=baseline, color=colours[name], xerr=xerr, error_kw={"elinewidth": 0.8, "capsize": 2})
+        for y, text in zip(offsets, panel.marks.get(name, [])):
+            if text:
+                ax.text(baseline * (1.08 if log_scale else 1.0), y, f" {name}: {text}", va="center",
+                        fontsize=7, color="firebrick", style="italic")
+    ax.set_yticks(range(len(panel.rows)), panel.rows, fontsize=8)
+    ax.set_ylim(len(panel.rows) - 0.5, -0.5)   # first row on top
+    if log_scale:
+        ax.set_xscale("log")
+        lo, hi = ax.get_xlim()
+        _plain_log_ticks(ax.xaxis, hi / lo)
+    ax.set_title(panel.title, fontsize=10, loc="left")
+    ax.grid(True, axis="x", which="both", alpha=0.25)
+    ax.legend(handles=[Patch(color=colours[name], label=name) for name in series], fontsize=7,
+              loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+
+
+def _plain_log_ticks(axis, span: float) -> None:
+    """Log-axis ticks as plain numbers (0.5, 200, 1000) rather than powers of ten; a narrow
+    range, with few decades, gets its minor ticks labelled too."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    axis.set_major_formatter(plain)
+    axis.set_minor_formatter(plain if span < 20 else NullFormatter())
+    axis.set_tick_params(which="minor", labelsize=7)
