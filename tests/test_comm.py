@@ -191,15 +191,18 @@ def _check_table(path: Path, ranks: int, collectives) -> dict:
 
 
 @needs_mpi
-def test_bench_comm_alone_is_a_one_rank_job_and_says_so(tmp_path):
+def test_bench_comm_alone_is_a_one_rank_job_says_so_and_pools_rounds(tmp_path):
     path = tmp_path / "comm.json"
     out = subprocess.run([sys.executable, "-m", "dlcb_kernels", "bench", "comm", "--max-bytes", "4K",
-                          "--collectives", "allreduce,broadcast", *FAST, "-o", str(path)], check=False,
+                          "--collectives", "allreduce,broadcast", "--rounds", "2", *FAST, "-o", str(path)], check=False,
                          capture_output=True, text=True, timeout=120, cwd=NEUTRAL_DIR, env=without_launcher())
     assert out.returncode == 0, out.stderr
     assert "one rank (not started by mpirun/mpiexec)" in out.stderr
     doc = _check_table(path, 1, ("allreduce", "broadcast"))
     assert doc["communication"]["fits"] == []            # one rank: no link to fit
+    for entry in doc["communication"]["measurements"]:   # two rounds, their samples pooled
+        assert len(entry["rounds"]) == 2
+        assert sum(r["samples"] for r in entry["rounds"]) == entry["stats"]["count"] == len(entry["samples_ns"])
     assert path.with_suffix(".csv").read_text().startswith("backend,collective,ranks")
 
 

@@ -25,7 +25,7 @@ from ..records import now_iso
 from ..table import new_table, write_atomic, write_text_atomic
 from .collectives import COLLECTIVES, CommProblem, format_bytes
 from .fit import fit_collective
-from .runner import CommSettings, measure_collective
+from .runner import CommSettings, make_entry, time_collective
 from .world import World
 
 CSV_COLUMNS = ("backend", "collective", "ranks", "hosts", "nbytes", "dtype", "sources", "status", "median_s",
@@ -42,6 +42,7 @@ class CommConfig:
     dtype: str = "float32"
     settings: CommSettings = field(default_factory=CommSettings)
     fit_range: tuple[int, int] = (1 << 10, 64 << 20)
+    rounds: int = 1                  # the sweep this many times, alternating order, samples pooled
 
     def __post_init__(self):
         unknown = [c for c in self.collectives if c not in COLLECTIVES]
@@ -50,6 +51,8 @@ class CommConfig:
                              f"{', '.join(self.collectives) or 'none'}")
         if not self.sizes and not self.allreduce_extra:
             raise ValueError("no message sizes to measure")
+        if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 1:
+            raise ValueError(f"rounds must be a positive int, got {self.rounds!r}")
         low, high = self.fit_range
         if not 0 < low < high:
             raise ValueError(f"fit range must be 0 < low < high, got {low}..{high}")
@@ -138,7 +141,7 @@ def run_comm_bench(world: World, backend, config: CommConfig, out_path, *,
         doc["runs"].append({
             "run_id": run_id, "suite": "comm", "started": now_iso(), "finished": None, "status": "running",
             "settings": {**settings.as_dict(), "collectives": list(config.collectives), "dtype": config.dtype,
-                         "fit_range_bytes": list(config.fit_range)},
+                         "fit_range_bytes": list(config.fit_range), "rounds": config.rounds},
             "mpi": world.describe(), "backend": backend.describe(), "hosts": hosts,
             "harness": {"timer": "host perf_counter per rank; a sample is the slowest rank's time per "
                                  "collective over k back-to-back calls started from a barrier"},
@@ -149,23 +152,38 @@ def run_comm_bench(world: World, backend, config: CommConfig, out_path, *,
         write_atomic(out_path, doc)
     if stream:
         print(f"dlcb bench comm: {backend.name}, {world.size} rank(s) on {len(hosts)} host(s), "
-              f"{len(problems)} measurements -> {out_path}", file=stream, flush=True)
+              f"{len(problems)} sizes × {config.rounds} round(s) -> {out_path}", file=stream, flush=True)
     start = time.monotonic()
     status = "complete"
+    timings: dict[CommProblem, list] = {}
+    positions: dict[CommProblem, int] = {}
+    steps = len(problems) * config.rounds
     try:
-        for index, (problem, sources) in enumerate(problems, 1):
-            world.check_in(problem.key(), settings.timeout_s)
-            prepared = backend.prepare(problem)
-            entry = measure_collective(world, prepared, problem, settings)
-            del prepared  # large buffers go before the next size's are made
-            entry.update(run_id=run_id, backend=backend.name, hosts=hosts, sources=sources)
-            if doc is not None:
-                doc["communication"]["measurements"].append(entry)
-                write_atomic(out_path, doc)
-                write_text_atomic(out_path.with_suffix(".csv"), to_csv(doc))
-            if stream:
-                print(f"[{index}/{len(problems)} {time.monotonic() - start:6.1f}s] {progress_line(entry)}",
-                      file=stream, flush=True)
+        for round_index in range(config.rounds):
+            order = problems if round_index % 2 == 0 else problems[::-1]
+            for problem, sources in order:
+                if timings.get(problem) and timings[problem][0].error_before != 0.0:
+                    continue  # a wrong result is not measured again
+                world.check_in(problem.key(), settings.timeout_s)
+                prepared = backend.prepare(problem)
+                timings.setdefault(problem, []).append(time_collective(world, prepared, problem, settings))
+                del prepared  # large buffers go before the next size's are made
+                entry = make_entry(problem, timings[problem], settings)
+                entry.update(run_id=run_id, backend=backend.name, hosts=hosts, sources=sources)
+                if doc is not None:
+                    measurements = doc["communication"]["measurements"]
+                    if problem in positions:
+                        measurements[positions[problem]] = entry
+                    else:
+                        positions[problem] = len(measurements)
+                        measurements.append(entry)
+                    write_atomic(out_path, doc)
+                    write_text_atomic(out_path.with_suffix(".csv"), to_csv(doc))
+                if stream:
+                    done = sum(len(t) for t in timings.values())
+                    round_note = f" round {round_index + 1}/{config.rounds}" if config.rounds > 1 else ""
+                    print(f"[{done}/{steps}{round_note} {time.monotonic() - start:6.1f}s] {progress_line(entry)}",
+                          file=stream, flush=True)
     except BaseException as exc:
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         raise

@@ -68,6 +68,10 @@ def add_parser(bench_subparsers) -> argparse.ArgumentParser:
     comm.add_argument("--min-samples", type=positive_int, default=5)
     comm.add_argument("--max-time", type=positive_float, default=1.0,
                       help="seconds of samples per size before giving up on the noise target (default: 1)")
+    comm.add_argument("--rounds", type=positive_int, default=1,
+                      help="measure the whole sweep N times, in the opposite order each time, and pool each "
+                           "size's samples: a slow spell of the machine then spreads over all sizes instead "
+                           "of bending one stretch of the curve (default: 1)")
     comm.add_argument("--timeout", type=positive_float, default=120.0, metavar="SECONDS",
                       help="a rank that does not arrive, or a size that does not finish, within this many "
                            "seconds (plus 20 × --max-time for a size) aborts the job, naming the rank "
@@ -90,7 +94,7 @@ def _config(args, backend: str):
     extra = [] if args.no_deepbench else deepbench_allreduce_sizes()
     return CommConfig(backend=backend, collectives=args.collectives,
                       sizes=size_sweep(args.min_bytes, args.max_bytes, args.step), allreduce_extra=extra,
-                      dtype=args.dtype, settings=settings, fit_range=args.fit_range)
+                      dtype=args.dtype, settings=settings, fit_range=args.fit_range, rounds=args.rounds)
 
 
 def _backend(name: str, world):

@@ -9,13 +9,17 @@ collective is only done when its last rank is. k is chosen once so a sample last
 Every rank sees the same slowest-rank samples, so every rank takes the same decision to stop
 (noise target, time or sample budget) without another message. After timing the result is
 checked again. A watchdog aborts the job if one size takes longer than its deadline.
+
+With several rounds (the whole sweep again, in the opposite order each time) a collective's
+samples are pooled: a slow spell of the machine then falls on different sizes in each round
+instead of bending one stretch of the curve.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -65,18 +69,25 @@ def _check(world: World, problem: CommProblem, prepared: Prepared) -> float:
     return _slowest(world, prepared.max_error(problem.expected(world.rank)))
 
 
-def measure_collective(world: World, prepared: Prepared, problem: CommProblem, settings: CommSettings) -> dict:
-    """Checks and times one collective on every rank; returns the same entry on every rank (the
-    per-rank medians are all-gathered)."""
+@dataclass
+class Timing:
+    """One round of one collective: the check's errors and the slowest rank's samples."""
+
+    error_before: float
+    error_after: float | None = None          # None: not timed (the check before failed)
+    slowest: list[float] = field(default_factory=list)   # seconds per collective, per sample
+    rank_medians: list[float] = field(default_factory=list)
+    iterations: int = 0
+    stop_reason: str = ""
+
+
+def time_collective(world: World, prepared: Prepared, problem: CommProblem, settings: CommSettings) -> Timing:
+    """Checks and times one collective on every rank; every rank returns the same Timing."""
     budget = settings.timeout_s + 20 * settings.max_time
     with world.deadline(f"{problem.key()}", budget):
-        error = _check(world, problem, prepared)
-        entry = {"collective": problem.collective, "nbytes": problem.nbytes, "ranks": problem.ranks,
-                 "dtype": problem.dtype, "count": problem.count, "max_error": finite_or_none(error),
-                 "checked": "exact, on every rank, before timing"}
-        if error != 0.0:
-            entry.update(status="failed", reason=f"wrong result: max |error| {error:g} on the worst rank")
-            return entry
+        timing = Timing(error_before=_check(world, problem, prepared))
+        if timing.error_before != 0.0:
+            return timing
         prepared.run(settings.warmup)
         world.barrier()
         start = time.perf_counter()
@@ -100,18 +111,36 @@ def measure_collective(world: World, prepared: Prepared, problem: CommProblem, s
                 if sum(slowest) * iterations >= settings.max_time:
                     stop_reason = "max_time"
                     break
-        after = _check(world, problem, prepared)
-        rank_medians = world.allgather(float(np.median(local)))
+        timing.error_after = _check(world, problem, prepared)
+        timing.rank_medians = world.allgather(float(np.median(local)))
+    timing.slowest, timing.iterations, timing.stop_reason = slowest, iterations, stop_reason
+    return timing
+
+
+def make_entry(problem: CommProblem, timings: list[Timing], settings: CommSettings) -> dict:
+    """The table entry of a collective from its rounds, their samples pooled."""
+    entry = {"collective": problem.collective, "nbytes": problem.nbytes, "ranks": problem.ranks,
+             "dtype": problem.dtype, "count": problem.count}
+    errors = [t.error_before for t in timings] + [t.error_after for t in timings if t.error_after is not None]
+    entry["max_error"] = finite_or_none(max(errors))
+    if any(t.error_before != 0.0 for t in timings):
+        entry.update(status="failed", checked="exact, on every rank, before timing",
+                     reason=f"wrong result: max |error| {max(errors):g} on the worst rank")
+        return entry
+    slowest = [s for t in timings for s in t.slowest]
     stats = summarize(slowest)
+    wrong_after = max(t.error_after for t in timings)
     entry.update({
-        "status": "ok" if after == 0.0 else "failed",
-        "reason": None if after == 0.0 else f"wrong result after timing: max |error| {after:g}",
+        "status": "ok" if wrong_after == 0.0 else "failed",
+        "reason": None if wrong_after == 0.0 else f"wrong result after timing: max |error| {wrong_after:g}",
         "checked": "exact, on every rank, before and after timing",
-        "iterations_per_sample": iterations,
+        "iterations_per_sample": timings[-1].iterations,
         "stats": {k: finite_or_none(v) for k, v in stats.as_dict().items()},
         "samples_ns": [round(s * 1e9) for s in slowest],
-        "rank_medians_s": rank_medians,
-        "stop_reason": stop_reason,
+        "rank_medians_s": [float(np.median(per_rank)) for per_rank in zip(*(t.rank_medians for t in timings))],
+        "rounds": [{"median_s": float(np.median(t.slowest)), "samples": len(t.slowest),
+                    "iterations_per_sample": t.iterations, "stop_reason": t.stop_reason} for t in timings],
+        "stop_reason": "; ".join(dict.fromkeys(t.stop_reason for t in timings)),
         "converged": stats.rel_noise <= settings.noise_target,
         "bus_factor": bus_factor(problem.collective, problem.ranks),
         "algbw_gbs": problem.algbw(stats.median) / 1e9,
