@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..argtypes import positive_float
+from ..argtypes import positive_float, positive_int_list
 from .scaling import (
     ALGORITHMS,
     INTERCONNECTS,
@@ -17,16 +17,6 @@ from .scaling import (
     data_parallel,
     get_interconnect,
 )
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(item) for item in text.split(",") if item.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a comma list of integers, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected a comma list of integers >= 1, got {text!r}")
-    return values
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -38,9 +28,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     scale.add_argument("--model", required=True, metavar="NAME|FILE",
                        help="a reference model (e.g. vgg16; see `dlcb models`) or a model file (.json/.yaml)")
     scale.add_argument("--table", required=True, type=Path, help="throughput table (JSON) to predict from")
-    scale.add_argument("--workers", type=_int_list, default=[1, 2, 4, 8], metavar="P,...",
+    scale.add_argument("--workers", type=positive_int_list, default=[1, 2, 4, 8], metavar="P,...",
                        help="worker (GPU) counts (default: 1,2,4,8)")
-    scale.add_argument("--batch", type=_int_list, default=[16, 32, 64, 128], metavar="N,...",
+    scale.add_argument("--batch", type=positive_int_list, default=[16, 32, 64, 128], metavar="N,...",
                        help="batch sizes: per worker with --scaling weak, global with strong "
                             "(default: 16,32,64,128)")
     scale.add_argument("--interconnect", default="pcie3", metavar="NAME|measured",

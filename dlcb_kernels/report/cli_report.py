@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..argtypes import positive_int
-from ..predict.cli_scale import _int_list
+from ..argtypes import positive_int, positive_int_list
 from . import figures
 from .html import Page, Section
 
@@ -51,11 +50,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     report.add_argument("--interconnect", default="pcie3", metavar="PRESET",
                         help="the link for scaling where a table has no measured all-reduce fit in its "
                              "communication section (default: pcie3; see `dlcb scale --help` for presets)")
-    report.add_argument("--workers", type=_int_list, default=[1, 2, 4, 8, 16], metavar="P,...",
+    report.add_argument("--workers", type=positive_int_list, default=[1, 2, 4, 8, 16], metavar="P,...",
                         help="worker counts of the scaling plots (default: 1,2,4,8,16)")
-    report.add_argument("--weak-batch", type=_int_list, default=[16, 32, 64], metavar="N,...",
+    report.add_argument("--weak-batch", type=positive_int_list, default=[16, 32, 64], metavar="N,...",
                         help="per-worker batches of the weak-scaling plot (default: 16,32,64)")
-    report.add_argument("--strong-batch", type=_int_list, default=[256, 1024], metavar="N,...",
+    report.add_argument("--strong-batch", type=positive_int_list, default=[256, 1024], metavar="N,...",
                         help="global batches of the strong-scaling plot, each at least the largest worker "
                              "count (default: 256,1024)")
     report.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
