@@ -261,3 +261,19 @@ def test_a_rank_that_dies_hangs_or_raises_fails_the_job_loudly(tmp_path, mode, s
     if mode != "hang":
         # Everything measured before the failure is on disk, in a valid table.
         assert table.load(path)["communication"]["measurements"]
+
+
+@needs_mpi
+def test_nccl_without_cupy_or_a_gpu_is_refused_with_the_reason(tmp_path):
+    from dlcb_kernels.comm.backends import NcclBackend
+    from dlcb_kernels.comm.world import World
+
+    reason = NcclBackend.unavailable_reason(World(comm=object()))
+    if reason is None:
+        pytest.skip("NCCL is usable here")
+    out = subprocess.run([sys.executable, "-m", "dlcb_kernels", "bench", "comm", "--backend", "nccl", *FAST,
+                          "-o", str(tmp_path / "comm.json")], check=False, capture_output=True, text=True,
+                         timeout=120, cwd=NEUTRAL_DIR, env=without_launcher())
+    assert out.returncode == 1
+    assert "backend nccl is unavailable" in out.stderr and reason in out.stderr
+    assert not (tmp_path / "comm.json").exists()
