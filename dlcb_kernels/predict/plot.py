@@ -38,11 +38,11 @@ def plot_scaling(rows, path, title: str, scaling: str = "weak") -> Path:
         for batch, line in lines.items():
             line.sort(key=lambda row: row.workers)
             ax.plot([row.workers for row in line], [row.step_s * 1e3 for row in line], marker="o",
-                    label=f"{'global' if strong else 'per-GPU'} batch {batch}")
+                    label=f"{'global' if strong else 'per-worker'} batch {batch}")
         workers = sorted({row.workers for row in rows})
         ax.set_xscale("log", base=2)
         ax.set_xticks(workers, [str(p) for p in workers])
-        ax.set_xlabel("number of GPUs")
+        ax.set_xlabel("workers (GPUs or hosts)")
         ax.set_ylabel("batch time (ms)")
         ax.set_ylim(bottom=0)
         ax.set_title(title, fontsize=10)

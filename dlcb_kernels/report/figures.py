@@ -223,11 +223,23 @@ def _draw_panel(ax, panel: BarPanel, colours: dict, baseline: float, log_scale: 
 
 
 def _plain_log_ticks(axis, span: float) -> None:
-    """Log-axis ticks as plain numbers (0.5, 200, 1000) rather than powers of ten; a narrow
-    range, with few decades, gets its minor ticks labelled too."""
+    """Log-axis ticks as plain numbers (0.5, 200, 1000) rather than powers of ten. A range of few
+    decades gets minor ticks labelled too: all of them under 20×, the 2s and 5s under 1000×, so
+    that no axis is left with a single number on it."""
+    import math
+
     from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    def two_and_five(value, _):
+        mantissa = round(value / 10 ** math.floor(math.log10(value)))
+        return f"{value:g}" if mantissa in (2, 5) else ""
 
     plain = FuncFormatter(lambda v, _: f"{v:g}")
     axis.set_major_formatter(plain)
-    axis.set_minor_formatter(plain if span < 20 else NullFormatter())
+    if span < 20:
+        axis.set_minor_formatter(plain)
+    elif span < 1000:
+        axis.set_minor_formatter(FuncFormatter(two_and_five))
+    else:
+        axis.set_minor_formatter(NullFormatter())
     axis.set_tick_params(which="minor", labelsize=7)
