@@ -156,7 +156,7 @@ def test_report_of_two_devices_through_the_cli(two_devices, tmp_path):
     assert "max error 3.1 above tolerance 1e-4" in text and "absentlib is not installed" in text
     # table strings are escaped
     assert "Test &lt;GPU&gt; &amp; co" in text and "<GPU>" not in text
-    for anchor in ("roofline", "peak", "vendor", "devices", "predictions", "scaling", "provenance"):
+    for anchor in ("roofline", "peak", "vendor", "devices", "predictions", "scaling", "communication", "provenance"):
         assert f'id="{anchor}"' in text and f'href="#{anchor}"' in text
     assert "dlcb bench --suite x" in text and "DeepMNIST" in text and "TextCNN" in text
     assert "no theoretical memory bandwidth" in text   # the CPU block lacks it, and the page says so
@@ -235,3 +235,36 @@ def test_page_pieces_validate_their_inputs(tmp_path):
         figures.roofline([], [], tmp_path / "r.png", "t")
     with pytest.raises(ValueError, match="ceiling kind"):
         figures.roofline([], [figures.Ceiling("cache", 1.0, True, "x")], tmp_path / "r.png", "t")
+
+
+def test_communication_measurements_get_bandwidth_and_fit_figures(tmp_path):
+    from dlcb_kernels.comm.fit import fit_collective
+
+    doc = _table("cpu:test", "Test CPU", 1.0)
+    measurements = []
+    for collective, latency, per_byte in (("allreduce", 3e-6, 1 / 2e9), ("broadcast", 1e-6, 1 / 8e9)):
+        for nbytes in (2 ** k for k in range(3, 25)):
+            median = latency + nbytes * per_byte
+            measurements.append({"collective": collective, "backend": "mpi", "ranks": 2, "nbytes": nbytes,
+                                 "status": "ok", "stats": {"median": median}, "algbw_gbs": nbytes / median / 1e9,
+                                 "busbw_gbs": nbytes / median / 1e9})
+    measurements.append({"collective": "allreduce", "backend": "mpi", "ranks": 2, "nbytes": 1 << 26,
+                         "status": "failed", "reason": "wrong result: max |error| 3 on the worst rank"})
+    fits = [fit_collective(measurements, c, "mpi", 2, 1024, 64 << 20) for c in ("allreduce", "broadcast")]
+    doc["communication"] = {"measurements": measurements, "fits": fits}
+    path = tmp_path / "comm.json"
+    write_atomic(path, doc)
+    out = tmp_path / "report"
+    assert cli.main(["report", str(path), "-o", str(out), "--models", "none", "--scaling-model", "none"]) == 0
+    text = _check_page(out)
+    names = {f.name for f in out.glob("*.png")}
+    assert {"comm-busbw-mpi-2-rank-s-comm.png", "comm-allreduce-fit-mpi-2-rank-s-comm.png"} <= names
+    assert 'id="communication"' in text and "wrong result: max |error| 3" in text
+    assert "ring: t = 2·α + 1·n/β" in text and "binomial tree" in text
+
+
+def test_a_report_says_when_no_table_has_communication_measurements(two_devices, tmp_path):
+    out = tmp_path / "report"
+    assert cli.main(["report", *map(str, two_devices), "-o", str(out), "--models", "none",
+                     "--scaling-model", "none"]) == 0
+    assert "No table holds communication measurements" in _check_page(out)

@@ -243,3 +243,60 @@ def _plain_log_ticks(axis, span: float) -> None:
     else:
         axis.set_minor_formatter(NullFormatter())
     axis.set_tick_params(which="minor", labelsize=7)
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line of a line chart: measured points (xs, ys) drawn with markers, or a model's curve
+    drawn with `model_style` ("--", ":") and no markers."""
+
+    label: str
+    xs: list
+    ys: list
+    model_style: str | None = None
+
+
+def line_chart(series: list, path, title: str, xlabel: str, ylabel: str, log_y: bool = True) -> Path:
+    """Lines over a log-x axis (message sizes), one colour per label: measured series with markers,
+    model series in the colour of the measured series whose label starts with the same word."""
+    if not series:
+        raise ValueError("series must not be empty")
+    for s in series:
+        if len(s.xs) != len(s.ys) or not s.xs:
+            raise ValueError(f"series {s.label!r} needs equal, non-empty xs and ys")
+    path = Path(path)
+    plt = _pyplot()
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    colours = _colours(s.label.split(" ")[0] for s in series)
+    fig, ax = plt.subplots(figsize=(_WIDTH_IN * 0.75, 4.6))
+    try:
+        for s in series:
+            colour = colours[s.label.split(" ")[0]]
+            if s.model_style:
+                ax.plot(s.xs, s.ys, linestyle=s.model_style, linewidth=1.3, color=colour, label=s.label)
+            else:
+                ax.plot(s.xs, s.ys, marker="o", markersize=3.5, linewidth=1.0, color=colour, label=s.label)
+        ax.set_xscale("log", base=2)
+        # A labelled tick every ×16 (1, 16, 256, 4K, ...): every power of two would crowd the axis.
+        ax.xaxis.set_major_locator(LogLocator(base=16))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _size_label(v)))
+        if log_y:
+            ax.set_yscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, which="both", alpha=0.25)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        fig.tight_layout()
+        fig.savefig(path, dpi=_DPI)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _size_label(nbytes: float) -> str:
+    for unit, scale in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:g}{unit}"
+    return f"{nbytes:g}"
