@@ -399,3 +399,29 @@ def test_cli_errors(table_files, tmp_path):
     assert out.returncode == 1 and "cpu:elsewhere" in out.stderr
     out = dlcb("compare", table_files["old"], table_files["steady"], "--confidence", "95")
     assert out.returncode == 2 and "between 0 and 1" in out.stderr
+
+
+def test_collective_timings_of_dlcb_bench_comm_are_compared_too():
+    def comm_table(scale: float, seed: int) -> dict:
+        doc = table.new_table()
+        doc["runs"].append({"run_id": "run", "status": "complete"})
+        doc["devices"].append({"id": "cpu:host", "name": "host CPU", "ranks": [0, 1]})
+        entries = []
+        for offset, nbytes in enumerate((1024, 1 << 20)):
+            samples = timings(seed + offset, median_s=1e-4 * scale * (1 + offset))
+            entries.append({"collective": "allreduce", "backend": "mpi", "ranks": 2, "nbytes": nbytes,
+                            "dtype": "float32", "status": "ok", "samples_ns": [round(s * 1e9) for s in samples],
+                            "stats": {"median": float(np.median(samples))}})
+        entries.append({"collective": "broadcast", "backend": "mpi", "ranks": 2, "nbytes": 8, "dtype": "float32",
+                        "status": "failed", "reason": "wrong result"})
+        doc["communication"] = {"measurements": entries, "fits": []}
+        return doc
+
+    result = compare_tables(comm_table(1.0, 1), comm_table(1.3, 7))
+    rows = {row["problem"]: row for row in result["rows"]}
+    assert set(rows) == {"allreduce 1024 B p2", "allreduce 1048576 B p2", "broadcast 8 B p2"}
+    assert rows["allreduce 1024 B p2"]["verdict"] == rows["allreduce 1048576 B p2"]["verdict"] == "slower"
+    assert rows["allreduce 1024 B p2"]["implementation"] == "comm/mpi/allreduce" and rows["broadcast 8 B p2"]["op"] == "comm"
+    assert rows["broadcast 8 B p2"]["verdict"] == "failed"
+    assert result["regressions"] == 2
+    assert compare_tables(comm_table(1.0, 1), comm_table(1.3, 7), ops=["gemm"])["rows"] == []

@@ -90,7 +90,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                               "Default: two tables of one device each are compared whatever the ids; tables "
                               "of several devices are paired by equal id")
     compare.add_argument("--ops", type=_names, default=None, metavar="OP,...",
-                         help="only these ops (gemm, conv, rnn)")
+                         help="only these ops (gemm, conv, rnn, memory; comm for the collective timings of "
+                              "`dlcb bench comm`)")
     compare.add_argument("--impl", type=_names, default=None, metavar="NAME,...",
                          help="only these implementations: full (gemm/cpu/numpy) or short (numpy) names, or "
                               "providers (ours, vendor)")

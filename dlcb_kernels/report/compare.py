@@ -242,7 +242,7 @@ def _untimed_row(old: dict | None, new: dict | None) -> dict:
 
 
 def _device_ids(doc: dict) -> list[str]:
-    return list(dict.fromkeys(r["device_id"] for r in doc["records"]))
+    return list(dict.fromkeys(r["device_id"] for r in doc["records"] + comm_records(doc)))
 
 
 def _parse_device_pair(text: str) -> tuple[str, str]:
@@ -262,7 +262,7 @@ def pair_devices(old_doc: dict, new_doc: dict, devices: list[str] | None = None)
     old_ids, new_ids = _device_ids(old_doc), _device_ids(new_doc)
     for ids, side in ((old_ids, "OLD"), (new_ids, "NEW")):
         if not ids:
-            raise ValueError(f"{side} has no kernel records to compare")
+            raise ValueError(f"{side} has no kernel records or collective timings to compare")
     if devices:
         if not isinstance(devices, (list, tuple)) or not all(isinstance(d, str) for d in devices):
             raise TypeError("devices must be a list of strings")
@@ -297,6 +297,21 @@ def _records_by_key(records: list[dict], side: str, device_id: str) -> dict:
     return keyed
 
 
+def comm_records(doc: dict) -> list[dict]:
+    """The table's collective timings (`dlcb bench comm`) as records to compare: op "comm",
+    implementation comm/BACKEND/COLLECTIVE, one problem per size and rank count, on the device of
+    rank 0 (the host whose clock the slowest-rank samples are read on)."""
+    measurements = (doc.get("communication") or {}).get("measurements") or []
+    if not measurements or not doc["devices"]:
+        return []
+    home = next((d["id"] for d in doc["devices"] if 0 in (d.get("ranks") or [])), doc["devices"][0]["id"])
+    return [{"op": "comm", "problem": f"{e['collective']} {e['nbytes']} B p{e['ranks']}",
+             "implementation": f"comm/{e.get('backend', '?')}/{e['collective']}", "provider": "vendor",
+             "dtype": e.get("dtype", "float32"), "cache": "warm", "status": e["status"], "reason": e.get("reason"),
+             "samples_ns": e.get("samples_ns") or [], "stats": e.get("stats") or {}, "device_id": home}
+            for e in measurements]
+
+
 def _selected(record: dict, ops: set[str] | None, impls: set[str] | None) -> bool:
     if ops and record["op"] not in ops:
         return False
@@ -312,7 +327,8 @@ def compare_tables(old_doc: dict, new_doc: dict, settings: CompareSettings | Non
     """The comparison of two throughput tables:
     {"settings", "device_pairs", "rows", "geomean", "tally", "regressions"}.
 
-    ops: op names to keep (gemm, conv, rnn); impls: implementations to keep, by full name
+    Collective timings of `dlcb bench comm` are compared too, as op "comm" (see comm_records).
+    ops: op names to keep (gemm, conv, rnn, comm); impls: implementations to keep, by full name
     (gemm/cpu/numpy), short name (numpy) or provider (ours, vendor). Rows follow OLD's record
     order, then NEW's records that OLD lacks; devices in one table only (when tables of several
     devices are paired by id) are listed as new or removed too."""
@@ -325,7 +341,7 @@ def compare_tables(old_doc: dict, new_doc: dict, settings: CompareSettings | Non
     sides = []
     for doc, side, index in ((old_doc, "OLD", 0), (new_doc, "NEW", 1)):
         by_device = defaultdict(list)
-        for record in doc["records"]:
+        for record in doc["records"] + comm_records(doc):
             if _selected(record, op_set, impl_set):
                 by_device[record["device_id"]].append(record)
         sides.append((by_device, side, index))
