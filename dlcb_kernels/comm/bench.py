@@ -77,7 +77,12 @@ def plan(config: CommConfig, ranks: int) -> list[tuple[CommProblem, list[str]]]:
 def _device_blocks(world: World, backend) -> list[dict]:
     """One block per host (MPI: its CPU) or per GPU (NCCL), with the ranks on it; rank 0 only."""
     if backend.name == "nccl":
-        mine = dict(devices.detect_gpu(backend.device, measure=False), index=backend.device)
+        try:
+            mine = dict(devices.detect_gpu(backend.device, measure=False), index=backend.device)
+        except (RuntimeError, ImportError, OSError) as exc:
+            # CuPy's NCCL works without this package's CUDA extension; the block then says less.
+            mine = {"kind": "cuda", "index": backend.device, "name": backend.describe().get("gpu"),
+                    "notes": [f"no full device description: {exc}"]}
         key = f"cuda:{world.hostname}:{backend.device}"
     else:
         mine = devices.detect_cpu(measure=False)
