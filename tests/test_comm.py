@@ -277,3 +277,23 @@ def test_nccl_without_cupy_or_a_gpu_is_refused_with_the_reason(tmp_path):
     assert out.returncode == 1
     assert "backend nccl is unavailable" in out.stderr and reason in out.stderr
     assert not (tmp_path / "comm.json").exists()
+
+
+@needs_mpi
+def test_nccl_collectives_on_the_gpus_are_exact(tmp_path):
+    from dlcb_kernels.comm.backends import NcclBackend
+    from dlcb_kernels.comm.world import World
+
+    reason = NcclBackend.unavailable_reason(World(comm=object()))
+    if reason is not None:
+        pytest.skip(f"NCCL is not usable here: {reason}")
+    import cupy
+
+    ranks = cupy.cuda.runtime.getDeviceCount()       # one rank per GPU
+    path = tmp_path / "nccl.json"
+    out = _mpirun(ranks, ["-m", "dlcb_kernels", "bench", "comm", "--backend", "nccl", "--max-bytes", "16M",
+                          "--fit-range", "1K:16M", *FAST, "-o", str(path)], timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    doc = _check_table(path, ranks, COLLECTIVES)
+    assert all(e["backend"] == "nccl" for e in doc["communication"]["measurements"])
+    assert doc["runs"][0]["backend"]["library"].startswith("NCCL")
