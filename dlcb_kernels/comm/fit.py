@@ -42,6 +42,11 @@ class Line:
     def predict(self, nbytes):
         return self.latency_s + self.seconds_per_byte * np.asarray(nbytes, dtype=np.float64)
 
+    @classmethod
+    def from_entry(cls, entry: dict) -> Line:
+        """A regime entry of a table's fit ({latency_s, seconds_per_byte, min_bytes, max_bytes})."""
+        return cls(entry["latency_s"], entry["seconds_per_byte"], entry["min_bytes"], entry["max_bytes"])
+
 
 def fit_line(nbytes, seconds) -> Line:
     """The relative-error least-squares line through the points, with a >= 0 and b >= 0."""
@@ -67,6 +72,13 @@ def relative_errors(predict, nbytes, seconds) -> np.ndarray:
     return (np.asarray(predict(nbytes), dtype=np.float64) - t) / t
 
 
+def regime_boundaries(spans) -> list[float]:
+    """Where each regime hands over to the next, for regimes measured over the (min_bytes,
+    max_bytes) spans in size order: the geometric mean of one's largest size and the next one's
+    smallest."""
+    return [math.sqrt(high * low) for (_, high), (low, _) in zip(spans, spans[1:])]
+
+
 @dataclass(frozen=True)
 class Regimes:
     """Contiguous size ranges, each with its own line; sizes between two ranges take the line
@@ -75,7 +87,12 @@ class Regimes:
     lines: tuple[Line, ...]
 
     def boundaries(self) -> list[float]:
-        return [math.sqrt(left.max_bytes * right.min_bytes) for left, right in zip(self.lines, self.lines[1:])]
+        return regime_boundaries([(line.min_bytes, line.max_bytes) for line in self.lines])
+
+    @classmethod
+    def from_entries(cls, entries: list[dict]) -> Regimes:
+        """The regimes of a table's fit entry (its "regimes" list)."""
+        return cls(tuple(Line.from_entry(entry) for entry in entries))
 
     def predict(self, nbytes):
         n = np.asarray(nbytes, dtype=np.float64)

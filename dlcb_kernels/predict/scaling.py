@@ -231,7 +231,9 @@ def _regimes(fit: dict) -> tuple:
     if len(regimes) < 2 or not all(isinstance(r, dict) and isinstance(r.get("beta_bytes_per_s"), Real)
                                    and isinstance(r.get("alpha_s"), Real) for r in regimes):
         return ()
-    bounds = [math.sqrt(a["max_bytes"] * b["min_bytes"]) for a, b in zip(regimes, regimes[1:])] + [math.inf]
+    from ..comm.fit import regime_boundaries
+
+    bounds = regime_boundaries([(r["min_bytes"], r["max_bytes"]) for r in regimes]) + [math.inf]
     return tuple((float(up_to), float(r["alpha_s"]), float(r["beta_bytes_per_s"]))
                  for up_to, r in zip(bounds, regimes))
 

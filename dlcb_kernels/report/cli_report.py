@@ -599,72 +599,79 @@ def _scaling_section(section: Section, views: list, out: Path, model, preset: st
 def _communication_section(section: Section, docs: list, out: Path) -> None:
     """`dlcb bench comm`'s measurements: bus bandwidth against size per collective, all-reduce time
     with its α-β fits over it, and the fits' errors; one group per (file, backend, rank count)."""
-    from ..comm.collectives import format_bytes
-    from ..comm.fit import Line, Regimes
-
-    groups: dict = {}
-    for path, doc in docs:
-        for entry in (doc.get("communication") or {}).get("measurements", []):
-            groups.setdefault((path, entry.get("backend", "?"), entry["ranks"]), []).append(entry)
+    groups = [(path, doc, key, entries) for path, doc in docs
+              for key, entries in _by_backend_and_ranks((doc.get("communication") or {}).get("measurements", []))]
     if not groups:
         section.note("No table holds communication measurements (`mpirun -n P dlcb bench comm` makes them).")
         return
     section.paragraph("Collectives timed by `dlcb bench comm` on every rank: the slowest rank's median time per "
                       "collective, bus bandwidth with the nccl-tests definitions, and the α-β fits (one line, "
                       "dashed; size regimes, dotted) with their relative errors.")
-    for (path, backend, ranks), entries in groups.items():
-        label = f"{backend}, {ranks} rank(s), {path.stem}"
-        slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
-        section.heading(label)
-        ok = [e for e in entries if e["status"] == "ok"]
-        bad = [e for e in entries if e["status"] != "ok"]
-        if bad:
-            section.table(["collective", "size", "status", "reason"],
-                          [[e["collective"], format_bytes(e["nbytes"]), e["status"], e.get("reason") or ""]
-                           for e in bad])
-        series = []
-        for collective in dict.fromkeys(e["collective"] for e in ok):
-            points = sorted((e["nbytes"], e["busbw_gbs"]) for e in ok if e["collective"] == collective)
-            if ranks > 1 or collective == "broadcast":
-                series.append(figures.Series(collective, [p[0] for p in points], [p[1] for p in points]))
-        if series:
-            chart = figures.line_chart(series, out / f"comm-busbw-{slug}.png", f"bus bandwidth, {label}",
-                                       "message size (bytes)", "busbw (GB/s)")
-            section.figure(chart, f"Bus bandwidth against message size, {label}.")
-        else:
-            section.note(f"{label}: one rank moves nothing between ranks; no bandwidth to draw.")
-        fits = [f for f in (dict(docs)[path].get("communication") or {}).get("fits", [])
+    for path, doc, (backend, ranks), entries in groups:
+        fits = [f for f in (doc.get("communication") or {}).get("fits", [])
                 if f.get("backend") == backend and f.get("ranks") == ranks]
-        allreduce = sorted((e["nbytes"], e["stats"]["median"]) for e in ok if e["collective"] == "allreduce")
-        fit = next((f for f in fits if f["collective"] == "allreduce"), None)
-        if allreduce and fit:
-            sizes = [n for n, _ in allreduce]
-            line = Line(fit["latency_s"], fit["seconds_per_byte"], *fit["fit_range_bytes"])
-            regimes = Regimes(tuple(Line(r["latency_s"], r["seconds_per_byte"], r["min_bytes"], r["max_bytes"])
-                                    for r in fit["regimes"]))
-            chart = figures.line_chart(
-                [figures.Series("allreduce measured", sizes, [t * 1e6 for _, t in allreduce]),
-                 figures.Series("allreduce α-β line", sizes, [float(v) * 1e6 for v in line.predict(sizes)], "--"),
-                 figures.Series("allreduce regimes", sizes, [float(v) * 1e6 for v in regimes.predict(sizes)], ":")],
-                out / f"comm-allreduce-fit-{slug}.png", f"all-reduce time and its fits, {label}",
-                "message size (bytes)", "time (µs)")
-            section.figure(chart, f"All-reduce time against size with the fitted line and regimes "
-                                  f"(fitted on {format_bytes(fit['fit_range_bytes'][0])}–"
-                                  f"{format_bytes(fit['fit_range_bytes'][1])}), {label}.")
-        if fits:
-            section.table(
-                ["collective", "α (µs)", "β (GB/s)", "model", "regimes", "line: max / median error",
-                 "line: leave-one-out median", "regimes: median error", "regimes: within 10 %"],
-                [[f["collective"], f"{f['alpha_s'] * 1e6:.3g}",
-                  f"{f['beta_bytes_per_s'] / 1e9:.3g}" if f.get("beta_bytes_per_s") else "-", f["model"],
-                  len(f["regimes"]),
-                  f"{f['errors']['in_sample']['max']:.0%} / {f['errors']['in_sample']['median']:.0%}",
-                  f"{f['errors']['leave_one_out']['median']:.0%}",
-                  f"{f['regime_errors']['in_sample']['median']:.0%}",
-                  f"{f['regime_errors']['in_sample']['within_10pct']:.0%} of sizes"] for f in fits],
-                numeric=(1, 2, 4))
-        elif ranks > 1:
-            section.note(f"{label}: no α-β fits in the table (fewer than four sizes in the fit range).")
+        _communication_group(section, f"{backend}, {ranks} rank(s), {path.stem}", ranks, entries, fits, out)
+
+
+def _by_backend_and_ranks(measurements: list) -> list:
+    groups: dict = {}
+    for entry in measurements:
+        groups.setdefault((entry.get("backend", "?"), entry["ranks"]), []).append(entry)
+    return list(groups.items())
+
+
+def _communication_group(section: Section, label: str, ranks: int, entries: list, fits: list, out: Path) -> None:
+    from ..comm.collectives import format_bytes
+    from ..comm.fit import Line, Regimes
+
+    slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+    section.heading(label)
+    ok = [e for e in entries if e["status"] == "ok"]
+    bad = [e for e in entries if e["status"] != "ok"]
+    if bad:
+        section.table(["collective", "size", "status", "reason"],
+                      [[e["collective"], format_bytes(e["nbytes"]), e["status"], e.get("reason") or ""]
+                       for e in bad])
+    series = []
+    for collective in dict.fromkeys(e["collective"] for e in ok):
+        points = sorted((e["nbytes"], e["busbw_gbs"]) for e in ok if e["collective"] == collective)
+        if ranks > 1 or collective == "broadcast":
+            series.append(figures.Series(collective, [p[0] for p in points], [p[1] for p in points]))
+    if series:
+        chart = figures.line_chart(series, out / f"comm-busbw-{slug}.png", f"bus bandwidth, {label}",
+                                   "message size (bytes)", "busbw (GB/s)")
+        section.figure(chart, f"Bus bandwidth against message size, {label}.")
+    else:
+        section.note(f"{label}: one rank moves nothing between ranks; no bandwidth to draw.")
+    allreduce = sorted((e["nbytes"], e["stats"]["median"]) for e in ok if e["collective"] == "allreduce")
+    fit = next((f for f in fits if f["collective"] == "allreduce"), None)
+    if allreduce and fit:
+        sizes = [n for n, _ in allreduce]
+        line = Line(fit["latency_s"], fit["seconds_per_byte"], *fit["fit_range_bytes"])
+        regimes = Regimes.from_entries(fit["regimes"])
+        chart = figures.line_chart(
+            [figures.Series("allreduce measured", sizes, [t * 1e6 for _, t in allreduce]),
+             figures.Series("allreduce α-β line", sizes, [float(v) * 1e6 for v in line.predict(sizes)], "--"),
+             figures.Series("allreduce regimes", sizes, [float(v) * 1e6 for v in regimes.predict(sizes)], ":")],
+            out / f"comm-allreduce-fit-{slug}.png", f"all-reduce time and its fits, {label}",
+            "message size (bytes)", "time (µs)")
+        section.figure(chart, f"All-reduce time against size with the fitted line and regimes "
+                              f"(fitted on {format_bytes(fit['fit_range_bytes'][0])}–"
+                              f"{format_bytes(fit['fit_range_bytes'][1])}), {label}.")
+    if fits:
+        section.table(
+            ["collective", "α (µs)", "β (GB/s)", "model", "regimes", "line: max / median error",
+             "line: leave-one-out median", "regimes: median error", "regimes: within 10 %"],
+            [[f["collective"], f"{f['alpha_s'] * 1e6:.3g}",
+              f"{f['beta_bytes_per_s'] / 1e9:.3g}" if f.get("beta_bytes_per_s") else "-", f["model"],
+              len(f["regimes"]),
+              f"{f['errors']['in_sample']['max']:.0%} / {f['errors']['in_sample']['median']:.0%}",
+              f"{f['errors']['leave_one_out']['median']:.0%}",
+              f"{f['regime_errors']['in_sample']['median']:.0%}",
+              f"{f['regime_errors']['in_sample']['within_10pct']:.0%} of sizes"] for f in fits],
+            numeric=(1, 2, 4))
+    elif ranks > 1:
+        section.note(f"{label}: no α-β fits in the table (fewer than four sizes in the fit range).")
 
 
 def _provenance_section(section: Section, docs: list) -> None:
