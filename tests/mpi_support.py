@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-LAUNCHER_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE")
+from dlcb_kernels.comm.world import LAUNCHER_SIZE_VARIABLES
+
 
 
 @functools.cache
@@ -39,7 +40,7 @@ needs_mpi = pytest.mark.skipif(missing_reason() is not None, reason=missing_reas
 
 
 def without_launcher() -> dict:
-    return {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARIABLES}
+    return {k: v for k, v in os.environ.items() if k not in LAUNCHER_SIZE_VARIABLES}
 
 
 def mpi_env() -> dict:

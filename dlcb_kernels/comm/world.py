@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 # Environment variables by which MPI launchers tell a process how many ranks the job has.
 # Open MPI; MPICH's Hydra and Intel MPI; MVAPICH.
-_SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE")
+LAUNCHER_SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE")
 _CHECK_IN_TAG = 7301
 EXIT_RANK_FAILED = 17          # the exit status of an aborted job
 
@@ -34,7 +34,7 @@ class CommError(RuntimeError):
 
 def launched_size() -> tuple[int, str] | None:
     """(ranks, variable) when an MPI launcher started this process, else None."""
-    for name in _SIZE_VARIABLES:
+    for name in LAUNCHER_SIZE_VARIABLES:
         value = os.environ.get(name)
         if value and value.strip().isdigit():
             return int(value), name
