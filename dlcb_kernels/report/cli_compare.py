@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..argtypes import positive_float, positive_int
+from ..argtypes import non_negative_int, positive_float, positive_int
 from ..table import load, write_text_atomic
 from .compare import (
     DEFAULT_CONFIDENCE,
@@ -47,16 +47,6 @@ def _resamples(text: str) -> int:
     return value
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
-
-
 def _names(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
@@ -83,7 +73,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                          help=f"of the bootstrap interval (default: {DEFAULT_CONFIDENCE})")
     compare.add_argument("--resamples", type=_resamples, default=DEFAULT_RESAMPLES,
                          help=f"bootstrap resamples per problem (default: {DEFAULT_RESAMPLES})")
-    compare.add_argument("--seed", type=_seed, default=DEFAULT_SEED,
+    compare.add_argument("--seed", type=non_negative_int, default=DEFAULT_SEED,
                          help=f"of the bootstrap: the same seed gives the same intervals (default: {DEFAULT_SEED})")
     compare.add_argument("--device", action="append", default=None, metavar="ID|OLD_ID=NEW_ID",
                          help="compare only this device, or OLD's device OLD_ID with NEW's NEW_ID (repeatable). "
