@@ -173,7 +173,7 @@ def _bench(args) -> int:
     from .comm.world import CommError, init_world, run_guarded
 
     try:
-        world = init_world()
+        world = init_world(timeout_s=_RANK_START_TIMEOUT_S)
     except CommError as exc:
         print(f"dlcb bench: error: {exc}", file=sys.stderr)
         return 1
@@ -238,7 +238,6 @@ def _bench_ranks(args, world) -> int:
             print(f"dlcb bench: {text}", file=stderr, flush=True)
 
     _interrupt_on_signals()
-    world.check_in("the start of dlcb bench", _RANK_START_TIMEOUT_S)
     kind, index = parse_device(args.device)
     if kind == "cuda":
         index = rank_gpu_index(args.device, index, world.local_rank, cuda.status().device_count)
