@@ -15,7 +15,7 @@ from .ops.conv import (
     conv2d_backward_filter_with_info,
     conv2d_with_info,
 )
-from .ops.gemm import available_isas, gemm, kernel_info
+from .ops.gemm import available_isas, gemm, gemm_plan, kernel_info, resolve_isa
 from .ops.rnn import PreparedRnnWeights, RnnOutput, prepare_rnn_weights, rnn, rnn_backward, rnn_cell
 
 try:
@@ -34,10 +34,12 @@ __all__ = [
     "conv2d_with_info",
     "cuda",
     "gemm",
+    "gemm_plan",
     "kernel_info",
     "PreparedRnnWeights",
     "RnnOutput",
     "prepare_rnn_weights",
+    "resolve_isa",
     "rnn",
     "rnn_backward",
     "rnn_cell",

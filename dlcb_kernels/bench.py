@@ -227,8 +227,11 @@ def _run_one(problem, inputs, impl, base, config, target, flush, monitor, peak, 
             measurement.extra["timer"] = timer.name
             measurement.extra["conditions"] = monitor.sample()
             previous.append(measurement)
-            return timed_record(base, combine(previous), peak_gflops=peak, peak_label=peak_label, error=error,
-                                library=library, algorithm=prepared.algorithm)
+            record = timed_record(base, combine(previous), peak_gflops=peak, peak_label=peak_label, error=error,
+                                  library=library, algorithm=prepared.algorithm)
+            if prepared.kernel is not None:
+                record["kernel"] = prepared.kernel
+            return record
     except (MemoryError, RuntimeError, ValueError, TypeError) as exc:
         return failed_record(base, "error", f"{type(exc).__name__}: {exc}", library=library)
 

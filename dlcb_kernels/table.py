@@ -7,7 +7,8 @@ Layout (schema_version 1):
   records:  [{run_id, device_id, op, problem, params, implementation, provider, dtype, cache,
               status, flops, flops_full, bytes, arithmetic_intensity, stats, samples_ns,
               gflops, gflops_full, gbs, peak, percent_of_peak, vs_best_vendor, library,
-              algorithm, ...}]
+              algorithm, kernel (ours on the CPU: isa, mr, nr, kc, mc, nc, schedule,
+              blocking_rule), ...}]
   communication: {measurements: [...], fits: [...]} from `dlcb bench comm` (dlcb_kernels.comm.bench
                  describes both), empty in kernel runs
 
@@ -34,7 +35,7 @@ CSV_COLUMNS = (
     "device_id", "op", "problem", "implementation", "provider", "dtype", "cache", "status",
     "threads", "flops", "flops_full", "bytes", "arithmetic_intensity", "median_s", "q1_s", "q3_s",
     "rel_noise", "samples", "gflops", "gflops_full", "gbs", "percent_of_peak", "peak_gflops", "peak_label",
-    "error", "tolerance", "vendor", "speedup_vs_vendor", "reason", "library", "algorithm",
+    "error", "tolerance", "vendor", "speedup_vs_vendor", "reason", "library", "algorithm", "blocking",
 )
 
 
@@ -208,8 +209,18 @@ def csv_row(record: dict) -> dict:
         "peak_label": peak.get("label"), "error": err.get("value"), "tolerance": err.get("tolerance"),
         "vendor": vs.get("implementation"), "speedup_vs_vendor": vs.get("speedup"),
         "reason": record.get("reason"), "library": record.get("library"),
-        "algorithm": record.get("algorithm"),
+        "algorithm": record.get("algorithm"), "blocking": blocking_text(record.get("kernel")),
     }
+
+
+def blocking_text(kernel) -> str | None:
+    """A record's micro-kernel and cache blocking in one CSV cell: "avx2 6x16 kc=512 mc=4092 nc=256"
+    (plus the GEMM schedule where there is one)."""
+    if not isinstance(kernel, dict):
+        return None
+    text = f"{kernel.get('isa')} {kernel.get('mr')}x{kernel.get('nr')} kc={kernel.get('kc')} " \
+           f"mc={kernel.get('mc')} nc={kernel.get('nc')}"
+    return text + (f" {kernel['schedule']}" if kernel.get("schedule") else "")
 
 
 def to_csv(doc: dict) -> str:

@@ -208,7 +208,7 @@ def test_c_aliasing_an_input_is_refused():
 def test_unsupported_isa_names_the_available_ones(monkeypatch):
     import dlcb_kernels.ops.gemm as g
 
-    monkeypatch.setattr(g._cpu, "gemm_isa", lambda isa: None if isa == "avx512" else ("x", 1, 1, 1, 1, 1))
+    monkeypatch.setattr(g._cpu, "gemm_isa", lambda isa: None if isa == "avx512" else {"isa": "portable"})
     with pytest.raises(ValueError, match="not supported by this CPU"):
         dk.gemm(A, B, isa="avx512")
 
@@ -243,11 +243,59 @@ def test_every_schedule_matches_reference(rng, isa, schedule, m, n, k, trans_a, 
     assert_close(c, reference(a, b, trans_a, trans_b), k)
 
 
-def test_schedule_heuristic():
+@pytest.mark.parametrize("isa", ISAS)
+def test_schedule_heuristic(isa):
+    # Narrow means at most 4 micro-panels or 64 floats across, whatever the register block.
+    info = dk.kernel_info(isa)
+    wide_m, wide_n = max(4 * info["mr"], 64) + 1, max(4 * info["nr"], 64) + 1
+
+    def schedule(m, n):
+        return dk.gemm_plan(m, n, 64, isa=isa)["schedule"]
+
+    assert schedule(2048, 2048) == "blocked"
+    assert schedule(4096, 16) == "narrow-n"
+    assert schedule(35, 8457) == "narrow-m"
+    assert schedule(wide_m - 1, 4096) == "narrow-m" and schedule(wide_m, 4096) == "blocked"
+    assert schedule(4096, wide_n - 1) == "narrow-n" and schedule(4096, wide_n) == "blocked"
+
+
+def test_forced_schedule_is_validated():
     from dlcb_kernels import _cpu
 
-    assert _cpu.gemm_schedule("auto", 2048, 2048) == "blocked"
-    assert _cpu.gemm_schedule("auto", 4096, 16) == "narrow-n"
-    assert _cpu.gemm_schedule("auto", 35, 8457) == "narrow-m"
     with pytest.raises(ValueError, match="schedule must be"):
         _cpu.sgemm(A, B, np.zeros((4, 5), np.float32), False, False, 1.0, 0.0, "auto", 1, schedule="fast")
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("caches", [(32 << 10, 512 << 10, 4 << 20), (32 << 10, 1 << 20, 16 << 20),
+                                    (48 << 10, 2 << 20, 1536 << 10), (64 << 10, 256 << 10, 128 << 10)])
+def test_blocking_is_derived_from_the_caches(isa, caches):
+    # Zen 3, Zen 4, an Intel server core and a small core: each block fits the cache it is for.
+    from dlcb_kernels import _cpu
+
+    l1, l2, l3 = caches
+    info = dk.kernel_info(isa)
+    kc, mc, nc, narrow = _cpu.gemm_derived_blocking(isa, l1, l2, l3)
+    assert 64 <= kc <= 1024 and kc % 16 == 0
+    assert info["mr"] * kc * 4 <= l1 * 3 // 8 or kc == 64
+    assert kc * nc * 4 <= l2 // 2 or nc == 4 * info["nr"]
+    assert mc * kc * 4 <= l3 // 2 or mc == 16 * info["mr"]
+    assert nc % info["nr"] == 0 and mc % info["mr"] == 0
+    assert narrow == l2 // 2
+    # More cache never gives smaller blocks.
+    bigger = _cpu.gemm_derived_blocking(isa, 2 * l1, 2 * l2, 2 * l3)
+    assert bigger[0] >= kc and bigger[1] * bigger[0] >= mc * kc and bigger[2] * bigger[0] >= nc * kc
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_kernel_info_and_plan_name_their_blocking(isa):
+    info = dk.kernel_info(isa)
+    assert info["isa"] == isa and info["blocking_rule"]
+    plan = dk.gemm_plan(2048, 2048, 2048, isa=isa)
+    assert plan["schedule"] == "blocked" and (plan["kc"], plan["mc"], plan["nc"]) == (info["kc"], info["mc"], info["nc"])
+    narrow = dk.gemm_plan(35, 8457, 2048, isa=isa)
+    assert narrow["schedule"] == "narrow-m" and narrow["mc"] >= 35
+    with pytest.raises(ValueError, match="m must be >= 0"):
+        dk.gemm_plan(-1, 2, 3)
+    with pytest.raises(TypeError, match="k must be an int"):
+        dk.gemm_plan(1, 2, 3.5)

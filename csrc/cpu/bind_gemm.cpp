@@ -7,6 +7,7 @@
 
 #include <string>
 
+#include "gemm/blocking.h"
 #include "gemm/gemm.h"
 
 namespace py = pybind11;
@@ -77,20 +78,57 @@ void bind_gemm(py::module_& m) {
         "kc, mc, nc override the kernel set's cache blocks (0: default) and schedule forces a loop\n"
         "nest (auto, blocked, narrow-n, narrow-m), for tuning and testing.");
   m.def(
-      "gemm_schedule",
-      [](const std::string& isa, int64_t m, int64_t n) -> py::object {
+      "gemm_plan",
+      [](const std::string& isa, int64_t m, int64_t n, int64_t k, int64_t kc, int64_t mc, int64_t nc,
+         const std::string& schedule) -> py::object {
         const auto* ks = dlcb::gemm::select_kernel_set(isa.c_str());
         if (ks == nullptr) return py::none();
-        return py::str(dlcb::gemm::schedule_name(dlcb::gemm::choose_schedule(*ks, m, n)));
+        if (m < 0 || n < 0 || k < 0) throw py::value_error("m, n and k must be >= 0");
+        if (kc < 0 || mc < 0 || nc < 0) throw py::value_error("cache blocks must be >= 0 (0: derived)");
+        const dlcb::gemm::Plan p = dlcb::gemm::plan(*ks, m, n, k, {kc, mc, nc, schedule_from_name(schedule)});
+        py::dict d;
+        d["isa"] = ks->isa;
+        d["schedule"] = dlcb::gemm::schedule_name(p.schedule);
+        d["kc"] = p.kc;
+        d["mc"] = p.mc;
+        d["nc"] = p.nc;
+        return d;
       },
-      py::arg("isa"), py::arg("m"), py::arg("n"), "The loop nest gemm picks for an m x n result.");
+      py::arg("isa"), py::arg("m"), py::arg("n"), py::arg("k"), py::arg("kc") = 0, py::arg("mc") = 0,
+      py::arg("nc") = 0, py::arg("schedule") = "auto",
+      "What sgemm runs for an m x n x k problem: {'isa', 'schedule', 'kc', 'mc', 'nc'} (cache blocks\n"
+      "are upper bounds), or None when the isa is unavailable.");
   m.def(
       "gemm_isa",
       [](const std::string& isa) -> py::object {
         const auto* ks = dlcb::gemm::select_kernel_set(isa.c_str());
         if (ks == nullptr) return py::none();
-        return py::make_tuple(ks->isa, ks->mr, ks->nr, ks->kc, ks->mc, ks->nc);
+        const dlcb::gemm::BlockSizes& b = dlcb::gemm::block_sizes(*ks);
+        py::dict d;
+        d["isa"] = ks->isa;
+        d["mr"] = ks->mr;
+        d["nr"] = ks->nr;
+        d["kc"] = b.kc;
+        d["mc"] = b.mc;
+        d["nc"] = b.nc;
+        d["narrow_bytes"] = b.narrow_bytes;
+        d["blocking_rule"] = b.rule;
+        return d;
       },
       py::arg("isa") = "auto",
-      "(isa, mr, nr, kc, mc, nc) of the kernel set `isa` would select, or None when unavailable.");
+      "The kernel set `isa` selects ('auto': DLCB_ISA when set, else the best this CPU runs):\n"
+      "{'isa', 'mr', 'nr', 'kc', 'mc', 'nc' (blocked schedule), 'narrow_bytes', 'blocking_rule'},\n"
+      "or None when it is unknown or this CPU cannot run it.");
+  m.def(
+      "gemm_derived_blocking",
+      [](const std::string& isa, int64_t l1d, int64_t l2, int64_t l3_share) -> py::object {
+        const auto* ks = dlcb::gemm::select_kernel_set(isa.c_str());
+        if (ks == nullptr) return py::none();
+        if (l1d <= 0 || l2 <= 0 || l3_share <= 0) throw py::value_error("cache sizes must be > 0");
+        const dlcb::gemm::BlockSizes b = dlcb::gemm::derive_block_sizes(*ks, {l1d, l2, l3_share, "given"});
+        return py::make_tuple(b.kc, b.mc, b.nc, b.narrow_bytes);
+      },
+      py::arg("isa"), py::arg("l1d"), py::arg("l2"), py::arg("l3_share"),
+      "(kc, mc, nc, narrow_bytes) the blocking rules give kernel set `isa` for these cache sizes\n"
+      "(bytes), without the per-family overrides: to see what another CPU would get.");
 }

@@ -11,6 +11,7 @@
 
 #include <unistd.h>
 
+#include "common/cache_topology.h"
 #include "common/cpu_features.h"
 #include "probe/llc_flusher.h"
 #include "probe/probe.h"
@@ -142,7 +143,7 @@ py::dict stream_triad(int threads, int64_t floats_per_array, int repeats) {
 }
 
 py::dict cache_topology() {
-  const dlcb::probe::CacheTopology topo = dlcb::probe::cache_topology();
+  const dlcb::CacheTopology topo = dlcb::cache_topology();
   py::list levels;
   for (const auto& c : topo.levels) {
     py::dict level;
@@ -151,6 +152,7 @@ py::dict cache_topology() {
     level["bytes"] = c.bytes;
     level["instances"] = c.instances > 0 ? py::object(py::int_(c.instances)) : py::object(py::none());
     level["line_bytes"] = c.line_bytes > 0 ? py::object(py::int_(c.line_bytes)) : py::object(py::none());
+    level["sharing_cpus"] = c.sharing_cpus > 0 ? py::object(py::int_(c.sharing_cpus)) : py::object(py::none());
     levels.append(level);
   }
   py::dict d;
@@ -185,11 +187,11 @@ void bind_probe(py::module_& m) {
         "x 4 bytes x floats_per_array (not the write-allocate read of a); GB/s is 1e9 bytes/s.");
   m.def("cache_topology", &cache_topology,
         "Cache levels, innermost first: {'levels': [{'level', 'type', 'bytes' (one instance),\n"
-        "'instances', 'line_bytes'}], 'source'}.");
+        "'instances', 'line_bytes', 'sharing_cpus' (logical CPUs sharing one instance)}], 'source'}.");
   m.def(
       "last_level_cache",
       [] {
-        const auto llc = dlcb::probe::last_level_cache();
+        const auto llc = dlcb::last_level_cache();
         return py::make_tuple(llc.total_bytes, llc.source);
       },
       "(bytes of all last-level cache instances together, where that figure came from).");

@@ -31,6 +31,7 @@ from .._validate import (
     require_threads,
 )
 from ..device_array import is_device_array
+from .gemm import resolve_isa
 
 LAYOUTS = ("NCHW", "NHWC")
 
@@ -38,16 +39,17 @@ LAYOUTS = ("NCHW", "NHWC")
 class _Params:
     """Checked stride, padding, dilation, groups, layout and threads."""
 
-    def __init__(self, stride, padding, dilation, groups, layout, threads):
+    def __init__(self, stride, padding, dilation, groups, layout, threads, isa):
         self.stride = require_int_pair(stride, "stride", 1)
         self.padding = require_int_pair(padding, "padding", 0)
         self.dilation = require_int_pair(dilation, "dilation", 1)
         self.groups = require_int(groups, "groups", 1)
         self.layout = require_choice(layout, "layout", LAYOUTS)
         self.threads = require_threads(threads, _cpu.omp_max_threads())
+        self.isa = resolve_isa(isa)
 
     def native(self):
-        return (*self.stride, *self.padding, *self.dilation, self.groups, self.threads)
+        return (*self.stride, *self.padding, *self.dilation, self.groups, self.threads, self.isa)
 
     def output_size(self, hw, rs) -> tuple[int, int]:
         return tuple(output_extent(size, k, st, pad, dil, axis) for axis, size, k, st, pad, dil
@@ -66,11 +68,13 @@ def output_extent(size: int, k: int, stride: int, pad: int, dil: int, axis: str)
     return n
 
 
-def _on_gpu(direction, first, second, shape, stride, padding, dilation, groups, layout, out, threads, variant,
-            stream):
+def _on_gpu(direction, first, second, shape, stride, padding, dilation, groups, layout, out, threads, isa,
+            variant, stream):
     """GPU arrays: our CUDA implicit-GEMM kernels (ops/conv_cuda.py)."""
     if threads is not None:
         raise ValueError("threads applies to CPU arrays; these are GPU arrays")
+    if isa != "auto":
+        raise ValueError("isa applies to CPU arrays; these are GPU arrays")
     from .conv_cuda import conv_cuda
 
     return conv_cuda(direction, first, second, shape=shape, stride=stride, padding=padding, dilation=dilation,
@@ -146,7 +150,7 @@ def _finish(result_nchw, out, layout, algorithm, threads):
 
 
 def conv2d_with_info(x, w, *, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, layout="NCHW",
-                     out=None, threads=None, variant="auto", stream=None):
+                     out=None, threads=None, isa="auto", variant="auto", stream=None):
     """conv2d, also returning {"algorithm": ..., "threads": ...}: what ran and on how many threads.
 
     Algorithms: "gemm-1x1" (1x1 filter, stride 1, no padding: one GEMM per image and group on the
@@ -159,9 +163,9 @@ def conv2d_with_info(x, w, *, stride=(1, 1), padding=(0, 0), dilation=(1, 1), gr
     planes)" or "... (strided phase planes)").
     """
     if is_device_array(x) or is_device_array(w):
-        return _on_gpu("fwd", x, w, None, stride, padding, dilation, groups, layout, out, threads, variant, stream)
+        return _on_gpu("fwd", x, w, None, stride, padding, dilation, groups, layout, out, threads, isa, variant, stream)
     _cpu_only(variant, stream)
-    p = _Params(stride, padding, dilation, groups, layout, threads)
+    p = _Params(stride, padding, dilation, groups, layout, threads, isa)
     x_in, w_in = _tensor(x, "x"), _tensor(w, "w")
     n, c, h, wd = nchw_shape(x_in.shape, p.layout)
     k = w_in.shape[0]
@@ -176,22 +180,24 @@ def conv2d_with_info(x, w, *, stride=(1, 1), padding=(0, 0), dilation=(1, 1), gr
 
 
 def conv2d(x, w, *, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, layout="NCHW", out=None,
-           threads=None, variant="auto", stream=None):
+           threads=None, isa="auto", variant="auto", stream=None):
     """y = conv(x, w) (cross-correlation, as in deep-learning frameworks), float32.
 
     x: (N, C, H, W) ("NCHW", native) or (N, H, W, C) ("NHWC", by transposing copies); w: (K,
     C/groups, R, S) in either layout. stride, padding (symmetric, per side) and dilation take an
     int or a (height, width) pair. out, when given, must be a C-contiguous float32 array of y's
     shape sharing no memory with x or w; it is overwritten and returned. threads defaults to
-    OpenMP's (OMP_NUM_THREADS). Non-contiguous inputs are copied. N = 0 gives an empty y.
+    OpenMP's (OMP_NUM_THREADS); isa picks the GEMM micro-kernel ("auto": DLCB_ISA when set, else
+    the best this CPU runs). Non-contiguous inputs are copied. N = 0 gives an empty y.
     """
     return conv2d_with_info(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups,
-                            layout=layout, out=out, threads=threads,
+                            layout=layout, out=out, threads=threads, isa=isa,
                             variant=variant, stream=stream)[0]
 
 
 def conv2d_backward_data_with_info(dy, w, *, input_shape, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
-                                   groups=1, layout="NCHW", out=None, threads=None, variant="auto", stream=None):
+                                   groups=1, layout="NCHW", out=None, threads=None, isa="auto", variant="auto",
+                                   stream=None):
     """conv2d_backward_data, also returning {"algorithm": ..., "threads": ...}.
 
     Algorithms: "gemm-1x1" (1x1, stride 1, no padding: dx = W^T dy per image), "flipped-forward"
@@ -201,9 +207,9 @@ def conv2d_backward_data_with_info(dy, w, *, input_shape, stride=(1, 1), padding
     """
     if is_device_array(dy) or is_device_array(w):
         return _on_gpu("bwd_data", dy, w, input_shape, stride, padding, dilation, groups, layout, out, threads,
-                       variant, stream)
+                       isa, variant, stream)
     _cpu_only(variant, stream)
-    p = _Params(stride, padding, dilation, groups, layout, threads)
+    p = _Params(stride, padding, dilation, groups, layout, threads, isa)
     dy_in, w_in = _tensor(dy, "dy"), _tensor(w, "w")
     n, c, h, wd = nchw_shape(_shape4(input_shape, "input_shape"), p.layout)
     k = w_in.shape[0]
@@ -225,7 +231,7 @@ def conv2d_backward_data_with_info(dy, w, *, input_shape, stride=(1, 1), padding
 
 
 def conv2d_backward_data(dy, w, *, input_shape, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1,
-                         layout="NCHW", out=None, threads=None, variant="auto", stream=None):
+                         layout="NCHW", out=None, threads=None, isa="auto", variant="auto", stream=None):
     """dx, the gradient of conv2d with respect to x (a transposed convolution of dy), float32.
 
     dy: (N, K, P, Q) (or (N, P, Q, K) for "NHWC"); w: (K, C/groups, R, S); input_shape: x's shape
@@ -234,11 +240,12 @@ def conv2d_backward_data(dy, w, *, input_shape, stride=(1, 1), padding=(0, 0), d
     """
     return conv2d_backward_data_with_info(dy, w, input_shape=input_shape, stride=stride, padding=padding,
                                           dilation=dilation, groups=groups, layout=layout, out=out,
-                                          threads=threads, variant=variant, stream=stream)[0]
+                                          threads=threads, isa=isa, variant=variant, stream=stream)[0]
 
 
 def conv2d_backward_filter_with_info(x, dy, *, weight_shape, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
-                                     groups=1, layout="NCHW", out=None, threads=None, variant="auto", stream=None):
+                                     groups=1, layout="NCHW", out=None, threads=None, isa="auto", variant="auto",
+                                     stream=None):
     """conv2d_backward_filter, also returning {"algorithm": ..., "threads": ...}.
 
     Algorithms: "gemm-1x1" (1x1, stride 1, no padding: dw = sum_n dy[n] x[n]^T) or
@@ -247,9 +254,9 @@ def conv2d_backward_filter_with_info(x, dy, *, weight_shape, stride=(1, 1), padd
     """
     if is_device_array(x) or is_device_array(dy):
         return _on_gpu("bwd_filter", x, dy, weight_shape, stride, padding, dilation, groups, layout, out, threads,
-                       variant, stream)
+                       isa, variant, stream)
     _cpu_only(variant, stream)
-    p = _Params(stride, padding, dilation, groups, layout, threads)
+    p = _Params(stride, padding, dilation, groups, layout, threads, isa)
     x_in, dy_in = _tensor(x, "x"), _tensor(dy, "dy")
     k, cg, r, s = _shape4(weight_shape, "weight_shape")
     n, c, h, wd = nchw_shape(x_in.shape, p.layout)
@@ -272,7 +279,7 @@ def conv2d_backward_filter_with_info(x, dy, *, weight_shape, stride=(1, 1), padd
 
 
 def conv2d_backward_filter(x, dy, *, weight_shape, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1,
-                           layout="NCHW", out=None, threads=None, variant="auto", stream=None):
+                           layout="NCHW", out=None, threads=None, isa="auto", variant="auto", stream=None):
     """dw, the gradient of conv2d with respect to w, summed over the batch, float32.
 
     x: (N, C, H, W) (or (N, H, W, C) for "NHWC"); dy: (N, K, P, Q) (or (N, P, Q, K)); weight_shape:
@@ -280,4 +287,4 @@ def conv2d_backward_filter(x, dy, *, weight_shape, stride=(1, 1), padding=(0, 0)
     """
     return conv2d_backward_filter_with_info(x, dy, weight_shape=weight_shape, stride=stride, padding=padding,
                                             dilation=dilation, groups=groups, layout=layout, out=out,
-                                            threads=threads, variant=variant, stream=stream)[0]
+                                            threads=threads, isa=isa, variant=variant, stream=stream)[0]

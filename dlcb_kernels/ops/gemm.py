@@ -3,6 +3,8 @@ or float32/float16/bfloat16 GPU arrays (CuPy, torch, DLPack) on NVIDIA GPUs (gem
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from .. import _cpu
@@ -12,6 +14,7 @@ from .._validate import (
     require_bool,
     require_choice,
     require_dtype,
+    require_int,
     require_ndim,
     require_real,
     require_threads,
@@ -20,6 +23,9 @@ from ..device_array import is_device_array
 
 BACKENDS = ("auto", "cpu", "cuda")
 ISAS = ("auto", "avx512", "avx2", "portable")
+# Forces what isa="auto" means for every CPU kernel of the process (GEMM, convolution, RNN and
+# the peak probes), to test and measure the AVX2 and portable paths on a machine with AVX-512.
+ISA_ENV = "DLCB_ISA"
 
 
 def available_isas() -> list[str]:
@@ -27,14 +33,41 @@ def available_isas() -> list[str]:
     return [isa for isa in ISAS[1:] if _cpu.gemm_isa(isa) is not None]
 
 
-def kernel_info(isa: str = "auto") -> dict:
-    """Register and cache blocking of the kernel set `isa` selects on this CPU."""
+def resolve_isa(isa: str = "auto") -> str:
+    """The micro-kernel instruction set a CPU kernel called with `isa` runs: `isa` itself, or for
+    "auto" the one the environment variable DLCB_ISA names, else the best this CPU runs.
+    ValueError, naming the argument or the variable, when it is unknown or this CPU cannot run it."""
     require_choice(isa, "isa", ISAS)
+    source = "isa"
+    if isa == "auto":
+        forced = os.environ.get(ISA_ENV, "").strip()
+        if forced and forced != "auto":
+            if forced not in ISAS:
+                raise ValueError(f"{ISA_ENV}={forced!r} is not one of {', '.join(ISAS)}")
+            isa, source = forced, ISA_ENV
     info = _cpu.gemm_isa(isa)
     if info is None:
-        raise ValueError(f"isa {isa!r} is not supported by this CPU; available: {available_isas()}")
-    name, mr, nr, kc, mc, nc = info
-    return {"isa": name, "mr": mr, "nr": nr, "kc": kc, "mc": mc, "nc": nc}
+        raise ValueError(f"{source} {isa!r} is not supported by this CPU; available: {available_isas()}")
+    return info["isa"]
+
+
+def kernel_info(isa: str = "auto") -> dict:
+    """Register and cache blocking of the kernel set `isa` selects on this CPU ("auto": see
+    resolve_isa): {"isa", "mr", "nr", "kc", "mc", "nc" (the blocked schedule's cache blocks),
+    "narrow_bytes" (the narrow schedules' L2 budget), "blocking_rule" (how they were chosen)}."""
+    return dict(_cpu.gemm_isa(resolve_isa(isa)))
+
+
+def gemm_plan(m: int, n: int, k: int, isa: str = "auto") -> dict:
+    """What gemm runs for an m x n x k problem on this CPU: {"isa", "schedule" ("blocked",
+    "narrow-n" or "narrow-m"), "kc", "mc", "nc" (cache blocks, upper bounds), "mr", "nr"}."""
+    dims = [require_int(value, name, 0) for value, name in ((m, "m"), (n, "n"), (k, "k"))]
+    for value, name in zip(dims, "mnk"):
+        if value >= 2**62:
+            raise ValueError(f"{name} must be < 2**62, got {value}")
+    resolved = resolve_isa(isa)
+    info = _cpu.gemm_isa(resolved)
+    return {**_cpu.gemm_plan(resolved, *dims), "mr": info["mr"], "nr": info["nr"]}
 
 
 def gemm(
@@ -59,7 +92,7 @@ def gemm(
     a float32 (M, N) array with contiguous rows that shares no memory with a or b; it is updated
     in place and returned. beta != 0 needs c; with beta == 0, c is only written (like BLAS, NaNs
     in it do not propagate). threads defaults to OpenMP's (OMP_NUM_THREADS); isa picks the
-    micro-kernel ("auto": the best this CPU runs). Returns C.
+    micro-kernel ("auto": DLCB_ISA when set, else the best this CPU runs). Returns C.
 
     GPU arrays (backend "auto" or "cuda") run our CUDA kernels instead: float32, float16 or
     bfloat16, `variant` names one (see gemm_cuda.VARIANTS; "auto": the best that can run the
@@ -87,7 +120,7 @@ def gemm_with_threads(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0
     require_choice(backend, "backend", BACKENDS)
     if backend == "cuda":
         raise ValueError("gemm_with_threads runs on the CPU; use gemm(..., backend='cuda') for GPU arrays")
-    require_choice(isa, "isa", ISAS)
+    isa = resolve_isa(isa)
     a = require_array(a, "a")
     b = require_array(b, "b")
     require_dtype(a, "a", np.float32)
@@ -129,8 +162,6 @@ def gemm_with_threads(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0
         for other, name in ((a, "a"), (b, "b")):
             if _overlaps(c, other):
                 raise ValueError(f"c shares memory with {name}: the result would overwrite its own input")
-    if isa != "auto" and _cpu.gemm_isa(isa) is None:
-        raise ValueError(f"isa {isa!r} is not supported by this CPU; available: {available_isas()}")
     if c.size == 0:
         return c, 1
     used = _cpu.sgemm(element_strided(a), element_strided(b), c_native, trans_a, trans_b, alpha,

@@ -40,6 +40,7 @@ from .._validate import (
     require_threads,
 )
 from ..device_array import is_device_array
+from .gemm import resolve_isa
 
 CELLS = ("vanilla", "lstm", "gru")
 NONLINEARITIES = ("relu", "tanh")
@@ -47,16 +48,9 @@ GATES = {"vanilla": 1, "lstm": 4, "gru": 3}
 WEIGHT_KEYS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
-ISAS = ("auto", "avx512", "avx2", "portable")
-
-
 def _isa(isa: str = "auto") -> str:
     """The micro-kernel ISA `isa` resolves to on this CPU (ValueError when it cannot run)."""
-    require_choice(isa, "isa", ISAS)
-    info = _cpu.gemm_isa(isa)
-    if info is None:
-        raise ValueError(f"isa {isa!r} is not supported by this CPU")
-    return info[0]
+    return resolve_isa(isa)
 
 
 class PreparedRnnWeights:
@@ -254,8 +248,9 @@ def _forward(x, h0, weights, cell, c0, nonlinearity, training, threads, isa, nam
         cell, nonlinearity == "relu", x, h0, c0, ww["weight_ih"], ww["weight_hh"], ww["bias_ih"],
         ww["bias_hh"], w._packed_fwd, training, isa, nt)
     source = "prepared W_hh panels" if w._packed_fwd is not None else "W_hh panels packed in the call"
+    info = _cpu.gemm_isa(isa)
     algorithm = (f"{cell}: input GEMM + fused recurrent GEMM/cell step, {isa} "
-                 f"{_cpu.gemm_isa(isa)[1]}x{_cpu.gemm_isa(isa)[2]} micro-kernel, {source}")
+                 f"{info['mr']}x{info['nr']} micro-kernel, {source}")
     saved = None
     if training:
         saved = {"x": x, "h": hs, "gates": gates, "c": cs, "hn": hn}

@@ -33,6 +33,9 @@ class PreparedRun:
     output: object                   # the result (an array, or a dict of arrays); run() may rebind it
     threads: int                     # threads the kernel runs on (known after the first run)
     algorithm: str | None = None     # what the implementation says it ran, where it says
+    # Our CPU kernels: the micro-kernel and cache blocking that ran (isa, mr, nr, kc, mc, nc,
+    # and for a GEMM its schedule), recorded with the measurement.
+    kernel: dict | None = None
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,32 @@ from .. import __version__ as package_version
 from .. import _cpu
 from ..ops import conv as conv_ops
 from ..ops import rnn as rnn_ops
-from ..ops.gemm import available_isas, gemm_with_threads, kernel_info
+from ..ops.gemm import available_isas, gemm_plan, gemm_with_threads, kernel_info, resolve_isa
 from . import Implementation, PreparedRun, register
 
 
-def _library(detail: str = "") -> str:
+def _library() -> str:
     isa = kernel_info("auto")
-    text = f"dlcb_kernels {package_version} ({isa['isa']} {isa['mr']}x{isa['nr']} micro-kernel"
-    return text + (f", {detail}" if detail else "") + f", {_cpu.compiler})"
+    return f"dlcb_kernels {package_version} ({isa['isa']} {isa['mr']}x{isa['nr']} micro-kernel, {_cpu.compiler})"
+
+
+def kernel_record(isa: str = "auto", plan: dict | None = None) -> dict:
+    """The micro-kernel and cache blocking a record of ours ran with: the kernel set's blocked-
+    schedule blocks and the rule that chose them, or a GEMM's own plan (schedule and blocks)."""
+    info = kernel_info(isa)
+    record = {key: info[key] for key in ("isa", "mr", "nr", "kc", "mc", "nc")}
+    if plan is not None:
+        record.update({key: plan[key] for key in ("schedule", "kc", "mc", "nc")})
+    record["blocking_rule"] = info["blocking_rule"]
+    return record
+
+
+def _default_gemm_isa() -> str:
+    """The GEMM entry that "--impl ours" runs: the ISA "auto" resolves to (DLCB_ISA honoured)."""
+    try:
+        return resolve_isa("auto")
+    except ValueError:  # DLCB_ISA names an ISA this CPU lacks: the bench reports it per record
+        return (available_isas() or ["portable"])[0]
 
 
 def _always_available(problem=None) -> str | None:
@@ -39,11 +57,11 @@ def _gemm(isa: str) -> Implementation:
     def prepare(problem, inputs, threads: int) -> Iterator[PreparedRun]:
         a, b = inputs["a"], inputs["b"]
         c = np.empty((problem.m, problem.n), dtype=problem.dtype)
-        info = kernel_info(isa)
-        schedule = _cpu.gemm_schedule(isa, problem.m, problem.n)
+        plan = gemm_plan(problem.m, problem.n, problem.k, isa)
         prepared = PreparedRun(lambda: None, c, threads,
-                               f"goto-blis {schedule} schedule, {info['mr']}x{info['nr']} micro-kernel, "
-                               f"kc<={info['kc']} mc<={info['mc']} nc<={info['nc']}")
+                               f"goto-blis {plan['schedule']} schedule, {plan['mr']}x{plan['nr']} micro-kernel, "
+                               f"kc<={plan['kc']} mc<={plan['mc']} nc<={plan['nc']}",
+                               kernel=kernel_record(isa, plan))
 
         def run() -> None:
             # Small problems run on fewer threads than asked: the record states the count used.
@@ -54,7 +72,7 @@ def _gemm(isa: str) -> Implementation:
         yield prepared
 
     return Implementation("gemm", "cpu", f"ours-{isa}", "ours", library, unavailable, prepare,
-                          default=isa == (available_isas() or ["portable"])[0])
+                          default=isa == _default_gemm_isa())
 
 
 def _conv() -> Implementation:
@@ -73,7 +91,7 @@ def _conv() -> Implementation:
             def call():
                 return conv_ops.conv2d_backward_filter_with_info(inputs["x"], inputs["dy"],
                                                                  weight_shape=problem.w_shape, **args)
-        prepared = PreparedRun(lambda: None, out, threads)
+        prepared = PreparedRun(lambda: None, out, threads, kernel=kernel_record())
 
         def run() -> None:
             _, info = call()
@@ -91,7 +109,7 @@ def _rnn() -> Implementation:
         # Weights are validated and packed once, as a framework does when the layer is built.
         weights = rnn_ops.prepare_rnn_weights(inputs["weights"], problem.cell)
         kwargs = dict(cell=problem.cell, c0=inputs.get("c0"), threads=threads)
-        prepared = PreparedRun(lambda: None, None, threads)
+        prepared = PreparedRun(lambda: None, None, threads, kernel=kernel_record(weights.isa))
         if problem.direction == "fwd":
             def run() -> None:
                 result = rnn_ops.rnn(inputs["x"], inputs["h0"], weights, **kwargs)

@@ -1,26 +1,28 @@
 // The Goto/BLIS loop nests around a micro-kernel, for row-major C. Vectors run along N (C's
 // contiguous axis), so the micro-panel kept in L1 is A's and the block kept in each core's L2 is
 // B's: the transpose of BLIS's column-major roles. Three schedules share the packing routines
-// and the micro-kernel:
+// and the micro-kernel; their block sizes come from the caches (blocking.h):
 //
 // Large M and N ("blocked"):
 //   for ic in M by MC:                 A panel (MC x KC) packed once, shared, lives in L3
 //     for pc in K by KC:
-//       pack A panel                   (threads split its MR-row micro-panels)
+//       pack A panel                   (threads split it in groups of micro-panels)
 //       for jc in N by NC:
-//         pack B block (KC x NC)       (threads split its NR-column micro-panels; fits L2)
+//         pack B block (KC x NC)       (threads split it in groups of micro-panels; fits L2)
 //         for ir, jr tiles:            (threads split the tile grid in contiguous halves)
 //           micro-kernel               (A micro-panel KC x MR stays in L1, B streams from L2)
 //
 // Few columns ("narrow N", e.g. DeepBench's batch 8-128 GEMMs): each A element meets only a
 // few B panels, so packing A into a shared panel is a separate pass over memory that nothing
-// overlaps. Instead B (KC x N) is packed once per k block and every thread takes one MR-row
-// block of A at a time and runs all of N against it at once: reading A from memory overlaps
-// with the arithmetic. Where the kernel set can, it reads a row-major A in place; otherwise it
-// packs the block into its own L1-sized buffer.
+// overlaps. Instead B (KC x N) is packed once per k block and every thread takes a group of
+// A's micro-panels at a time and runs all of N against them: reading A from memory overlaps
+// with the arithmetic of the other thread, and a column-major A is read in runs of a whole
+// group per k step. Where the kernel set can, it reads a row-major A in place.
 //
 // Few rows ("narrow M", e.g. 35 x 8457): the mirror image: A packed once per k block, each
-// thread packs one B micro-panel at a time and runs every row of A against it.
+// thread packs a group of B's micro-panels at a time and runs every row of A against them.
+// The narrow schedules take k blocks as deep as L2 allows: fewer passes over C, and a skinny
+// operand's packing is spread over fewer, longer runs.
 #include <omp.h>
 
 #include <algorithm>
@@ -28,6 +30,7 @@
 #include <cstring>
 #include <memory>
 
+#include "gemm/blocking.h"
 #include "gemm/gemm.h"
 
 namespace dlcb::gemm {
@@ -43,8 +46,13 @@ int64_t balanced_block(int64_t extent, int64_t max_block, int64_t multiple) {
   return std::min(round_up(ceil_div(extent, count), multiple), round_up(extent, multiple));
 }
 
-// At most this many micro-panels across makes a dimension "narrow".
+// A dimension is "narrow" when it spans at most this many micro-panels or floats.
 constexpr int64_t kNarrowPanels = 4;
+constexpr int64_t kNarrowFloats = 64;
+bool narrow(int64_t extent, int64_t r) { return ceil_div(extent, r) <= kNarrowPanels || extent <= kNarrowFloats; }
+
+// Shortest run (floats) a packing step should read from a strided source.
+constexpr int64_t kRunFloats = 64;
 
 struct FreeDeleter {
   void operator()(float* p) const { std::free(p); }
@@ -78,29 +86,34 @@ void scale_c(const SgemmArgs& g) {
   }
 }
 
-// Helpers that name the source of a micro-panel.
-void pack_a(const KernelSet& ks, const SgemmArgs& g, int64_t i0, int64_t pc, int64_t kc, float* dst) {
+// Packs rows [i0, i0 + rows) x k steps [pc, pc + kc) of A into consecutive micro-panels.
+void pack_a(const KernelSet& ks, const SgemmArgs& g, int64_t i0, int64_t rows, int64_t pc, int64_t kc, float* dst) {
   if (g.a_source != nullptr) {
-    g.a_source->pack(g.a_source->ctx, pc, kc, i0, std::min(ks.mr, g.m - i0), ks.mr, dst);
-    if (g.alpha != 1.0f)
-      for (int64_t e = 0; e < kc * ks.mr; ++e) dst[e] *= g.alpha;
+    for (int64_t r0 = 0; r0 < rows; r0 += ks.mr) {
+      float* d = dst + r0 * kc;
+      g.a_source->pack(g.a_source->ctx, pc, kc, i0 + r0, std::min(ks.mr, rows - r0), ks.mr, d);
+      if (g.alpha != 1.0f)
+        for (int64_t e = 0; e < kc * ks.mr; ++e) d[e] *= g.alpha;
+    }
     return;
   }
-  ks.pack_a(std::min(ks.mr, g.m - i0), kc, g.a.data + i0 * g.a.row_stride + pc * g.a.col_stride,
-            g.a.row_stride, g.a.col_stride, g.alpha, dst);
+  ks.pack_a(rows, kc, g.a.data + i0 * g.a.row_stride + pc * g.a.col_stride, g.a.row_stride, g.a.col_stride,
+            g.alpha, dst);
 }
 
-void pack_b(const KernelSet& ks, const SgemmArgs& g, int64_t pc, int64_t j0, int64_t kc, float* dst) {
+// Packs columns [j0, j0 + cols) x k steps [pc, pc + kc) of B into consecutive micro-panels.
+void pack_b(const KernelSet& ks, const SgemmArgs& g, int64_t pc, int64_t j0, int64_t cols, int64_t kc, float* dst) {
   if (g.b_source != nullptr) {
-    g.b_source->pack(g.b_source->ctx, pc, kc, j0, std::min(ks.nr, g.n - j0), ks.nr, dst);
+    for (int64_t c0 = 0; c0 < cols; c0 += ks.nr)
+      g.b_source->pack(g.b_source->ctx, pc, kc, j0 + c0, std::min(ks.nr, cols - c0), ks.nr, dst + c0 * kc);
     return;
   }
   if (g.b_packed != nullptr) {
-    std::memcpy(dst, g.b_packed + (j0 / ks.nr * g.k + pc) * ks.nr, sizeof(float) * kc * ks.nr);
+    for (int64_t c0 = 0; c0 < cols; c0 += ks.nr)
+      std::memcpy(dst + c0 * kc, g.b_packed + ((j0 + c0) / ks.nr * g.k + pc) * ks.nr, sizeof(float) * kc * ks.nr);
     return;
   }
-  ks.pack_b(std::min(ks.nr, g.n - j0), kc, g.b.data + pc * g.b.row_stride + j0 * g.b.col_stride,
-            g.b.row_stride, g.b.col_stride, dst);
+  ks.pack_b(cols, kc, g.b.data + pc * g.b.row_stride + j0 * g.b.col_stride, g.b.row_stride, g.b.col_stride, dst);
 }
 
 void micro(const KernelSet& ks, const SgemmArgs& g, int64_t kc, const float* a, const float* b,
@@ -108,15 +121,20 @@ void micro(const KernelSet& ks, const SgemmArgs& g, int64_t kc, const float* a, 
   ks.micro(kc, a, b, g.c + i0 * g.ldc + j0, g.ldc, beta, std::min(ks.mr, g.m - i0), std::min(ks.nr, g.n - j0));
 }
 
-int blocked(const KernelSet& ks, const SgemmArgs& g, int threads, const Blocking& bl) {
+// Micro-panels packed together: a column-major A (or row-major B) is then read a run of at
+// least 64 floats (256 bytes) per k step, long enough for the hardware prefetcher.
+int64_t panels_per_group(int64_t r) { return ceil_div(kRunFloats, r); }
+
+int blocked(const KernelSet& ks, const SgemmArgs& g, int threads, const Plan& pl) {
   const int64_t MR = ks.mr, NR = ks.nr;
-  const int64_t MC = balanced_block(g.m, bl.mc > 0 ? bl.mc : ks.mc, MR);
-  const int64_t NC = balanced_block(g.n, bl.nc > 0 ? bl.nc : ks.nc, NR);
-  const int64_t KC = balanced_block(g.k, bl.kc > 0 ? bl.kc : ks.kc, 1);
+  const int64_t MC = balanced_block(g.m, pl.mc, MR);
+  const int64_t NC = balanced_block(g.n, pl.nc, NR);
+  const int64_t KC = balanced_block(g.k, pl.kc, 1);
   // No more threads than tiles of the first block: a thread with nothing to do still pays for
   // every barrier.
   const int64_t tiles = ceil_div(std::min(g.m, MC), MR) * ceil_div(std::min(g.n, NC), NR);
   const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, tiles)));
+  const int64_t a_group = panels_per_group(MR) * MR, b_group = panels_per_group(NR) * NR;
 
   thread_local Scratch a_scratch, b_scratch;
   float* const a_pack = a_scratch.get(static_cast<size_t>(MC * KC));
@@ -131,14 +149,16 @@ int blocked(const KernelSet& ks, const SgemmArgs& g, int threads, const Blocking
       const float beta = pc == 0 ? g.beta : 1.0f;
 
 #pragma omp for schedule(static)
-      for (int64_t ip = 0; ip < a_panels; ++ip) pack_a(ks, g, ic + ip * MR, pc, kc, a_pack + ip * MR * kc);
+      for (int64_t r0 = 0; r0 < mc; r0 += a_group)
+        pack_a(ks, g, ic + r0, std::min(a_group, mc - r0), pc, kc, a_pack + r0 * kc);
 
       for (int64_t jc = 0; jc < g.n; jc += NC) {
         const int64_t nc = std::min(NC, g.n - jc);
         const int64_t b_panels = ceil_div(nc, NR);
 
 #pragma omp for schedule(static)
-        for (int64_t jp = 0; jp < b_panels; ++jp) pack_b(ks, g, pc, jc + jp * NR, kc, b_pack + jp * NR * kc);
+        for (int64_t c0 = 0; c0 < nc; c0 += b_group)
+          pack_b(ks, g, pc, jc + c0, std::min(b_group, nc - c0), kc, b_pack + c0 * kc);
 
         // The implicit barrier at the end also guards the packed buffers against the next
         // iteration's packing.
@@ -152,17 +172,21 @@ int blocked(const KernelSet& ks, const SgemmArgs& g, int threads, const Blocking
   return nt;
 }
 
-// Narrow N: B packed whole per k block (shared), A packed a micro-panel at a time per thread.
-int narrow_n(const KernelSet& ks, const SgemmArgs& g, int threads, const Blocking& bl) {
+// Narrow N: B packed whole per k block (shared); each thread packs a group of A's micro-panels
+// at a time and runs all of N against them.
+int narrow_n(const KernelSet& ks, const SgemmArgs& g, int threads, const Plan& pl) {
   const int64_t MR = ks.mr, NR = ks.nr;
-  const int64_t KC = balanced_block(g.k, bl.kc > 0 ? bl.kc : ks.kc, 1);
+  const int64_t KC = balanced_block(g.k, pl.kc, 1);
   const int64_t a_panels = ceil_div(g.m, MR), b_panels = ceil_div(g.n, NR);
-  const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, a_panels)));
+  // Groups of panels, but at least one group per thread.
+  const int64_t group = std::max<int64_t>(1, std::min(pl.mc / MR, ceil_div(a_panels, threads)));
+  const int64_t groups = ceil_div(a_panels, group);
+  const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, groups)));
   // A row-major A would have to be transposed into each packed panel. With a single B panel
   // that transpose costs about a third of the arithmetic, so the strided micro-kernel reads A
   // where it is instead (edge blocks, with fewer than mr rows, are still packed). With more B
   // panels the packed copy pays for itself: it is read from L1 once per panel, while in-place
-  // reads of 14 rows at once keep too few cache misses in flight.
+  // reads of many rows at once keep too few cache misses in flight.
   const bool read_a_in_place =
       g.a_source == nullptr && ks.micro_strided_a != nullptr && g.a.col_stride == 1 && b_panels == 1;
 
@@ -170,12 +194,12 @@ int narrow_n(const KernelSet& ks, const SgemmArgs& g, int threads, const Blockin
   const bool b_in_place = g.b_packed != nullptr && g.b_source == nullptr;
 
   thread_local Scratch a_scratch, b_scratch;
-  float* const a_bufs = a_scratch.get(static_cast<size_t>(nt * MR * KC));
+  float* const a_bufs = a_scratch.get(static_cast<size_t>(nt * group * MR * KC));
   float* const b_pack = b_in_place ? nullptr : b_scratch.get(static_cast<size_t>(b_panels * NR * KC));
 
 #pragma omp parallel num_threads(nt)
   {
-    float* const a_buf = a_bufs + omp_get_thread_num() * MR * KC;
+    float* const a_buf = a_bufs + omp_get_thread_num() * group * MR * KC;
     for (int64_t pc = 0; pc < g.k; pc += KC) {
       const int64_t kc = std::min(KC, g.k - pc);
       const float beta = pc == 0 ? g.beta : 1.0f;
@@ -183,61 +207,80 @@ int narrow_n(const KernelSet& ks, const SgemmArgs& g, int threads, const Blockin
       const int64_t b_step = b_in_place ? NR * g.k : NR * kc;  // floats between B panels
       if (!b_in_place) {
 #pragma omp for schedule(static)
-        for (int64_t jp = 0; jp < b_panels; ++jp) pack_b(ks, g, pc, jp * NR, kc, b_pack + jp * NR * kc);
+        for (int64_t jp = 0; jp < b_panels; ++jp) pack_b(ks, g, pc, jp * NR, std::min(NR, g.n - jp * NR), kc, b_pack + jp * NR * kc);
       }
 #pragma omp for schedule(static)
-      for (int64_t ip = 0; ip < a_panels; ++ip) {
-        const int64_t i0 = ip * MR;
-        if (read_a_in_place && i0 + MR <= g.m) {
-          const float* a = g.a.data + i0 * g.a.row_stride + pc * g.a.col_stride;
-          for (int64_t jp = 0; jp < b_panels; ++jp)
-            ks.micro_strided_a(kc, a, g.a.row_stride, g.a.col_stride, b_base + jp * b_step,
-                               g.c + i0 * g.ldc + jp * NR, g.ldc, g.alpha, beta, std::min(NR, g.n - jp * NR));
+      for (int64_t gi = 0; gi < groups; ++gi) {
+        const int64_t g0 = gi * group * MR, rows = std::min(group * MR, g.m - g0);
+        if (read_a_in_place) {
+          for (int64_t i0 = g0; i0 < g0 + rows; i0 += MR) {
+            if (i0 + MR <= g.m) {
+              ks.micro_strided_a(kc, g.a.data + i0 * g.a.row_stride + pc * g.a.col_stride, g.a.row_stride,
+                                 g.a.col_stride, b_base, g.c + i0 * g.ldc, g.ldc, g.alpha, beta, g.n);
+            } else {
+              pack_a(ks, g, i0, g.m - i0, pc, kc, a_buf);
+              micro(ks, g, kc, a_buf, b_base, i0, 0, beta);
+            }
+          }
           continue;
         }
-        pack_a(ks, g, i0, pc, kc, a_buf);
-        for (int64_t jp = 0; jp < b_panels; ++jp) micro(ks, g, kc, a_buf, b_base + jp * b_step, i0, jp * NR, beta);
+        pack_a(ks, g, g0, rows, pc, kc, a_buf);
+        for (int64_t i0 = g0; i0 < g0 + rows; i0 += MR)
+          for (int64_t jp = 0; jp < b_panels; ++jp)
+            micro(ks, g, kc, a_buf + (i0 - g0) * kc, b_base + jp * b_step, i0, jp * NR, beta);
       }
     }
   }
   return nt;
 }
 
-// Narrow M: A packed whole per k block (shared), B packed a micro-panel at a time per thread.
-int narrow_m(const KernelSet& ks, const SgemmArgs& g, int threads, const Blocking& bl) {
+// Narrow M: A packed whole per k block (shared); each thread packs a group of B's micro-panels
+// at a time and runs every row of A against them.
+int narrow_m(const KernelSet& ks, const SgemmArgs& g, int threads, const Plan& pl) {
   const int64_t MR = ks.mr, NR = ks.nr;
-  const int64_t KC = balanced_block(g.k, bl.kc > 0 ? bl.kc : ks.kc, 1);
+  const int64_t KC = balanced_block(g.k, pl.kc, 1);
   const int64_t a_panels = ceil_div(g.m, MR), b_panels = ceil_div(g.n, NR);
-  const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, b_panels)));
+  const int64_t group = std::max<int64_t>(1, std::min(pl.nc / NR, ceil_div(b_panels, threads)));
+  const int64_t groups = ceil_div(b_panels, group);
+  const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, groups)));
 
   thread_local Scratch a_scratch, b_scratch;
   float* const a_pack = a_scratch.get(static_cast<size_t>(a_panels * MR * KC));
-  float* const b_bufs = b_scratch.get(static_cast<size_t>(nt * NR * KC));
+  float* const b_bufs = b_scratch.get(static_cast<size_t>(nt * group * NR * KC));
 
 #pragma omp parallel num_threads(nt)
   {
-    float* const b_buf = b_bufs + omp_get_thread_num() * NR * KC;
+    float* const b_buf = b_bufs + omp_get_thread_num() * group * NR * KC;
     for (int64_t pc = 0; pc < g.k; pc += KC) {
       const int64_t kc = std::min(KC, g.k - pc);
       const float beta = pc == 0 ? g.beta : 1.0f;
 #pragma omp for schedule(static)
-      for (int64_t ip = 0; ip < a_panels; ++ip) pack_a(ks, g, ip * MR, pc, kc, a_pack + ip * MR * kc);
+      for (int64_t ip = 0; ip < a_panels; ++ip) pack_a(ks, g, ip * MR, std::min(MR, g.m - ip * MR), pc, kc, a_pack + ip * MR * kc);
 #pragma omp for schedule(static)
-      for (int64_t jp = 0; jp < b_panels; ++jp) {
-        pack_b(ks, g, pc, jp * NR, kc, b_buf);
-        for (int64_t ip = 0; ip < a_panels; ++ip) micro(ks, g, kc, a_pack + ip * MR * kc, b_buf, ip * MR, jp * NR, beta);
+      for (int64_t gi = 0; gi < groups; ++gi) {
+        const int64_t g0 = gi * group * NR, cols = std::min(group * NR, g.n - g0);
+        pack_b(ks, g, pc, g0, cols, kc, b_buf);
+        for (int64_t j0 = g0; j0 < g0 + cols; j0 += NR)
+          for (int64_t ip = 0; ip < a_panels; ++ip)
+            micro(ks, g, kc, a_pack + ip * MR * kc, b_buf + (j0 - g0) * kc, ip * MR, j0, beta);
       }
     }
   }
   return nt;
+}
+
+// The k block of a narrow schedule: the operand packed whole (`whole` floats per k step) and
+// one group of the other (`group` floats per k step) fill the L2 budget.
+int64_t narrow_kc(const BlockSizes& bs, int64_t whole, int64_t group) {
+  return std::clamp<int64_t>(bs.narrow_bytes / (4 * (whole + group)) / 16 * 16, 64, 4096);
 }
 
 }  // namespace
 
 Schedule choose_schedule(const KernelSet& ks, int64_t m, int64_t n) {
   const int64_t a_panels = ceil_div(m, ks.mr), b_panels = ceil_div(n, ks.nr);
-  if (b_panels <= kNarrowPanels && b_panels <= a_panels) return Schedule::kNarrowN;
-  if (a_panels <= kNarrowPanels) return Schedule::kNarrowM;
+  if (narrow(n, ks.nr) && b_panels <= a_panels) return Schedule::kNarrowN;
+  if (narrow(m, ks.mr)) return Schedule::kNarrowM;
   return Schedule::kBlocked;
 }
 
@@ -245,8 +288,30 @@ const char* schedule_name(Schedule s) {
   switch (s) {
     case Schedule::kNarrowN: return "narrow-n";
     case Schedule::kNarrowM: return "narrow-m";
-    default: return "blocked";
+    case Schedule::kBlocked: return "blocked";
+    default: return "auto";
   }
+}
+
+Plan plan(const KernelSet& ks, int64_t m, int64_t n, int64_t k, Blocking ov) {
+  (void)k;
+  const BlockSizes& bs = block_sizes(ks);
+  Plan p{ov.schedule == Schedule::kAuto ? choose_schedule(ks, m, n) : ov.schedule, bs.kc, bs.mc, bs.nc};
+  if (p.schedule == Schedule::kNarrowN) {
+    // mc: the rows of A packed per step; nc: B's padded width.
+    p.mc = panels_per_group(ks.mr) * ks.mr;
+    p.nc = round_up(std::max<int64_t>(n, 1), ks.nr);
+    p.kc = narrow_kc(bs, p.nc, p.mc);
+  } else if (p.schedule == Schedule::kNarrowM) {
+    // mc: A's padded height; nc: the columns of B packed per step.
+    p.mc = round_up(std::max<int64_t>(m, 1), ks.mr);
+    p.nc = panels_per_group(ks.nr) * ks.nr;
+    p.kc = narrow_kc(bs, p.mc, p.nc);
+  }
+  if (ov.kc > 0) p.kc = ov.kc;
+  if (ov.mc > 0) p.mc = ov.mc;
+  if (ov.nc > 0) p.nc = ov.nc;
+  return p;
 }
 
 int sgemm(const KernelSet& ks, const SgemmArgs& g, int threads, Blocking blocking) {
@@ -255,11 +320,11 @@ int sgemm(const KernelSet& ks, const SgemmArgs& g, int threads, Blocking blockin
     scale_c(g);
     return 1;
   }
-  const Schedule s = blocking.schedule == Schedule::kAuto ? choose_schedule(ks, g.m, g.n) : blocking.schedule;
-  switch (s) {
-    case Schedule::kNarrowN: return narrow_n(ks, g, threads, blocking);
-    case Schedule::kNarrowM: return narrow_m(ks, g, threads, blocking);
-    default: return blocked(ks, g, threads, blocking);
+  const Plan p = plan(ks, g.m, g.n, g.k, blocking);
+  switch (p.schedule) {
+    case Schedule::kNarrowN: return narrow_n(ks, g, threads, p);
+    case Schedule::kNarrowM: return narrow_m(ks, g, threads, p);
+    default: return blocked(ks, g, threads, p);
   }
 }
 

@@ -1,5 +1,6 @@
 // Chooses the kernel set by what the CPU runs (checked at run time, never assumed from the
 // build machine).
+#include <cstdlib>
 #include <cstring>
 
 #include "common/cpu_features.h"
@@ -17,6 +18,10 @@ const KernelSet* select_kernel_set(const char* isa) {
   const KernelSet* avx512 = cpu.avx512 ? kernel_set_avx512() : nullptr;
   const KernelSet* avx2 = cpu.avx2_fma ? kernel_set_avx2() : nullptr;
   if (isa == nullptr || std::strcmp(isa, "auto") == 0) {
+    // DLCB_ISA forces "auto" for every kernel of the process, to test and measure the other
+    // paths on a machine that has a better one.
+    const char* forced = std::getenv("DLCB_ISA");
+    if (forced != nullptr && forced[0] != '\0' && std::strcmp(forced, "auto") != 0) return select_kernel_set(forced);
     if (avx512) return avx512;
     if (avx2) return avx2;
     return &kernel_set_portable();

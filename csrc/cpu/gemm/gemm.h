@@ -42,15 +42,18 @@ struct SgemmArgs {
   const float* b_packed = nullptr;
 };
 
-// One instruction set's packing routines, micro-kernel and cache blocking.
+// One instruction set's packing routines and micro-kernel. Its cache blocking is not part of it:
+// that depends on the CPU's caches as much as on the register block (see blocking.h).
 struct KernelSet {
   const char* isa;
-  int64_t mr, nr;           // register block of the micro-kernel
-  int64_t kc, mc, nc;       // cache blocks (upper bounds; the driver balances them)
-  // Packs rows x kc of A (rows <= mr) into dst[kc][mr], scaled by alpha, zero-padded.
+  int64_t mr, nr;  // register block of the micro-kernel
+  // Packs rows x kc of A into ceil(rows / mr) micro-panels, panel q at dst + q * mr * kc in
+  // [kc][mr] order, scaled by alpha, rows past `rows` zero. Several panels at once let a
+  // column-major A be read a whole run of rows per k step instead of mr floats.
   void (*pack_a)(int64_t rows, int64_t kc, const float* src, int64_t rs, int64_t cs, float alpha,
                  float* dst);
-  // Packs kc x cols of B (cols <= nr) into dst[kc][nr], zero-padded.
+  // Packs kc x cols of B into ceil(cols / nr) micro-panels, panel q at dst + q * nr * kc in
+  // [kc][nr] order, columns past `cols` zero.
   void (*pack_b)(int64_t cols, int64_t kc, const float* src, int64_t rs, int64_t cs, float* dst);
   // C[0:rows, 0:cols] = A_panel * B_panel + beta * C (C not read when beta == 0).
   void (*micro)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float beta,
@@ -65,8 +68,9 @@ const KernelSet* kernel_set_avx512();   // nullptr when not compiled for this ta
 const KernelSet* kernel_set_avx2();     // nullptr when not compiled for this target
 const KernelSet& kernel_set_portable();
 
-// The best kernel set this CPU runs, or the named one ("avx512", "avx2", "portable");
-// nullptr when the name is unknown or the CPU cannot run it.
+// The named kernel set ("avx512", "avx2", "portable"), or for "auto" (or nullptr) the one the
+// environment variable DLCB_ISA names, else the best this CPU runs; nullptr when the name is
+// unknown or the CPU cannot run it.
 const KernelSet* select_kernel_set(const char* isa);
 
 // The loop nest around the micro-kernel (see blocking_driver.cpp).
@@ -76,12 +80,20 @@ enum class Schedule { kAuto, kBlocked, kNarrowN, kNarrowM };
 Schedule choose_schedule(const KernelSet& ks, int64_t m, int64_t n);
 const char* schedule_name(Schedule s);
 
-// Cache blocks to use instead of the kernel set's defaults (0 keeps the default) and a forced
+// Cache blocks to use instead of the derived ones (0 keeps the derived one) and a forced
 // schedule; for tuning and for testing every schedule.
 struct Blocking {
   int64_t kc = 0, mc = 0, nc = 0;
   Schedule schedule = Schedule::kAuto;
 };
+
+// What a call runs: the schedule and the cache blocks it uses (upper bounds; the driver splits
+// each dimension into equal blocks no larger than these).
+struct Plan {
+  Schedule schedule;
+  int64_t kc, mc, nc;
+};
+Plan plan(const KernelSet& ks, int64_t m, int64_t n, int64_t k, Blocking overrides = {});
 
 // Runs the blocked GEMM on `threads` OpenMP threads (>= 1). Returns the thread count used.
 int sgemm(const KernelSet& ks, const SgemmArgs& args, int threads, Blocking blocking = {});

@@ -15,7 +15,7 @@
 
 #include "gemm/gemm.h"
 #include "gemm/pack.h"
-#include "gemm/pack_avx512.h"
+#include "gemm/pack_isa.h"
 
 namespace dlcb::gemm {
 namespace {
@@ -168,9 +168,7 @@ void micro_14x32_strided_a(int64_t kc, const float* a, int64_t row_stride, int64
 }
 
 const KernelSet kAvx512{
-    "avx512", MR, NR,
-    /*kc=*/512, /*mc=*/3024, /*nc=*/512,
-    pack_a_panel_avx512, pack_b_panel<NR>, micro_14x32, micro_14x32_strided_a,
+    "avx512", MR, NR, pack_a_avx512, pack_b_panels<NR>, micro_14x32, micro_14x32_strided_a,
 };
 
 }  // namespace

@@ -8,7 +8,7 @@
 #include <immintrin.h>
 
 #include "gemm/pack.h"
-#include "gemm/pack_avx512.h"
+#include "gemm/pack_isa.h"
 #include "gemm/transpose_avx512.h"
 
 namespace dlcb::gemm {
@@ -16,14 +16,7 @@ namespace {
 
 constexpr int64_t MR = 14;
 
-}  // namespace
-
-void pack_a_panel_avx512(int64_t rows, int64_t kc, const float* src, int64_t rs, int64_t cs,
-                         float alpha, float* dst) {
-  if (cs != 1 || rows != MR) {
-    pack_a_panel<MR>(rows, kc, src, rs, cs, alpha, dst);
-    return;
-  }
+void pack_full_panel_row_major(int64_t kc, const float* src, int64_t rs, float alpha, float* dst) {
   const __m512 valpha = _mm512_set1_ps(alpha);
   const __mmask16 fourteen = 0x3FFF;
   int64_t p = 0;
@@ -36,6 +29,22 @@ void pack_a_panel_avx512(int64_t rows, int64_t kc, const float* src, int64_t rs,
   }
   for (; p < kc; ++p)
     for (int64_t i = 0; i < MR; ++i) dst[p * MR + i] = alpha * src[i * rs + p];
+}
+
+}  // namespace
+
+void pack_a_avx512(int64_t rows, int64_t kc, const float* src, int64_t rs, int64_t cs, float alpha, float* dst) {
+  if (cs != 1 || rows == 1) {
+    pack_a_panels<MR>(rows, kc, src, rs, cs, alpha, dst);
+    return;
+  }
+  for (int64_t i0 = 0; i0 < rows; i0 += MR) {
+    if (rows - i0 >= MR) {
+      pack_full_panel_row_major(kc, src + i0 * rs, rs, alpha, dst + i0 * kc);
+    } else {
+      pack_a_micro_panel<MR>(rows - i0, kc, src + i0 * rs, rs, cs, alpha, dst + i0 * kc);
+    }
+  }
 }
 
 }  // namespace dlcb::gemm

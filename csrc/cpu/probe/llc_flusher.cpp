@@ -8,6 +8,7 @@
 
 #include <new>
 
+#include "common/cache_topology.h"
 #include "probe/probe.h"
 
 namespace dlcb::probe {

@@ -67,29 +67,8 @@ struct TriadTiming {
 
 TriadTiming stream_triad(int threads, int64_t floats_per_array, int repeats);
 
-// --- caches and platform -------------------------------------------------------------------
-struct CacheLevel {
-  int level;
-  std::string type;    // "Data", "Instruction" or "Unified"
-  int64_t bytes;       // one instance
-  int instances;       // distinct copies across the online CPUs (0: unknown)
-  int line_bytes;      // 0: unknown
-};
-
-struct CacheTopology {
-  std::vector<CacheLevel> levels;  // innermost first
-  std::string source;              // where the figures came from
-};
-
-CacheTopology cache_topology();
-
-// All last-level cache instances together, and where that figure came from.
-struct LastLevelCache {
-  int64_t total_bytes;
-  std::string source;
-};
-
-LastLevelCache last_level_cache();
+// --- platform ------------------------------------------------------------------------------
+// (caches: common/cache_topology.h)
 
 // The hypervisor's CPUID signature (e.g. "KVMKVMKVM"), or "" when none is present or the
 // architecture has no CPUID.

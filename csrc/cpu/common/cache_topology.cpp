@@ -5,14 +5,16 @@
 // whose sysfs shows one 32 MiB L3 gets 320 MiB from _SC_LEVEL3_CACHE_SIZE).
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <string>
+#include <vector>
 
-#include "probe/probe.h"
+#include "common/cache_topology.h"
 
-namespace dlcb::probe {
+namespace dlcb {
 namespace {
 
 namespace fs = std::filesystem;
@@ -39,6 +41,23 @@ int64_t parse_size(const std::string& text) {
 
 int parse_int(const std::string& text) {
   return text.empty() || text[0] < '0' || text[0] > '9' ? 0 : std::stoi(text);
+}
+
+// Number of CPUs in a sysfs CPU list such as "0-3,8-11" (0 when it cannot be read).
+int count_cpus(const std::string& list) {
+  int count = 0;
+  size_t pos = 0;
+  while (pos < list.size()) {
+    const size_t comma = std::min(list.find(',', pos), list.size());
+    const std::string range = list.substr(pos, comma - pos);
+    const size_t dash = range.find('-');
+    const int lo = parse_int(range.substr(0, dash));
+    const int hi = dash == std::string::npos ? lo : parse_int(range.substr(dash + 1));
+    if (range.empty() || hi < lo) return 0;
+    count += hi - lo + 1;
+    pos = comma + 1;
+  }
+  return count;
 }
 
 std::vector<fs::path> online_cpu_dirs() {
@@ -74,6 +93,7 @@ std::vector<CacheLevel> from_sysfs() {
       if (!shared.empty()) sharing_sets.insert(shared);
     }
     c.instances = static_cast<int>(sharing_sets.size());
+    c.sharing_cpus = count_cpus(first_line(first / leaf / "shared_cpu_list"));
     if (c.bytes > 0) levels.push_back(c);
   }
   return levels;
@@ -95,7 +115,7 @@ std::vector<CacheLevel> from_sysconf() {
     const long bytes = sysconf(q.size_name);
     const long line = sysconf(q.line_name);
     if (bytes > 0)
-      levels.push_back(CacheLevel{q.level, q.type, bytes, 0, line > 0 ? static_cast<int>(line) : 0});
+      levels.push_back(CacheLevel{q.level, q.type, bytes, 0, line > 0 ? static_cast<int>(line) : 0, 0});
   }
 #endif
   return levels;
@@ -124,4 +144,4 @@ LastLevelCache last_level_cache() {
                                                   std::to_string(copies) + " from " + topo.source};
 }
 
-}  // namespace dlcb::probe
+}  // namespace dlcb
