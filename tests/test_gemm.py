@@ -245,18 +245,23 @@ def test_every_schedule_matches_reference(rng, isa, schedule, m, n, k, trans_a, 
 
 @pytest.mark.parametrize("isa", ISAS)
 def test_schedule_heuristic(isa):
-    # Narrow means at most 4 micro-panels or 64 floats across, whatever the register block.
+    def plan(m, n):
+        return dk.gemm_plan(m, n, 2048, isa=isa)
+
+    assert plan(2048, 2048)["schedule"] == "blocked"
+    assert plan(4096, 16)["schedule"] == "narrow-n"
+    assert plan(35, 8457)["schedule"] == "narrow-m"
+    # Narrow up to a width that depends on the L2 (at least 4 micro-panels or 64 floats, and
+    # while the k block stays >= 256 deep), blocked beyond; one switch, never back.
     info = dk.kernel_info(isa)
-    wide_m, wide_n = max(4 * info["mr"], 64) + 1, max(4 * info["nr"], 64) + 1
-
-    def schedule(m, n):
-        return dk.gemm_plan(m, n, 64, isa=isa)["schedule"]
-
-    assert schedule(2048, 2048) == "blocked"
-    assert schedule(4096, 16) == "narrow-n"
-    assert schedule(35, 8457) == "narrow-m"
-    assert schedule(wide_m - 1, 4096) == "narrow-m" and schedule(wide_m, 4096) == "blocked"
-    assert schedule(4096, wide_n - 1) == "narrow-n" and schedule(4096, wide_n) == "blocked"
+    for axis, r in (("n", info["nr"]), ("m", info["mr"])):
+        widths = range(1, 1025)
+        schedules = [plan(4096, w) if axis == "n" else plan(w, 4096) for w in widths]
+        narrow = [p["schedule"] != "blocked" for p in schedules]
+        switch = narrow.index(False) if False in narrow else len(narrow)
+        assert all(narrow[:switch]) and not any(narrow[switch:]), axis
+        assert switch >= max(4 * r, 64)
+        assert all(p["kc"] >= 256 for p in schedules[max(4 * r, 64):switch])
 
 
 def test_forced_schedule_is_validated():

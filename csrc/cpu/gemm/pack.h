@@ -17,6 +17,12 @@ namespace dlcb::gemm {
 // another. Prefetching this many steps ahead keeps misses in flight.
 constexpr int64_t kPrefetchSteps = 16;
 
+// Prefetches every cache line of the run of `len` floats at p.
+inline void prefetch_run(const float* p, int64_t len) {
+  for (int64_t i = 0; i < len; i += 16) __builtin_prefetch(p + i);
+  __builtin_prefetch(p + len - 1);
+}
+
 // One A micro-panel (rows <= MR) from a row-major or general source.
 template <int64_t MR>
 void pack_a_micro_panel(int64_t rows, int64_t kc, const float* src, int64_t rs, int64_t cs, float alpha,
@@ -50,8 +56,7 @@ void pack_a_column_major(int64_t rows, int64_t kc, const float* src, int64_t cs,
   const int64_t panels = (rows + MR - 1) / MR;
   for (int64_t p = 0; p < kc; ++p) {
     const float* s = src + p * cs;
-    __builtin_prefetch(s + kPrefetchSteps * cs);
-    __builtin_prefetch(s + kPrefetchSteps * cs + rows - 1);
+    prefetch_run(s + kPrefetchSteps * cs, rows);
     for (int64_t q = 0; q < panels; ++q) {
       float* d = dst + q * MR * kc + p * MR;
       const int64_t n = std::min(MR, rows - q * MR);
@@ -83,8 +88,7 @@ void pack_b_panels(int64_t cols, int64_t kc, const float* src, int64_t rs, int64
     // sweep (rows of a few panels are too short for the hardware prefetcher on their own).
     for (int64_t p = 0; p < kc; ++p) {
       const float* s = src + p * rs;
-      __builtin_prefetch(s + kPrefetchSteps * rs);
-      __builtin_prefetch(s + kPrefetchSteps * rs + cols - 1);
+      prefetch_run(s + kPrefetchSteps * rs, cols);
       for (int64_t q = 0; q < panels; ++q) {
         float* d = dst + q * NR * kc + p * NR;
         const int64_t n = std::min(NR, cols - q * NR);
