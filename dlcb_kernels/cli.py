@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from .argtypes import positive_float, positive_int
+from .ops.gemm import resolve_isa
 
 EXIT_FAILED_RECORDS = 3
 EXIT_INTERRUPTED = 130
@@ -151,6 +152,7 @@ def _command_modules() -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        resolve_isa("auto")  # a DLCB_ISA this CPU cannot run is an error before any work
         commands = {"bench": _bench, "show": _show, "devices": _devices, "merge": _merge}
         commands.update({name: module.run for name, module in _command_modules().items()})
         if args.command == "bench" and args.bench_what == "comm":

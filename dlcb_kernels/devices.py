@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import _cpu, cuda
 from .measure.nvml import NvmlMonitor
+from .ops.gemm import ISA_ENV, available_isas, kernel_info, resolve_isa
 
 DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8")
 # numpy / framework names of the same types, as problems carry them.
@@ -238,6 +239,17 @@ def _triad_method(triad: dict) -> str:
             "x 4 bytes x n (the write-allocate read of a is not counted), GB/s = 1e9 bytes/s")
 
 
+def _kernel_sets(default_isa: str) -> dict:
+    """Which micro-kernel "auto" runs here (and whether DLCB_ISA chose it), and every kernel set's
+    register and cache blocking with the rule that derived it from this CPU's caches."""
+    forced = os.environ.get(ISA_ENV, "").strip()
+    return {
+        "default": default_isa,
+        "forced_by": f"{ISA_ENV}={forced}" if forced and forced != "auto" else None,
+        "blocking": {isa: kernel_info(isa) for isa in available_isas()},
+    }
+
+
 def detect_cpu(threads: int | None = None, measure: bool = True) -> dict:
     """Describes this CPU and, with measure=True, measures its clock, peaks and bandwidth.
 
@@ -254,6 +266,7 @@ def detect_cpu(threads: int | None = None, measure: bool = True) -> dict:
     if not isinstance(measure, bool):
         raise TypeError(f"measure must be a bool, got {type(measure).__name__}")
 
+    kernel_isa = resolve_isa("auto")
     info = _cpuinfo_first_processor()
     flags = set((info.get("flags") or info.get("Features") or "").split())
     vendor = info.get("vendor_id") or info.get("CPU implementer")
@@ -271,7 +284,9 @@ def detect_cpu(threads: int | None = None, measure: bool = True) -> dict:
         timing = {"ms_per_repeat": _MS_PER_REPEAT, "repeats": _REPEATS}
         clock = _cpu.measure_clock(threads, **timing)
         fma_latency = _cpu.fma_latency(**timing)
-        fp32 = _cpu.fma_throughput("fp32", "auto", threads, **timing)
+        # The FMA peak of the ISA our kernels run ("auto", or what DLCB_ISA forces): on a CPU whose
+        # 512-bit FMAs are twice its 256-bit ones, an AVX2 run is held against the AVX2 peak.
+        fp32 = _cpu.fma_throughput("fp32", kernel_isa, threads, **timing)
         if features["avx512_bf16"]:
             bf16 = _cpu.fma_throughput("bf16", "auto", threads, **timing)
         triad = _cpu.stream_triad(threads, _triad_floats_per_array(memory_bytes), _REPEATS)
@@ -310,6 +325,7 @@ def detect_cpu(threads: int | None = None, measure: bool = True) -> dict:
         "stepping": _int_field(info, "stepping"),
         "microarchitecture": core.name if core else None,
         "isa": {**features, "flags": sorted(flags & set(_RELEVANT_FLAGS))},
+        "kernels": _kernel_sets(kernel_isa),
         "logical_cpus": os.cpu_count(),
         "physical_cores": physical_cores,
         "threads_used": threads,

@@ -81,13 +81,46 @@ def test_bench_conv_and_rnn_problems_against_every_vendor(tmp_path):
             continue
         assert r["status"] == "ok", r
         assert r["algorithm"] and r["library"] and r["flops_full"] >= r["flops"]
-    assert all(r["status"] == "ok" for r in by_impl["cpu/ours"] + by_impl["cpu/numpy-im2col"] + by_impl["cpu/numpy"])
+    ours = [r for r in records if r["provider"] == "ours"]
+    assert all(r["status"] == "ok" for r in ours + by_impl["cpu/numpy-im2col"] + by_impl["cpu/numpy"])
+    assert all(r["implementation"].endswith(f"/cpu/ours-{r['kernel']['isa']}") for r in ours)
     gru = next(r for r in records if r["problem"] == "rnn gru fwd h40 n3 t4" and r["provider"] == "ours")
     assert gru["flops"] == 6 * 4 * 3 * 40 * 40 and gru["flops_full"] == 2 * gru["flops"]
     assert gru["vs_best_vendor"]["speedup"] > 0
     # onnxruntime has no backward: recorded as unavailable, not as a failure
     ort_bwd = [r for r in records if r["implementation"].endswith("onnxruntime") and "bwd" in r["problem"]]
     assert all(r["status"] == "unavailable" for r in ort_bwd)
+
+
+def test_dlcb_isa_forces_every_kernel_and_is_recorded(tmp_path):
+    import os
+
+    import dlcb_kernels as dk
+
+    isa = dk.available_isas()[-1]  # portable: every machine has it
+    path = tmp_path / "forced.json"
+    env = dict(os.environ, DLCB_ISA=isa)
+    out = dlcb("bench", "--shape", "40x30x20", "--problem", "conv:n=1,c=4,h=9,w=9,k=8,r=3,s=3,pad_h=1,pad_w=1",
+               "--problem", "rnn:hidden=16,batch=2,timesteps=3,cell=lstm", "--impl", "ours", "--threads", "1",
+               *FAST, "-o", str(path), env=env)
+    assert out.returncode == 0, out.stderr
+    doc = table.load(path)
+    assert doc["devices"][0]["kernels"]["default"] == isa
+    assert doc["devices"][0]["kernels"]["forced_by"] == f"DLCB_ISA={isa}"
+    assert isa in doc["devices"][0]["peaks"]["fp32"]["measured_summary"]
+    for record in doc["records"]:
+        assert record["status"] == "ok", record
+        assert record["implementation"].endswith(f"ours-{isa}") and record["kernel"]["isa"] == isa
+    assert f"{isa} " in path.with_suffix(".csv").read_text()
+
+
+@pytest.mark.parametrize("value,message", [("sse9", "is not one of"), ("avx1024", "is not one of")])
+def test_bad_dlcb_isa_is_one_error_line(value, message):
+    import os
+
+    out = dlcb("bench", "--shape", "8x8x8", env=dict(os.environ, DLCB_ISA=value))
+    assert out.returncode == 1 and out.stderr.startswith("dlcb: error: DLCB_ISA=") and message in out.stderr
+    assert "Traceback" not in out.stderr
 
 
 @pytest.mark.parametrize("spec,message", [

@@ -106,6 +106,9 @@ CASES = [
     (5, 2, 6, 7, 3, 3, 3, 1, 1, 1, 1),  # batch not a multiple of the threads
     (5, 2, 28, 28, 3, 3, 3, 1, 1, 1, 1),  # three batches of images over two threads: pixel split
     (1, 32, 121, 121, 4, 3, 3, 2, 1, 1, 1),  # column gradient larger than one col2im block
+    (2, 1, 59, 128, 16, 5, 128, 1, (2, 0), 1, 1),  # TextCNN: the filter spans the whole width (Q = 1)
+    (1, 2, 40, 64, 8, 3, 64, 1, (1, 0), 1, 1),  # 1 x W outputs, two channels
+    (2, 3, 8, 8, 4, 8, 8, 1, 0, 1, 1),  # the filter covers the whole input: 1 x 1 outputs
 ]
 
 
@@ -256,6 +259,11 @@ EXPECTED_ALGORITHMS = [
      "implicit-im2col-gemm"),
     ((1, 4, 80, 80, 8, 1, 1, 2, 0, 1, 1), "implicit-im2col-gemm", "gemm-col2im", "implicit-im2col-gemm"),
     ((1, 4, 60, 60, 129, 3, 3, 2, 1, 1, 1), "implicit-im2col-gemm", "gemm-col2im", "implicit-im2col-gemm"),
+    # Filters as wide as the padded input: the shifted path would compute W - 1 dropped rows for
+    # each output pixel (TextCNN ran 130x slower on it), so the implicit GEMM is chosen.
+    ((2, 1, 59, 128, 16, 5, 128, 1, (2, 0), 1, 1), "implicit-im2col-gemm", "flipped-forward", "implicit-im2col-gemm"),
+    ((1, 2, 40, 64, 8, 3, 64, 1, (1, 0), 1, 1), "implicit-im2col-gemm", "flipped-forward", "implicit-im2col-gemm"),
+    ((2, 3, 8, 8, 4, 8, 8, 1, 0, 1, 1), "implicit-im2col-gemm", "flipped-forward", "implicit-im2col-gemm"),
 ]
 
 

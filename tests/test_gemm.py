@@ -304,3 +304,46 @@ def test_kernel_info_and_plan_name_their_blocking(isa):
         dk.gemm_plan(-1, 2, 3)
     with pytest.raises(TypeError, match="k must be an int"):
         dk.gemm_plan(1, 2, 3.5)
+
+
+# ---------------------------------------------------------------------------------------------
+# DLCB_ISA: what isa="auto" runs, for every CPU kernel of the process.
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_dlcb_isa_forces_auto(monkeypatch, rng, isa):
+    from dlcb_kernels import _cpu
+
+    monkeypatch.setenv("DLCB_ISA", isa)
+    assert dk.resolve_isa() == isa and dk.kernel_info()["isa"] == isa
+    assert _cpu.gemm_isa("auto")["isa"] == isa  # the native "auto" honours it too
+    assert dk.gemm_plan(64, 64, 64)["isa"] == isa
+    a, b = operands(rng, 31, 45, 67, False, True)
+    assert_close(dk.gemm(a, b, trans_b=True), reference(a, b, False, True), 67)
+    # An explicit isa still wins.
+    assert dk.resolve_isa(ISAS[0]) == ISAS[0]
+
+
+def test_dlcb_isa_auto_or_empty_means_the_best(monkeypatch):
+    for value in ("", "auto", "  "):
+        monkeypatch.setenv("DLCB_ISA", value)
+        assert dk.resolve_isa() == ISAS[0]
+
+
+@pytest.mark.parametrize("value,message", [("sse9", "DLCB_ISA='sse9' is not one of"),
+                                           ("AVX2", "DLCB_ISA='AVX2' is not one of")])
+def test_bad_dlcb_isa_is_a_clear_error(monkeypatch, value, message):
+    monkeypatch.setenv("DLCB_ISA", value)
+    with pytest.raises(ValueError, match=message):
+        dk.gemm(A, B)
+    with pytest.raises(ValueError, match=message):
+        dk.conv2d(np.zeros((1, 1, 4, 4), np.float32), np.zeros((1, 1, 3, 3), np.float32))
+
+
+def test_dlcb_isa_the_cpu_lacks_names_the_available_ones(monkeypatch):
+    import dlcb_kernels.ops.gemm as g
+
+    monkeypatch.setenv("DLCB_ISA", "avx512")
+    monkeypatch.setattr(g._cpu, "gemm_isa", lambda isa: None if isa == "avx512" else {"isa": "portable"})
+    with pytest.raises(ValueError, match="DLCB_ISA 'avx512' is not supported by this CPU; available"):
+        dk.resolve_isa()

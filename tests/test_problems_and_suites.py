@@ -113,6 +113,8 @@ def test_quick_suite_has_every_op_and_the_goal_problems():
         assert ConvProblem(8, 64, 56, 56, 64, 3, 3, 1, 1, direction=direction) in problems
     for cell in ("lstm", "gru", "vanilla"):
         assert RnnProblem(512, 32, 25, cell) in problems
+    # TextCNN's full-width filter: the shape an algorithm choice must not fall off a cliff on
+    assert ConvProblem(64, 1, 59, 128, 128, 5, 128, pad_h=2) in problems
     assert [p.op for p in (sp.problem for sp in load_suite("quick", ("rnn",)))] == ["rnn"] * 4
 
 

@@ -94,8 +94,8 @@ def prepare_rnn_weights(weights: dict, cell: str, *, threads: int | None = None,
                         isa: str = "auto") -> PreparedRnnWeights:
     """Validates `weights` (see the module docstring) for `cell`, copies them and packs W_hh into
     the recurrent micro-kernel's panels once; rnn() and rnn_backward() accept the result in place
-    of the dict and then skip the packing. isa picks the micro-kernel (for testing; "auto": the
-    best this CPU runs); calls with these weights run on it."""
+    of the dict and then skip the packing. isa picks the micro-kernel ("auto": DLCB_ISA when set,
+    else the best this CPU runs); calls with these weights run on it."""
     return PreparedRnnWeights(weights, cell, pack=True, copy=True, threads=threads, isa=isa)
 
 

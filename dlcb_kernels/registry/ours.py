@@ -1,9 +1,11 @@
-"""Our CPU kernels in the registry: GEMM (one entry per micro-kernel ISA), convolution, RNNs."""
+"""Our CPU kernels in the registry: GEMM, convolution and RNNs, one entry per micro-kernel ISA
+(ours-avx512, ours-avx2, ours-portable), so one run can time every path this CPU has. "--impl
+ours" takes the entry of the ISA "auto" resolves to (DLCB_ISA honoured)."""
 
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -11,16 +13,11 @@ from .. import __version__ as package_version
 from .. import _cpu
 from ..ops import conv as conv_ops
 from ..ops import rnn as rnn_ops
-from ..ops.gemm import available_isas, gemm_plan, gemm_with_threads, kernel_info, resolve_isa
+from ..ops.gemm import ISAS, available_isas, gemm_plan, gemm_with_threads, kernel_info, resolve_isa
 from . import Implementation, PreparedRun, register
 
 
-def _library() -> str:
-    isa = kernel_info("auto")
-    return f"dlcb_kernels {package_version} ({isa['isa']} {isa['mr']}x{isa['nr']} micro-kernel, {_cpu.compiler})"
-
-
-def kernel_record(isa: str = "auto", plan: dict | None = None) -> dict:
+def kernel_record(isa: str, plan: dict | None = None) -> dict:
     """The micro-kernel and cache blocking a record of ours ran with: the kernel set's blocked-
     schedule blocks and the rule that chose them, or a GEMM's own plan (schedule and blocks)."""
     info = kernel_info(isa)
@@ -31,28 +28,37 @@ def kernel_record(isa: str = "auto", plan: dict | None = None) -> dict:
     return record
 
 
-def _default_gemm_isa() -> str:
-    """The GEMM entry that "--impl ours" runs: the ISA "auto" resolves to (DLCB_ISA honoured)."""
+def _default_isa() -> str:
+    """The ISA whose entries "--impl ours" runs: what "auto" resolves to (DLCB_ISA honoured)."""
     try:
         return resolve_isa("auto")
-    except ValueError:  # DLCB_ISA names an ISA this CPU lacks: the bench reports it per record
+    except ValueError:  # DLCB_ISA names an ISA this CPU lacks: the CLI says so before any run
         return (available_isas() or ["portable"])[0]
 
 
-def _always_available(problem=None) -> str | None:
-    return None
-
-
-def _gemm(isa: str) -> Implementation:
-    def unavailable(problem=None) -> str | None:
+def _unavailable(isa: str) -> Callable[..., str | None]:
+    def reason(problem=None) -> str | None:
         if isa not in available_isas():
             return f"this CPU does not run the {isa} micro-kernel"
         return None
 
+    return reason
+
+
+def _library(isa: str) -> Callable[[], str]:
     def library() -> str:
         info = kernel_info(isa)
         return f"dlcb_kernels {package_version} ({isa} {info['mr']}x{info['nr']} micro-kernel, {_cpu.compiler})"
 
+    return library
+
+
+def _entry(op: str, isa: str, prepare) -> Implementation:
+    return Implementation(op, "cpu", f"ours-{isa}", "ours", _library(isa), _unavailable(isa), prepare,
+                          default=isa == _default_isa())
+
+
+def _gemm(isa: str) -> Implementation:
     @contextlib.contextmanager
     def prepare(problem, inputs, threads: int) -> Iterator[PreparedRun]:
         a, b = inputs["a"], inputs["b"]
@@ -71,15 +77,14 @@ def _gemm(isa: str) -> Implementation:
         prepared.run = run
         yield prepared
 
-    return Implementation("gemm", "cpu", f"ours-{isa}", "ours", library, unavailable, prepare,
-                          default=isa == _default_gemm_isa())
+    return _entry("gemm", isa, prepare)
 
 
-def _conv() -> Implementation:
+def _conv(isa: str) -> Implementation:
     @contextlib.contextmanager
     def prepare(problem, inputs, threads: int) -> Iterator[PreparedRun]:
         out = np.empty(problem.output_shape(), dtype=problem.dtype)
-        args = dict(problem.conv_args(), out=out, threads=threads)
+        args = dict(problem.conv_args(), out=out, threads=threads, isa=isa)
         if problem.direction == "fwd":
             def call():
                 return conv_ops.conv2d_with_info(inputs["x"], inputs["w"], **args)
@@ -91,7 +96,7 @@ def _conv() -> Implementation:
             def call():
                 return conv_ops.conv2d_backward_filter_with_info(inputs["x"], inputs["dy"],
                                                                  weight_shape=problem.w_shape, **args)
-        prepared = PreparedRun(lambda: None, out, threads, kernel=kernel_record())
+        prepared = PreparedRun(lambda: None, out, threads, kernel=kernel_record(isa))
 
         def run() -> None:
             _, info = call()
@@ -100,16 +105,16 @@ def _conv() -> Implementation:
         prepared.run = run
         yield prepared
 
-    return Implementation("conv", "cpu", "ours", "ours", _library, _always_available, prepare)
+    return _entry("conv", isa, prepare)
 
 
-def _rnn() -> Implementation:
+def _rnn(isa: str) -> Implementation:
     @contextlib.contextmanager
     def prepare(problem, inputs, threads: int) -> Iterator[PreparedRun]:
         # Weights are validated and packed once, as a framework does when the layer is built.
-        weights = rnn_ops.prepare_rnn_weights(inputs["weights"], problem.cell)
-        kwargs = dict(cell=problem.cell, c0=inputs.get("c0"), threads=threads)
-        prepared = PreparedRun(lambda: None, None, threads, kernel=kernel_record(weights.isa))
+        weights = rnn_ops.prepare_rnn_weights(inputs["weights"], problem.cell, isa=isa)
+        kwargs = dict(cell=problem.cell, c0=inputs.get("c0"), threads=threads, isa=isa)
+        prepared = PreparedRun(lambda: None, None, threads, kernel=kernel_record(isa))
         if problem.direction == "fwd":
             def run() -> None:
                 result = rnn_ops.rnn(inputs["x"], inputs["h0"], weights, **kwargs)
@@ -125,10 +130,10 @@ def _rnn() -> Implementation:
         prepared.run = run
         yield prepared
 
-    return Implementation("rnn", "cpu", "ours", "ours", _library, _always_available, prepare)
+    return _entry("rnn", isa, prepare)
 
 
-for _isa in ("avx512", "avx2", "portable"):
+for _isa in ISAS[1:]:
     register(_gemm(_isa))
-register(_conv())
-register(_rnn())
+    register(_conv(_isa))
+    register(_rnn(_isa))

@@ -1,5 +1,5 @@
-// The im2col packers for a kernel set: the AVX-512 one when the GEMM runs the AVX-512
-// kernels (the CPU was checked when they were selected), the portable one otherwise.
+// The im2col packers for a kernel set: the vectorized one of its ISA when the GEMM runs that
+// ISA's kernels (the CPU was checked when they were selected), the portable one otherwise.
 #include <cstring>
 
 #include "conv/im2col.h"
@@ -10,23 +10,24 @@ namespace dlcb::conv {
 void pack_im2col_avx512(const void* ctx, int64_t k0, int64_t kc, int64_t j0, int64_t cols, int64_t nr, float* dst);
 void pack_im2col_t_avx512(const void* ctx, int64_t k0, int64_t kc, int64_t j0, int64_t cols, int64_t nr,
                           float* dst);
+void pack_im2col_avx2(const void* ctx, int64_t k0, int64_t kc, int64_t j0, int64_t cols, int64_t nr, float* dst);
+void pack_im2col_t_avx2(const void* ctx, int64_t k0, int64_t kc, int64_t j0, int64_t cols, int64_t nr,
+                        float* dst);
 #endif
 
 PanelPackFn im2col_packer(const gemm::KernelSet& ks) {
 #if defined(DLCB_X86)
   if (std::strcmp(ks.isa, "avx512") == 0 && ks.nr == 32) return pack_im2col_avx512;
+  if (std::strcmp(ks.isa, "avx2") == 0 && ks.nr == 16) return pack_im2col_avx2;
 #endif
   (void)ks;
   return pack_im2col;
 }
 
-}  // namespace dlcb::conv
-
-namespace dlcb::conv {
-
 PanelPackFn im2col_t_packer(const gemm::KernelSet& ks) {
 #if defined(DLCB_X86)
   if (std::strcmp(ks.isa, "avx512") == 0 && ks.nr == 32) return pack_im2col_t_avx512;
+  if (std::strcmp(ks.isa, "avx2") == 0 && ks.nr == 16) return pack_im2col_t_avx2;
 #endif
   (void)ks;
   return pack_im2col_t;

@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "conv/im2col.h"
+#include "conv/im2col_runs.h"
 #include "gemm/transpose_avx512.h"
 
 namespace dlcb::conv {
@@ -24,12 +25,6 @@ constexpr int64_t NR = 32;
 // 56 x 56 is 800 KB), and the same window of the channel after next is read r*s taps later.
 // Measured on Zen 4 (3x3, 64 channels): the packing's share of the time 18% -> 15%.
 constexpr int64_t kPrefetchPlanes = 2;
-
-struct Run {
-  int64_t j, len;    // pixels j .. j+len-1 of the block are one output row's ...
-  int64_t ih0, iw0;  // ... whose first pixel's window starts at input (ih0, iw0) before the tap offset
-  const float* x;    // the run's image
-};
 
 // Bits [lo, hi) of a 32-bit mask, 0 <= lo < hi <= 32.
 inline uint32_t bits32(int64_t lo, int64_t hi) {
@@ -42,34 +37,6 @@ inline __mmask16 bits16(int64_t lo, int64_t hi) {
   lo = std::clamp<int64_t>(lo, 0, 16);
   hi = std::clamp<int64_t>(hi, 0, 16);
   return hi <= lo ? 0 : static_cast<__mmask16>(bits32(lo, hi));
-}
-
-inline const float* offset(const float* base, int64_t elements) {
-  // Masked-off lanes may lie outside the image; compute the address without pointer arithmetic
-  // on an out-of-range pointer.
-  return reinterpret_cast<const float*>(reinterpret_cast<uintptr_t>(base) + elements * 4);
-}
-
-// 32-bit gather indices must not overflow: (column + 32) * stride + tap offset.
-inline bool indices_fit(const ImageWindow& g) {
-  return g.stride_w * (g.w + 64) + g.dil_w * g.s + g.pad_w < (int64_t{1} << 30);
-}
-
-// Pixels j0 .. j0+count-1 of the window's pixel sequence as runs; returns the run count
-// (at most count + 1 <= 33).
-int build_runs(const ImageWindow& g, int64_t j0, int64_t count, Run* runs) {
-  const int64_t pq = g.p * g.q;
-  int nruns = 0;
-  for (int64_t j = 0, n = j0 / pq, oh = (j0 % pq) / g.q, ow = j0 % g.q; j < count; ow = 0) {
-    const int64_t len = std::min(count - j, g.q - ow);
-    runs[nruns++] = {j, len, oh * g.stride_h, ow * g.stride_w, g.x + n * g.image_stride};
-    j += len;
-    if (++oh == g.p) {
-      oh = 0;
-      ++n;
-    }
-  }
-  return nruns;
 }
 
 // Loads one filter tap's pixels of a block (up to 32: two zmm, lane l of half v = pixel
@@ -98,16 +65,7 @@ struct TapLoader {
       const int64_t iw0 = run.iw0 + iw_off;  // input column of the run's first pixel
       // Pixels t of the run with 0 <= iw0 + t * sw < w.
       int64_t lo, hi;
-      if (SW == 1) {
-        lo = std::max<int64_t>(0, -iw0);
-        hi = std::min(run.len, g.w - iw0);
-      } else if (SW == 2) {
-        lo = iw0 >= 0 ? 0 : (1 - iw0) >> 1;
-        hi = std::min(run.len, (g.w - iw0 + 1) >> 1);
-      } else {
-        lo = iw0 >= 0 ? 0 : (-iw0 + sw - 1) / sw;
-        hi = g.w - iw0 <= 0 ? 0 : std::min(run.len, (g.w - iw0 + sw - 1) / sw);
-      }
+      columns_inside<SW>(iw0, sw, g.w, run.len, lo, hi);
       if (hi <= lo) continue;
       {
         // Prefetches never fault, so this may point past the last channel.
@@ -141,17 +99,6 @@ struct TapLoader {
     }
   }
 };
-
-// Steps (c, r, s) to the next filter tap.
-inline void next_tap(const ImageWindow& g, int64_t& c, int64_t& r, int64_t& s) {
-  if (++s == g.s) {
-    s = 0;
-    if (++r == g.r) {
-      r = 0;
-      ++c;
-    }
-  }
-}
 
 template <int SW>
 void pack_forward(const ImageWindow& g, int64_t k0, int64_t kc, int64_t j0, int64_t cols, float* dst) {

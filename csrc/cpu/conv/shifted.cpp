@@ -53,6 +53,12 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // layers lose, as for stride 1.
 constexpr int64_t kMaxFilters = 128;
 constexpr int64_t kMinRows = 512;
+// The GEMM computes a row for every pixel of a grid as wide as the padded image, and drops the
+// Wp - Q columns past each output row. On ordinary layers that is a few percent (3 % for 3x3 on
+// 56x56); a filter nearly as wide as the padded image leaves almost nothing: TextCNN's 5 x 128
+// filters over 128 columns (Q = 1) computed 127 rows for every useful one and ran 130x slower
+// than the implicit-im2col GEMM. Below this share of useful rows the path is not taken.
+constexpr double kMinUsefulFraction = 0.75;
 // Strides up to this take the path through phase planes (1x1 strided layers stay on the
 // implicit-im2col GEMM).
 constexpr int64_t kMaxStride = 4;
@@ -71,7 +77,9 @@ struct Shifted {
   const int64_t* off;
   int64_t hp, wp, rows;  // phase planes; GEMM rows of a whole image ((P-1)*Wp + Q)
   int64_t chunk;         // GEMM rows per sgemm call (a multiple of mr)
-  bool avx512;
+  // The A panel source and the transposed store of the kernel set's ISA.
+  void (*pack_a)(const void*, int64_t, int64_t, int64_t, int64_t, int64_t, float*);
+  void (*store)(const float*, int64_t, int64_t, int64_t, float*, int64_t);
   const float* b_packed;  // W^T, packed once per call (gemm::SgemmArgs::b_packed)
   gemm::Blocking blocking;
 
@@ -120,7 +128,7 @@ struct Shifted {
   // dropping the columns q >= Q.
   void gemm_rows(int64_t n, int64_t m0, int64_t m1, const float* xp, float* ct) const {
     const ShiftedWindow win{xp, off, m0};
-    const gemm::PanelSource src{avx512 ? pack_shifted_a_avx512 : pack_shifted_a, &win};
+    const gemm::PanelSource src{pack_a, &win};
     gemm::SgemmArgs a{};
     a.m = m1 - m0;
     a.n = sh.k;
@@ -140,11 +148,7 @@ struct Shifted {
       if (q0 >= q1) continue;
       const float* src_row = ct + (p * wp + q0 - m0) * sh.k;
       float* dst = yn + p * sh.q + q0;
-      if (avx512) {
-        store_transposed_avx512(src_row, sh.k, sh.k, q1 - q0, dst, sh.pq());
-      } else {
-        store_transposed(src_row, sh.k, sh.k, q1 - q0, dst, sh.pq());
-      }
+      store(src_row, sh.k, sh.k, q1 - q0, dst, sh.pq());
     }
   }
 };
@@ -161,6 +165,11 @@ int64_t row_split(int64_t rows, int64_t mr, int slot, int slots) {
 int64_t phase_rows(const ConvShape& sh) { return sh.p + (sh.r - 1) * sh.dil_h / sh.stride_h; }
 int64_t phase_cols(const ConvShape& sh) { return sh.q + (sh.s - 1) * sh.dil_w / sh.stride_w; }
 
+double shifted_useful_fraction(const ConvShape& sh) {
+  const int64_t rows = (sh.p - 1) * phase_cols(sh) + sh.q;
+  return rows > 0 ? static_cast<double>(sh.pq()) / static_cast<double>(rows) : 0.0;
+}
+
 bool use_shifted(const ConvShape& sh) {
   static const int64_t forced = env_int("DLCB_CONV_SHIFTED", -1);
   const bool possible = sh.groups == 1 && sh.stride_h <= kMaxStride && sh.stride_w <= kMaxStride &&
@@ -169,7 +178,7 @@ bool use_shifted(const ConvShape& sh) {
   if (!possible || forced == 0) return false;
   if (forced > 0) return true;
   const int64_t rows = (sh.p - 1) * phase_cols(sh) + sh.q;
-  return sh.k <= kMaxFilters && rows >= kMinRows;
+  return sh.k <= kMaxFilters && rows >= kMinRows && shifted_useful_fraction(sh) >= kMinUsefulFraction;
 }
 
 ConvRun shifted_forward(const gemm::KernelSet& ks, const ConvShape& sh, const float* x, const float* w,
@@ -189,10 +198,16 @@ ConvRun shifted_forward(const gemm::KernelSet& ks, const ConvShape& sh, const fl
         const int64_t phase = (c * sh.stride_h + dr % sh.stride_h) * sh.stride_w + ds % sh.stride_w;
         off[t++] = phase * hp * wp + dr / sh.stride_h * wp + ds / sh.stride_w;
       }
+  auto pack_a = pack_shifted_a;
+  auto store = store_transposed;
 #if defined(DLCB_X86)
-  const bool avx512 = std::strcmp(ks.isa, "avx512") == 0 && ks.mr >= 8 && ks.mr <= 16;
-#else
-  const bool avx512 = false;
+  if (std::strcmp(ks.isa, "avx512") == 0 && ks.mr <= 16) {
+    pack_a = pack_shifted_a_avx512;
+    store = store_transposed_avx512;
+  } else if (std::strcmp(ks.isa, "avx2") == 0 && ks.mr <= 8) {
+    pack_a = pack_shifted_a_avx2;
+    store = store_transposed_avx2;
+  }
 #endif
   const int64_t crs = sh.crs(), nr = ks.nr, panels = ceil_div(sh.k, nr);
   // The micro-kernel loads B panels aligned: 64-byte aligned start (panels are nr floats wide).
@@ -205,7 +220,7 @@ ConvRun shifted_forward(const gemm::KernelSet& ks, const ConvShape& sh, const fl
   gemm::Blocking blocking{};
   blocking.kc = kKc;
   const int64_t chunk = std::max<int64_t>(1, ceil_div(kChunk, ks.mr)) * ks.mr;
-  const Shifted f{ks, sh, x, y, off.data(), hp, wp, rows, chunk, avx512, wt, blocking};
+  const Shifted f{ks, sh, x, y, off.data(), hp, wp, rows, chunk, pack_a, store, wt, blocking};
   const int64_t plane = sh.c * phases * hp * wp;
   threads = std::max(1, threads);
   if (threads == 1 || split_images(sh.n, threads)) {

@@ -44,10 +44,17 @@ void store_transposed(const float* ct, int64_t ldc, int64_t kn, int64_t cols, fl
 void pack_shifted_a_avx512(const void* ctx, int64_t k0, int64_t kc, int64_t i0, int64_t rows, int64_t mr,
                            float* dst);  // mr <= 16
 void store_transposed_avx512(const float* ct, int64_t ldc, int64_t kn, int64_t cols, float* y, int64_t ldy);
+void pack_shifted_a_avx2(const void* ctx, int64_t k0, int64_t kc, int64_t i0, int64_t rows, int64_t mr,
+                         float* dst);  // mr <= 8
+void store_transposed_avx2(const float* ct, int64_t ldc, int64_t kn, int64_t cols, float* y, int64_t ldy);
 #endif
 
+// Output pixels over GEMM rows computed: P*Q / ((P-1)*Wp + Q), 1 for a 1-wide padded grid.
+double shifted_useful_fraction(const ConvShape& sh);
+
 // Whether forward() takes this path for the shape (stride <= 4, one group, not 1x1-unpadded
-// nor 1x1-strided, enough GEMM rows and not too many filters; DLCB_CONV_SHIFTED=0/1 overrides).
+// nor 1x1-strided, enough GEMM rows, at least 3/4 of them useful, and not too many filters;
+// DLCB_CONV_SHIFTED=0/1 overrides).
 bool use_shifted(const ConvShape& sh);
 
 // y (N, K, P, Q) = conv(x, w); weights read through wl (see conv.h).
