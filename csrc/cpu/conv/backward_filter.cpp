@@ -1,6 +1,8 @@
 // Backward filter: dw_g (K/g x C/g*R*S) = sum over images of dy[n, g] (K/g x P*Q) * B, where
 // B = x[n, g]^T (H*W x C/g) for a 1x1, stride-1, unpadded filter ("gemm-1x1") and otherwise the
-// transposed im2col matrix, packed panel by panel from the image ("implicit-im2col-gemm").
+// transposed im2col matrix, packed panel by panel from the image ("implicit-im2col-gemm"), or
+// read as shifted windows of a padded copy where that applies ("padded-shifted-gemm",
+// shifted_backward_filter.cpp).
 // The sum over images is the GEMM's beta = 1 accumulation; when threads take whole images, each
 // accumulates into its own copy of dw and the copies are added at the end (dw is small next to
 // the images).
@@ -12,6 +14,7 @@
 #include "conv/parallel.h"
 #include "conv/pointwise.h"
 #include "conv/scratch.h"
+#include "conv/shifted.h"
 
 namespace dlcb::conv {
 namespace {
@@ -46,6 +49,7 @@ int filter_image(const gemm::KernelSet& ks, const ConvShape& sh, bool pointwise,
 
 ConvRun backward_filter(const gemm::KernelSet& ks, const ConvShape& sh, const float* x, const float* dy,
                         float* dw, int threads) {
+  if (sh.n > 0 && use_shifted_backward_filter(sh)) return shifted_backward_filter(ks, sh, x, dy, dw, threads);
   const bool pw = is_pointwise(sh);
   const char* name = pw ? "gemm-1x1" : "implicit-im2col-gemm";
   const int64_t dw_size = sh.k * sh.crs();

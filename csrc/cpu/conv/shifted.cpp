@@ -78,49 +78,17 @@ struct Shifted {
   int64_t hp, wp, rows;  // phase planes; GEMM rows of a whole image ((P-1)*Wp + Q)
   int64_t chunk;         // GEMM rows per sgemm call (a multiple of mr)
   // The A panel source and the transposed store of the kernel set's ISA.
-  void (*pack_a)(const void*, int64_t, int64_t, int64_t, int64_t, int64_t, float*);
+  gemm::PanelSource::Fn pack_a;
   void (*store)(const float*, int64_t, int64_t, int64_t, float*, int64_t);
   const float* b_packed;  // W^T, packed once per call (gemm::SgemmArgs::b_packed)
   gemm::Blocking blocking;
-
-  // Rows [r0, r1) of every phase plane of image n into xp: plane (c, a, b) (of sh.stride_h *
-  // sh.stride_w per channel) holds xpad[c][stride_h * i + a][stride_w * j + b], i < hp, j < wp,
-  // zero where that is padding or past the padded image. With stride 1 it is the padded plane.
-  void pad(int64_t n, int64_t r0, int64_t r1, float* xp) const {
-    const float* xn = x + n * sh.c * sh.hw();
-    const int64_t st_h = sh.stride_h, st_w = sh.stride_w;
-    for (int64_t c = 0; c < sh.c; ++c)
-      for (int64_t a = 0; a < st_h; ++a)
-        for (int64_t b = 0; b < st_w; ++b) {
-          float* const plane = xp + ((c * st_h + a) * st_w + b) * hp * wp;
-          // Columns j whose source column st_w * j + b - pad_w lies in [0, W): [j0, j1).
-          const int64_t j0 = std::min(wp, std::max<int64_t>(0, ceil_div(sh.pad_w - b, st_w)));
-          const int64_t j1 = std::max(j0, std::min(wp, ceil_div(sh.w + sh.pad_w - b, st_w)));
-          for (int64_t r = r0; r < r1; ++r) {
-            float* d = plane + r * wp;
-            const int64_t h = r * st_h + a - sh.pad_h;
-            if (h < 0 || h >= sh.h || j0 >= j1) {
-              std::memset(d, 0, sizeof(float) * wp);
-              continue;
-            }
-            const float* src = xn + (c * sh.h + h) * sh.w + (j0 * st_w + b - sh.pad_w);
-            std::memset(d, 0, sizeof(float) * j0);
-            if (st_w == 1) {
-              std::memcpy(d + j0, src, sizeof(float) * (j1 - j0));
-            } else {
-              for (int64_t j = j0; j < j1; ++j) d[j] = src[(j - j0) * st_w];
-            }
-            std::memset(d + j1, 0, sizeof(float) * (wp - j1));
-          }
-        }
-  }
 
   // GEMM rows [m0, m1) (flat pixels of the padded-width grid) of image n; xp and ct are this
   // thread's scratch (planes, and chunk x K).
   void run(int64_t n, int64_t m0, int64_t m1, float* xp, float* ct) const {
     // The padded rows these pixels read: from the first tap of pixel m0 to the last of m1 - 1.
     const int64_t span = (sh.r - 1) * sh.dil_h / sh.stride_h * wp + (sh.s - 1) * sh.dil_w / sh.stride_w;
-    pad(n, m0 / wp, std::min(hp, (m1 - 1 + span) / wp + 1), xp);
+    pad_phase_planes(sh, hp, wp, x + n * sh.c * sh.hw(), m0 / wp, std::min(hp, (m1 - 1 + span) / wp + 1), xp);
     for (int64_t c0 = m0; c0 < m1; c0 += chunk) gemm_rows(n, c0, std::min(m1, c0 + chunk), xp, ct);
   }
 
@@ -164,9 +132,52 @@ int64_t row_split(int64_t rows, int64_t mr, int slot, int slots) {
 // Phase planes (see shifted.h): hp x wp, enough for every output pixel's taps.
 int64_t phase_rows(const ConvShape& sh) { return sh.p + (sh.r - 1) * sh.dil_h / sh.stride_h; }
 int64_t phase_cols(const ConvShape& sh) { return sh.q + (sh.s - 1) * sh.dil_w / sh.stride_w; }
+int64_t grid_rows(const ConvShape& sh) { return (sh.p - 1) * phase_cols(sh) + sh.q; }
+
+std::vector<int64_t> tap_offsets(const ConvShape& sh) {
+  const int64_t hp = phase_rows(sh), wp = phase_cols(sh);
+  std::vector<int64_t> off(static_cast<size_t>(sh.crs()));
+  for (int64_t c = 0, t = 0; c < sh.c; ++c)
+    for (int64_t r = 0; r < sh.r; ++r)
+      for (int64_t s = 0; s < sh.s; ++s) {
+        const int64_t dr = r * sh.dil_h, ds = s * sh.dil_w;
+        const int64_t phase = (c * sh.stride_h + dr % sh.stride_h) * sh.stride_w + ds % sh.stride_w;
+        off[t++] = phase * hp * wp + dr / sh.stride_h * wp + ds / sh.stride_w;
+      }
+  return off;
+}
+
+void pad_phase_planes(const ConvShape& sh, int64_t hp, int64_t wp, const float* xn, int64_t r0, int64_t r1,
+                      float* xp) {
+  const int64_t st_h = sh.stride_h, st_w = sh.stride_w;
+  for (int64_t c = 0; c < sh.c; ++c)
+    for (int64_t a = 0; a < st_h; ++a)
+      for (int64_t b = 0; b < st_w; ++b) {
+        float* const plane = xp + ((c * st_h + a) * st_w + b) * hp * wp;
+        // Columns j whose source column st_w * j + b - pad_w lies in [0, W): [j0, j1).
+        const int64_t j0 = std::min(wp, std::max<int64_t>(0, ceil_div(sh.pad_w - b, st_w)));
+        const int64_t j1 = std::max(j0, std::min(wp, ceil_div(sh.w + sh.pad_w - b, st_w)));
+        for (int64_t r = r0; r < r1; ++r) {
+          float* d = plane + r * wp;
+          const int64_t h = r * st_h + a - sh.pad_h;
+          if (h < 0 || h >= sh.h || j0 >= j1) {
+            std::memset(d, 0, sizeof(float) * wp);
+            continue;
+          }
+          const float* src = xn + (c * sh.h + h) * sh.w + (j0 * st_w + b - sh.pad_w);
+          std::memset(d, 0, sizeof(float) * j0);
+          if (st_w == 1) {
+            std::memcpy(d + j0, src, sizeof(float) * (j1 - j0));
+          } else {
+            for (int64_t j = j0; j < j1; ++j) d[j] = src[(j - j0) * st_w];
+          }
+          std::memset(d + j1, 0, sizeof(float) * (wp - j1));
+        }
+      }
+}
 
 double shifted_useful_fraction(const ConvShape& sh) {
-  const int64_t rows = (sh.p - 1) * phase_cols(sh) + sh.q;
+  const int64_t rows = grid_rows(sh);
   return rows > 0 ? static_cast<double>(sh.pq()) / static_cast<double>(rows) : 0.0;
 }
 
@@ -177,8 +188,7 @@ bool use_shifted(const ConvShape& sh) {
                         sh.p > 0 && sh.q > 0;
   if (!possible || forced == 0) return false;
   if (forced > 0) return true;
-  const int64_t rows = (sh.p - 1) * phase_cols(sh) + sh.q;
-  return sh.k <= kMaxFilters && rows >= kMinRows && shifted_useful_fraction(sh) >= kMinUsefulFraction;
+  return sh.k <= kMaxFilters && grid_rows(sh) >= kMinRows && shifted_useful_fraction(sh) >= kMinUsefulFraction;
 }
 
 ConvRun shifted_forward(const gemm::KernelSet& ks, const ConvShape& sh, const float* x, const float* w,
@@ -189,15 +199,8 @@ ConvRun shifted_forward(const gemm::KernelSet& ks, const ConvShape& sh, const fl
                                                                : "padded-shifted-gemm-t (strided phase planes)";
   if (sh.n == 0) return {name, 1, "images"};
   const int64_t hp = phase_rows(sh), wp = phase_cols(sh), phases = sh.stride_h * sh.stride_w;
-  const int64_t rows = (sh.p - 1) * wp + sh.q;
-  std::vector<int64_t> off(static_cast<size_t>(sh.crs()));
-  for (int64_t c = 0, t = 0; c < sh.c; ++c)
-    for (int64_t r = 0; r < sh.r; ++r)
-      for (int64_t s = 0; s < sh.s; ++s) {
-        const int64_t dr = r * sh.dil_h, ds = s * sh.dil_w;
-        const int64_t phase = (c * sh.stride_h + dr % sh.stride_h) * sh.stride_w + ds % sh.stride_w;
-        off[t++] = phase * hp * wp + dr / sh.stride_h * wp + ds / sh.stride_w;
-      }
+  const int64_t rows = grid_rows(sh);
+  const std::vector<int64_t> off = tap_offsets(sh);
   auto pack_a = pack_shifted_a;
   auto store = store_transposed;
 #if defined(DLCB_X86)

@@ -22,10 +22,22 @@
 //   off(c, r, s) = plane(c, r d_h % s_h, s d_w % s_w) * Hp * Wp + (r d_h / s_h) * Wp + s d_w / s_w.
 // With stride 1 there is one plane per channel and it is the padded plane above.
 #include <cstdint>
+#include <vector>
 
 #include "conv/conv.h"
 
 namespace dlcb::conv {
+
+// The phase planes' size (hp x wp), the GEMM rows of a whole image ((P-1) * Wp + Q), the offset
+// of every filter tap's window (c, r, s) in the planes, and image x[n]'s planes rows [r0, r1):
+// plane (c, a, b) (stride_h * stride_w per channel) holds xpad[c][stride_h i + a][stride_w j + b],
+// zero where that is padding or past the padded image. Shared with the backward filter.
+int64_t phase_rows(const ConvShape& sh);
+int64_t phase_cols(const ConvShape& sh);
+int64_t grid_rows(const ConvShape& sh);
+std::vector<int64_t> tap_offsets(const ConvShape& sh);
+void pad_phase_planes(const ConvShape& sh, int64_t hp, int64_t wp, const float* xn, int64_t r0, int64_t r1,
+                      float* xp);
 
 // What an A source reads: the padded planes, the tap offsets, and the flat pixel of GEMM row 0.
 struct ShiftedWindow {
@@ -51,6 +63,23 @@ void store_transposed_avx2(const float* ct, int64_t ldc, int64_t kn, int64_t col
 
 // Output pixels over GEMM rows computed: P*Q / ((P-1)*Wp + Q), 1 for a 1-wide padded grid.
 double shifted_useful_fraction(const ConvShape& sh);
+
+// The backward filter's B source (shifted_backward_filter.cpp): rows are grid pixels, columns
+// filter taps, each column a contiguous window of the planes:
+//   dst[p * nr + j] = xp[off[j0 + j] + first + k0 + p] for j < cols, zero for cols <= j < nr.
+void pack_shifted_bt(const void* ctx, int64_t k0, int64_t kc, int64_t j0, int64_t cols, int64_t nr, float* dst);
+#if defined(DLCB_X86)
+void pack_shifted_bt_avx2(const void* ctx, int64_t k0, int64_t kc, int64_t j0, int64_t cols, int64_t nr,
+                          float* dst);  // nr = 16, else the portable one
+void pack_shifted_bt_avx512(const void* ctx, int64_t k0, int64_t kc, int64_t j0, int64_t cols, int64_t nr,
+                            float* dst);  // nr = 32, else the portable one
+#endif
+
+// Whether backward_filter() takes the shifted path (one group, stride <= 4, not 1x1, at least
+// 90 % of the grid's pixels real; DLCB_CONV_SHIFTED=0/1 overrides), and the path itself.
+bool use_shifted_backward_filter(const ConvShape& sh);
+ConvRun shifted_backward_filter(const gemm::KernelSet& ks, const ConvShape& sh, const float* x, const float* dy,
+                                float* dw, int threads);
 
 // Whether forward() takes this path for the shape (stride <= 4, one group, not 1x1-unpadded
 // nor 1x1-strided, enough GEMM rows, at least 3/4 of them useful, and not too many filters;

@@ -61,4 +61,27 @@ void store_transposed_avx2(const float* ct, int64_t ldc, int64_t kn, int64_t col
   }
 }
 
+void pack_shifted_bt_avx2(const void* ctx, int64_t k0, int64_t kc, int64_t j0, int64_t cols, int64_t nr,
+                          float* dst) {
+  if (nr != 16) return pack_shifted_bt(ctx, k0, kc, j0, cols, nr, dst);
+  const ShiftedWindow& win = *static_cast<const ShiftedWindow*>(ctx);
+  const float* base = win.xp + win.first + k0;
+  const int64_t* off = win.off + j0;
+  // 8 pixels of 8 taps: one load per tap (a masked one for a last partial block, which must not
+  // read past the grid), a register transpose, one 8-float store per pixel.
+  for (int64_t pb = 0; pb < kc; pb += 8) {
+    const int64_t len = std::min<int64_t>(8, kc - pb);
+    const __m256i m = first_lanes(len);
+    for (int64_t jb = 0; jb < 16; jb += 8) {
+      __m256 in[8], out[8];
+      for (int64_t jj = 0; jj < 8; ++jj) {
+        const float* src = base + pb + (jb + jj < cols ? off[jb + jj] : 0);
+        in[jj] = jb + jj >= cols ? _mm256_setzero_ps() : len == 8 ? _mm256_loadu_ps(src) : _mm256_maskload_ps(src, m);
+      }
+      gemm::transpose_8x8(in, out);
+      for (int64_t t = 0; t < len; ++t) _mm256_storeu_ps(dst + (pb + t) * 16 + jb, out[t]);
+    }
+  }
+}
+
 }  // namespace dlcb::conv

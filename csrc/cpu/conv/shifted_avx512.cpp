@@ -53,4 +53,25 @@ void store_transposed_avx512(const float* ct, int64_t ldc, int64_t kn, int64_t c
   }
 }
 
+void pack_shifted_bt_avx512(const void* ctx, int64_t k0, int64_t kc, int64_t j0, int64_t cols, int64_t nr,
+                            float* dst) {
+  if (nr != 32) return pack_shifted_bt(ctx, k0, kc, j0, cols, nr, dst);
+  const ShiftedWindow& win = *static_cast<const ShiftedWindow*>(ctx);
+  const float* base = win.xp + win.first + k0;
+  const int64_t* off = win.off + j0;
+  // 16 pixels of 16 taps: one load per tap (masked for a last partial block, which must not
+  // read past the grid), a register transpose, one 16-float store per pixel.
+  for (int64_t pb = 0; pb < kc; pb += 16) {
+    const int64_t len = std::min<int64_t>(16, kc - pb);
+    const __mmask16 m = static_cast<__mmask16>((1u << len) - 1);
+    for (int64_t jb = 0; jb < 32; jb += 16) {
+      __m512 in[16], out[16];
+      for (int64_t jj = 0; jj < 16; ++jj)
+        in[jj] = jb + jj < cols ? _mm512_maskz_loadu_ps(m, base + off[jb + jj] + pb) : _mm512_setzero_ps();
+      gemm::transpose_16x16(in, out);
+      for (int64_t t = 0; t < len; ++t) _mm512_storeu_ps(dst + (pb + t) * 32 + jb, out[t]);
+    }
+  }
+}
+
 }  // namespace dlcb::conv

@@ -302,9 +302,26 @@ const char* schedule_name(Schedule s) {
   }
 }
 
+namespace {
+
+// DLCB_GEMM_SCHEDULE=blocked|narrow-n|narrow-m forces the loop nest of every GEMM that does not
+// name one (read once; for experiments, e.g. on the GEMMs inside a convolution).
+Schedule forced_schedule() {
+  static const Schedule forced = [] {
+    const char* e = std::getenv("DLCB_GEMM_SCHEDULE");
+    for (Schedule s : {Schedule::kBlocked, Schedule::kNarrowN, Schedule::kNarrowM})
+      if (e != nullptr && std::strcmp(e, schedule_name(s)) == 0) return s;
+    return Schedule::kAuto;
+  }();
+  return forced;
+}
+
+}  // namespace
+
 Plan plan(const KernelSet& ks, int64_t m, int64_t n, int64_t k, Blocking ov) {
   (void)k;
   const BlockSizes& bs = block_sizes(ks);
+  if (ov.schedule == Schedule::kAuto) ov.schedule = forced_schedule();
   Plan p{ov.schedule == Schedule::kAuto ? choose_schedule(ks, m, n) : ov.schedule, bs.kc, bs.mc, bs.nc};
   if (p.schedule == Schedule::kNarrowN) {
     // mc: the rows of A packed per step; nc: B's padded width.

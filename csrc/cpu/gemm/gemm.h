@@ -19,7 +19,8 @@ struct PanelSource {
   // Writes rows k0 .. k0+kc-1, columns j0 .. j0+cols-1 (cols <= nr) of the logical B into
   // dst[p * nr + j], columns cols .. nr-1 zero: the layout of KernelSet::pack_b. Called from
   // OpenMP worker threads, concurrently, so it must only read ctx; it must not throw.
-  void (*pack)(const void* ctx, int64_t k0, int64_t kc, int64_t j0, int64_t cols, int64_t nr, float* dst);
+  using Fn = void (*)(const void* ctx, int64_t k0, int64_t kc, int64_t j0, int64_t cols, int64_t nr, float* dst);
+  Fn pack;
   const void* ctx;
 };
 
