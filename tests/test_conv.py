@@ -109,6 +109,12 @@ CASES = [
     (2, 1, 59, 128, 16, 5, 128, 1, (2, 0), 1, 1),  # TextCNN: the filter spans the whole width (Q = 1)
     (1, 2, 40, 64, 8, 3, 64, 1, (1, 0), 1, 1),  # 1 x W outputs, two channels
     (2, 3, 8, 8, 4, 8, 8, 1, 0, 1, 1),  # the filter covers the whole input: 1 x 1 outputs
+    # C*R*S = 513 in two k blocks of 257: the second starts mid-channel (tap 5 of channel 28);
+    # stride 1, 2 and 3 take the three load kinds of the vectorized im2col packers
+    (1, 57, 22, 22, 470, 3, 3, 1, 1, 1, 1),
+    (1, 57, 44, 43, 470, 3, 3, 2, 1, 1, 1),
+    (1, 57, 66, 64, 470, 3, 3, 3, 1, 1, 1),
+    (1, 150, 9, 9, 8, 3, 3, 1, 1, 1, 1),  # 150 channels in one k block: the packers' channel blocks
 ]
 
 
