@@ -9,7 +9,7 @@
 //       pack A panel                   (threads split it in groups of micro-panels)
 //       for jc in N by NC:
 //         pack B block (KC x NC)       (threads split it in groups of micro-panels; fits L2)
-//         for ir, jr tiles:            (threads take rows of tiles as they come free)
+//         for ir, jr tiles:            (threads split the tile grid in contiguous halves)
 //           micro-kernel               (A micro-panel KC x MR stays in L1, B streams from L2)
 //
 // Few columns ("narrow N", e.g. DeepBench's batch 8-128 GEMMs): each A element meets only a
@@ -166,11 +166,9 @@ int blocked(const KernelSet& ks, const SgemmArgs& g, int threads, const Plan& pl
         for (int64_t c0 = 0; c0 < nc; c0 += b_group)
           pack_b(ks, g, pc, jc + c0, std::min(b_group, nc - c0), kc, b_pack + c0 * kc);
 
-        // Rows of tiles are handed out as threads come free (each keeps its A micro-panel in
-        // L1 across the row), so a thread the OS preempts delays the block by a row, not by
-        // its whole share. The implicit barrier at the end also guards the packed buffers
-        // against the next iteration's packing.
-#pragma omp for schedule(dynamic, 1)
+        // The implicit barrier at the end also guards the packed buffers against the next
+        // iteration's packing.
+#pragma omp for schedule(static) collapse(2)
         for (int64_t ip = 0; ip < a_panels; ++ip)
           for (int64_t jp = 0; jp < b_panels; ++jp)
             micro(ks, g, kc, a_pack + ip * MR * kc, b_pack + jp * NR * kc, ic + ip * MR, jc + jp * NR, beta);
@@ -186,9 +184,8 @@ int narrow_n(const KernelSet& ks, const SgemmArgs& g, int threads, const Plan& p
   const int64_t MR = ks.mr, NR = ks.nr;
   const int64_t KC = balanced_block(g.k, pl.kc, 1);
   const int64_t a_panels = ceil_div(g.m, MR), b_panels = ceil_div(g.n, NR);
-  // Groups of panels, handed out as threads come free; at least four groups per thread, so a
-  // thread the OS preempts leaves little for the others to wait on.
-  const int64_t group = std::max<int64_t>(1, std::min(pl.mc / MR, ceil_div(a_panels, 4 * threads)));
+  // Groups of panels, but at least one group per thread.
+  const int64_t group = std::max<int64_t>(1, std::min(pl.mc / MR, ceil_div(a_panels, threads)));
   const int64_t groups = ceil_div(a_panels, group);
   const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, groups)));
   // A row-major A would have to be transposed into each packed panel. With a single B panel
@@ -218,7 +215,7 @@ int narrow_n(const KernelSet& ks, const SgemmArgs& g, int threads, const Plan& p
 #pragma omp for schedule(static)
         for (int64_t jp = 0; jp < b_panels; ++jp) pack_b(ks, g, pc, jp * NR, std::min(NR, g.n - jp * NR), kc, b_pack + jp * NR * kc);
       }
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(static)
       for (int64_t gi = 0; gi < groups; ++gi) {
         const int64_t g0 = gi * group * MR, rows = std::min(group * MR, g.m - g0);
         if (read_a_in_place) {
@@ -249,7 +246,7 @@ int narrow_m(const KernelSet& ks, const SgemmArgs& g, int threads, const Plan& p
   const int64_t MR = ks.mr, NR = ks.nr;
   const int64_t KC = balanced_block(g.k, pl.kc, 1);
   const int64_t a_panels = ceil_div(g.m, MR), b_panels = ceil_div(g.n, NR);
-  const int64_t group = std::max<int64_t>(1, std::min(pl.nc / NR, ceil_div(b_panels, 4 * threads)));
+  const int64_t group = std::max<int64_t>(1, std::min(pl.nc / NR, ceil_div(b_panels, threads)));
   const int64_t groups = ceil_div(b_panels, group);
   const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, groups)));
 
@@ -265,7 +262,7 @@ int narrow_m(const KernelSet& ks, const SgemmArgs& g, int threads, const Plan& p
       const float beta = pc == 0 ? g.beta : 1.0f;
 #pragma omp for schedule(static)
       for (int64_t ip = 0; ip < a_panels; ++ip) pack_a(ks, g, ip * MR, std::min(MR, g.m - ip * MR), pc, kc, a_pack + ip * MR * kc);
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(static)
       for (int64_t gi = 0; gi < groups; ++gi) {
         const int64_t g0 = gi * group * NR, cols = std::min(group * NR, g.n - g0);
         pack_b(ks, g, pc, g0, cols, kc, b_buf);
