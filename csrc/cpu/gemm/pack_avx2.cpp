@@ -15,15 +15,10 @@ namespace {
 
 constexpr int64_t MR = 6;
 
-// `next`: the following panel's first row, or nullptr: its lines are prefetched in step with
-// this panel's, so packing it does not start with six cold streams.
-void pack_full_panel_row_major(int64_t kc, const float* src, int64_t rs, float alpha, float* dst,
-                               const float* next) {
+void pack_full_panel_row_major(int64_t kc, const float* src, int64_t rs, float alpha, float* dst) {
   const __m256 valpha = _mm256_set1_ps(alpha);
   int64_t p = 0;
   for (; p + 8 <= kc; p += 8) {
-    if (next != nullptr && p % 16 == 0)
-      for (int i = 0; i < MR; ++i) _mm_prefetch(reinterpret_cast<const char*>(next + i * rs + p), _MM_HINT_T0);
     __m256 r[MR];
 #pragma GCC unroll 6
     for (int i = 0; i < MR; ++i) r[i] = _mm256_mul_ps(valpha, _mm256_loadu_ps(src + i * rs + p));
@@ -62,8 +57,7 @@ void pack_a_avx2(int64_t rows, int64_t kc, const float* src, int64_t rs, int64_t
   }
   for (int64_t i0 = 0; i0 < rows; i0 += MR) {
     if (rows - i0 >= MR) {
-      const float* next = rows - i0 >= 2 * MR ? src + (i0 + MR) * rs : nullptr;
-      pack_full_panel_row_major(kc, src + i0 * rs, rs, alpha, dst + i0 * kc, next);
+      pack_full_panel_row_major(kc, src + i0 * rs, rs, alpha, dst + i0 * kc);
     } else {
       pack_a_micro_panel<MR>(rows - i0, kc, src + i0 * rs, rs, cs, alpha, dst + i0 * kc);
     }

@@ -16,16 +16,11 @@ namespace {
 
 constexpr int64_t MR = 14;
 
-// `next`: the following panel's first row, or nullptr: its lines are prefetched in step with
-// this panel's, so packing it does not start with cold streams.
-void pack_full_panel_row_major(int64_t kc, const float* src, int64_t rs, float alpha, float* dst,
-                               const float* next) {
+void pack_full_panel_row_major(int64_t kc, const float* src, int64_t rs, float alpha, float* dst) {
   const __m512 valpha = _mm512_set1_ps(alpha);
   const __mmask16 fourteen = 0x3FFF;
   int64_t p = 0;
   for (; p + 16 <= kc; p += 16) {
-    if (next != nullptr)
-      for (int i = 0; i < MR; ++i) _mm_prefetch(reinterpret_cast<const char*>(next + i * rs + p), _MM_HINT_T0);
     __m512 in[16], out[16];
     for (int i = 0; i < MR; ++i) in[i] = _mm512_mul_ps(valpha, _mm512_loadu_ps(src + i * rs + p));
     in[14] = in[15] = _mm512_setzero_ps();
@@ -45,8 +40,7 @@ void pack_a_avx512(int64_t rows, int64_t kc, const float* src, int64_t rs, int64
   }
   for (int64_t i0 = 0; i0 < rows; i0 += MR) {
     if (rows - i0 >= MR) {
-      const float* next = rows - i0 >= 2 * MR ? src + (i0 + MR) * rs : nullptr;
-      pack_full_panel_row_major(kc, src + i0 * rs, rs, alpha, dst + i0 * kc, next);
+      pack_full_panel_row_major(kc, src + i0 * rs, rs, alpha, dst + i0 * kc);
     } else {
       pack_a_micro_panel<MR>(rows - i0, kc, src + i0 * rs, rs, cs, alpha, dst + i0 * kc);
     }
