@@ -44,22 +44,29 @@ inline int64_t slot_begin(int64_t images, int slot, int slots) { return images *
 // threads than asked). The GEMM driver may allocate its per-thread scratch on a worker's first
 // call, so exceptions are caught inside the region (none may leave an OpenMP region) and the
 // first is rethrown after it.
+// for_each_slot passes each slot's whole block at once: body(first, end, slot).
 template <class Body>
-void for_each_image(int64_t images, int slots, Body body) {
+void for_each_slot(int64_t images, int slots, Body body) {
   std::exception_ptr error;
 #pragma omp parallel num_threads(slots)
   {
     const int t = omp_get_thread_num(), nt = omp_get_num_threads();
     try {
       for (int slot = t; slot < slots; slot += nt)
-        for (int64_t i = slot_begin(images, slot, slots); i < slot_begin(images, slot + 1, slots); ++i)
-          body(i, slot);
+        body(slot_begin(images, slot, slots), slot_begin(images, slot + 1, slots), slot);
     } catch (...) {
 #pragma omp critical(dlcb_conv_error)
       if (!error) error = std::current_exception();
     }
   }
   if (error) std::rethrow_exception(error);
+}
+
+template <class Body>
+void for_each_image(int64_t images, int slots, Body body) {
+  for_each_slot(images, slots, [&](int64_t first, int64_t end, int slot) {
+    for (int64_t i = first; i < end; ++i) body(i, slot);
+  });
 }
 
 }  // namespace dlcb::conv

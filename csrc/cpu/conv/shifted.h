@@ -75,8 +75,9 @@ void pack_shifted_bt_avx512(const void* ctx, int64_t k0, int64_t kc, int64_t j0,
                             float* dst);  // nr = 32, else the portable one
 #endif
 
-// Whether backward_filter() takes the shifted path (one group, stride <= 4, not 1x1, at least
-// 90 % of the grid's pixels real; DLCB_CONV_SHIFTED=0/1 overrides), and the path itself.
+// Whether backward_filter() takes the shifted path (one group, stride <= 4, not 1x1, enough of
+// the grid's pixels real for the filter count: see min_useful_fraction; DLCB_CONV_SHIFTED=0/1
+// overrides), and the path itself.
 bool use_shifted_backward_filter(const ConvShape& sh);
 ConvRun shifted_backward_filter(const gemm::KernelSet& ks, const ConvShape& sh, const float* x, const float* dy,
                                 float* dw, int threads);

@@ -42,13 +42,22 @@ int64_t env_int(const char* name, int64_t fallback) {
   return e ? std::atoll(e) : fallback;
 }
 
-// Strides up to 4, as the forward (shifted.cpp). The grid's extra pixels cost arithmetic that
-// the cheaper packing must win back: measured on Zen 4 (batch 8, 1 thread, against the implicit
-// im2col GEMM, AVX2 / AVX-512), 3x3 64-channel 56x56 (97 % of the grid real) +25 / +23 %,
-// 3x3/2 128-channel 28x28 (94 %) +27 / +12 %, ResNet's 7x7/2 conv1 +40 / +31 %, but 3x3
-// 256-channel 14x14 (88 %) -6 / -11 % and 512-channel 7x7 (80 %) -13 / -13 %.
+// Strides up to 4, as the forward (shifted.cpp).
 constexpr int64_t kMaxStride = 4;
-constexpr double kMinUsefulFraction = 0.9;
+
+// The grid's extra pixels cost arithmetic that the cheaper packing must win back. Per element
+// of B (a pixel of one tap), the implicit GEMM packs at about 2.5x the cost of 7 multiply-adds
+// and the windows at about 0.5x, while each element meets 2K flops: the windows pay when
+//   rows * (0.5 + K/14) < P*Q * (2.5 + K/14),  i.e. useful fraction > (7 + K) / (35 + K).
+// That is 0.90 for K = 256, 0.72 for 64 and 0.58 for 32 filters. Measured on Zen 4 (batch 8-16,
+// 1 thread, AVX2 / AVX-512) against the implicit GEMM: 3x3 64-filter 56x56 (97 % real) +25 /
+// +23 %, ResNet's 7x7/2 conv1 +40 / +31 %, 3x3 256-filter 14x14 (88 %) -6 / -11 %, 512-filter
+// 7x7 (80 %) -13 %; DeepBench's 5x5 32-filter 28x28 (88 %) and 48-filter 14x14 (79 %) layers ran
+// at 0.34 and 0.42x the best vendor on the implicit GEMM.
+double min_useful_fraction(const ConvShape& sh) {
+  const double k = static_cast<double>(sh.kg());
+  return (7.0 + k) / (35.0 + k);
+}
 
 struct ShiftedFilter {
   const gemm::KernelSet& ks;
@@ -95,7 +104,7 @@ bool use_shifted_backward_filter(const ConvShape& sh) {
   const bool possible = sh.groups == 1 && sh.stride_h <= kMaxStride && sh.stride_w <= kMaxStride &&
                         !(sh.r == 1 && sh.s == 1) && sh.p > 0 && sh.q > 0;
   if (!possible || forced == 0) return false;
-  return forced > 0 || shifted_useful_fraction(sh) >= kMinUsefulFraction;
+  return forced > 0 || shifted_useful_fraction(sh) >= min_useful_fraction(sh);
 }
 
 ConvRun shifted_backward_filter(const gemm::KernelSet& ks, const ConvShape& sh, const float* x, const float* dy,
