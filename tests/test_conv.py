@@ -109,6 +109,12 @@ CASES = [
     (2, 1, 59, 128, 16, 5, 128, 1, (2, 0), 1, 1),  # TextCNN: the filter spans the whole width (Q = 1)
     (1, 2, 40, 64, 8, 3, 64, 1, (1, 0), 1, 1),  # 1 x W outputs, two channels
     (2, 3, 8, 8, 4, 8, 8, 1, 0, 1, 1),  # the filter covers the whole input: 1 x 1 outputs
+    # 1x1 layers that read padding: DeepBench's pad 3, stride 2 on 7x7 (16 of 49 outputs read
+    # the input), padding only on one axis, grouped with a stride, and one whose every output
+    # reads padding (pad 2 at stride 3: no output pixel lands on the 1x1 image)
+    (2, 16, 7, 7, 12, 1, 1, 2, 3, 1, 1),
+    (3, 6, 9, 8, 10, 1, 1, (2, 1), (0, 2), 1, 2),
+    (2, 5, 1, 1, 4, 1, 1, 3, 2, 1, 1),
     # C*R*S = 513 in two k blocks of 257: the second starts mid-channel (tap 5 of channel 28);
     # stride 1, 2 and 3 take the three load kinds of the vectorized im2col packers
     (1, 57, 22, 22, 470, 3, 3, 1, 1, 1, 1),
@@ -147,15 +153,16 @@ def test_all_directions_match_reference(rng, case):
 
     y, info = dk.conv2d_with_info(x, w, **kw)
     assert_close(y, ref_forward(x, w, *ref_args), cg * r * s)
-    assert info["algorithm"] in ("gemm-1x1", "implicit-im2col-gemm", *SHIFTED_NAMES) and info["threads"] >= 1
+    assert info["algorithm"] in ("gemm-1x1", "gemm-1x1-gathered", "implicit-im2col-gemm", *SHIFTED_NAMES)
+    assert info["threads"] >= 1
 
     dx, info_d = dk.conv2d_backward_data_with_info(dy, w, input_shape=x.shape, **kw)
     assert_close(dx, ref_backward_data(dy, w, x.shape, *ref_args), (k // kw["groups"]) * r * s)
-    assert info_d["algorithm"] in ("gemm-1x1", "flipped-forward", "gemm-col2im")
+    assert info_d["algorithm"] in ("gemm-1x1", "gemm-1x1-gathered", "flipped-forward", "gemm-col2im")
 
     dw, info_f = dk.conv2d_backward_filter_with_info(x, dy, weight_shape=w.shape, **kw)
     assert_close(dw, ref_backward_filter(x, dy, w.shape, *ref_args), n * p * q)
-    assert info_f["algorithm"] in ("gemm-1x1", "implicit-im2col-gemm", *SHIFTED_FILTER_NAMES)
+    assert info_f["algorithm"] in ("gemm-1x1", "gemm-1x1-gathered", "implicit-im2col-gemm", *SHIFTED_FILTER_NAMES)
 
     # The backward ops are the adjoints of the forward one: <conv(x,w), dy> = <x, dx> = <w, dw>.
     inner = float(np.vdot(y.astype(np.float64), dy))
@@ -176,7 +183,6 @@ SHIFTED_CASES = [
     (2, 4, 26, 26, 9, 3, 3, 1, 1, (2, 3), 1),  # different dilation per axis
     (5, 7, 23, 25, 16, 3, 3, 1, 1, 1, 1),  # five images over two threads: rows split
     (1, 64, 24, 24, 64, 3, 3, 1, 1, 1, 1),  # C*R*S = 576: two k blocks
-    (2, 2, 24, 24, 3, 1, 1, 1, 1, 1, 1),  # 1x1 with padding
 ]
 
 
@@ -292,7 +298,9 @@ def test_matches_torch(rng, case):
 EXPECTED_ALGORITHMS = [
     # case, forward, backward data, backward filter
     ((2, 16, 9, 11, 33, 1, 1, 1, 0, 1, 1), "gemm-1x1", "gemm-1x1", "gemm-1x1"),
-    ((2, 4, 6, 6, 30, 1, 1, 2, 0, 1, 1), "implicit-im2col-gemm", "gemm-col2im", "implicit-im2col-gemm"),
+    # 1x1 with a stride or padding: a pointwise GEMM between the pixels that read the input
+    ((2, 4, 6, 6, 30, 1, 1, 2, 0, 1, 1), "gemm-1x1-gathered", "gemm-col2im", "gemm-1x1-gathered"),
+    ((2, 2, 24, 24, 3, 1, 1, 1, 1, 1, 1), "gemm-1x1-gathered", "gemm-1x1-gathered", "gemm-1x1-gathered"),
     ((2, 3, 8, 8, 4, 3, 3, 1, 1, 1, 1), "implicit-im2col-gemm", "flipped-forward", "padded-shifted-gemm"),
     ((2, 8, 10, 12, 8, 3, 3, 1, 2, 2, 4), "implicit-im2col-gemm", "flipped-forward", "implicit-im2col-gemm"),
     ((2, 1, 17, 19, 3, 3, 3, 1, 3, 1, 1), "padded-shifted-gemm-t", "gemm-col2im", "padded-shifted-gemm"),
@@ -306,7 +314,7 @@ EXPECTED_ALGORITHMS = [
      "padded-shifted-gemm (strided phase planes)"),
     ((1, 1, 61, 120, 8, 5, 20, 2, 0, 1, 1), "padded-shifted-gemm-t (stride 2 phase planes)", "gemm-col2im",
      "padded-shifted-gemm (strided phase planes)"),
-    ((1, 4, 80, 80, 8, 1, 1, 2, 0, 1, 1), "implicit-im2col-gemm", "gemm-col2im", "implicit-im2col-gemm"),
+    ((1, 4, 80, 80, 8, 1, 1, 2, 0, 1, 1), "gemm-1x1-gathered", "gemm-col2im", "gemm-1x1-gathered"),
     ((1, 4, 60, 60, 129, 3, 3, 2, 1, 1, 1), "implicit-im2col-gemm", "gemm-col2im",
      "padded-shifted-gemm (strided phase planes)"),
     # Filters as wide as the padded input: the shifted paths would compute W - 1 dropped rows for

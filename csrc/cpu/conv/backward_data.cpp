@@ -1,6 +1,7 @@
 // Backward data, dx = conv_transpose(dy, w), three ways:
 //  - "gemm-1x1": 1x1, stride 1, no padding: dx[n, g] (C/g x H*W) = w_g^T (C/g x K/g) * dy[n, g],
-//    run as the forward 1x1 convolution with the transposed weights.
+//    run as the forward 1x1 convolution with the transposed weights; "gemm-1x1-gathered" for a
+//    padded 1x1 layer, the same between the pixels that read the input (pointwise_gathered.cpp).
 //  - "flipped-forward": stride 1 (any dilation) and pad <= dil*(R-1) on both axes: the gradient
 //    is a forward convolution of dy with the filters flipped in space and transposed in
 //    channels, padded dil*(R-1) - pad, so it runs the implicit-im2col GEMM with no scatter.
@@ -114,6 +115,10 @@ ConvRun backward_data(const gemm::KernelSet& ks, const ConvShape& sh, const floa
   // A 1x1 layer's gradient is the 1x1 forward convolution with the transposed weights (read in
   // place), so it shares the forward's batching of small images and its thread split.
   if (is_pointwise(sh)) return pointwise(ks, sh, dy, w, dx, threads);
+  // Strided 1x1 layers without padding stay on GEMM + col2im below: the compact copies cost
+  // 10-20 % more there (Zen 4, 256 -> 128 channels 56x56/2), and only padding has work to skip.
+  if (is_gathered_pointwise(sh) && (sh.pad_h > 0 || sh.pad_w > 0))
+    return gathered_backward_data(ks, sh, dy, w, dx, threads);
   if (flippable(sh)) return flipped_forward(ks, sh, dy, w, dx, threads);
 
   if (sh.n == 0) return {"gemm-col2im", 1, "gemm"};

@@ -74,6 +74,7 @@ struct Filter {
 
 ConvRun backward_filter(const gemm::KernelSet& ks, const ConvShape& sh, const float* x, const float* dy,
                         float* dw, int threads) {
+  if (is_gathered_pointwise(sh)) return gathered_backward_filter(ks, sh, x, dy, dw, threads);
   if (sh.n > 0 && use_shifted_backward_filter(sh)) return shifted_backward_filter(ks, sh, x, dy, dw, threads);
   const bool pw = is_pointwise(sh);
   const char* name = pw ? "gemm-1x1" : "implicit-im2col-gemm";

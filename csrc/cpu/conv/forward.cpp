@@ -116,6 +116,7 @@ ConvRun forward(const gemm::KernelSet& ks, const ConvShape& sh, const float* x, 
 
 ConvRun forward(const gemm::KernelSet& ks, const ConvShape& sh, const float* x, const float* w, WeightLayout wl,
                 float* y, int threads) {
+  if (is_gathered_pointwise(sh)) return gathered_forward(ks, sh, x, w, wl, y, threads);
   if (use_shifted(sh)) return shifted_forward(ks, sh, x, w, wl, y, threads);
   const bool pw = is_pointwise(sh);
   const char* name = pw ? "gemm-1x1" : "implicit-im2col-gemm";

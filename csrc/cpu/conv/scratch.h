@@ -11,7 +11,9 @@
 
 namespace dlcb::conv {
 
-enum ScratchSlot { kFlippedWeights, kBatch, kColumns, kPartialSums, kPadded, kShifted, kPackedWeights, kSlots };
+enum ScratchSlot {
+  kFlippedWeights, kBatch, kColumns, kPartialSums, kPadded, kShifted, kPackedWeights, kGatheredIn, kGatheredOut, kSlots
+};
 
 inline float* scratch_floats(ScratchSlot slot, int64_t count) {
   thread_local std::unique_ptr<float[]> buffers[kSlots];
