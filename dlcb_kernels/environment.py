@@ -12,7 +12,8 @@ from . import __version__, _cpu
 _PACKAGES = ("numpy", "threadpoolctl", "torch", "onnxruntime", "onnx", "cupy-cuda13x", "nvidia-ml-py", "pytest-benchmark")
 _ENV_VARS = ("OMP_NUM_THREADS", "OMP_PROC_BIND", "OMP_PLACES", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT",
              "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "DLCB_ENABLE_CUDA",
-             "DLCB_CONV_PARALLEL", "DLCB_CONV_BATCH_COLUMNS", "DLCB_CONV_BATCH_COLUMNS_1X1", "DLCB_CONV_SHIFTED")
+             "DLCB_CONV_PARALLEL", "DLCB_CONV_BATCH_COLUMNS", "DLCB_CONV_BATCH_COLUMNS_1X1", "DLCB_CONV_SHIFTED",
+             "DLCB_ISA", "DLCB_GEMM_SCHEDULE", "OPENBLAS_CORETYPE", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
 
 
 def package_versions() -> dict:

@@ -154,13 +154,15 @@ def conv2d_with_info(x, w, *, stride=(1, 1), padding=(0, 0), dilation=(1, 1), gr
     """conv2d, also returning {"algorithm": ..., "threads": ...}: what ran and on how many threads.
 
     Algorithms: "gemm-1x1" (1x1 filter, stride 1, no padding: one GEMM per image and group on the
-    tensors in place), "implicit-im2col-gemm" (one GEMM per image and group whose B operand,
-    the im2col matrix, is packed panel by panel straight from the image) or
-    "padded-shifted-gemm-t" (stride <= 4 and not a 1x1 strided filter, one group, at most 128
-    filters, at least 512 output pixels counted over the padded width: y[n]^T = im2col(x[n])^T w^T,
-    whose A operand is read as contiguous shifted windows of a zero-padded copy of the image; a
-    strided layer reads phase planes of it and is named "padded-shifted-gemm-t (stride 2 phase
-    planes)" or "... (strided phase planes)").
+    tensors in place), "gemm-1x1-gathered" (any other 1x1 layer: the same GEMM between compact
+    copies of the pixels that read the input, zeros where an output reads only padding),
+    "implicit-im2col-gemm" (one GEMM per image and group whose B operand, the im2col matrix, is
+    packed panel by panel straight from the image) or "padded-shifted-gemm-t" (stride <= 4 and
+    not 1x1, one group, at most 128 filters, at least 512 output pixels counted over the padded
+    width of which at least 3/4 are real: y[n]^T = im2col(x[n])^T w^T, whose A operand is read
+    as contiguous shifted windows of a zero-padded copy of the image; a strided layer reads phase
+    planes of it and is named "padded-shifted-gemm-t (stride 2 phase planes)" or "... (strided
+    phase planes)").
     """
     if is_device_array(x) or is_device_array(w):
         return _on_gpu("fwd", x, w, None, stride, padding, dilation, groups, layout, out, threads, isa, variant, stream)
@@ -200,7 +202,8 @@ def conv2d_backward_data_with_info(dy, w, *, input_shape, stride=(1, 1), padding
                                    stream=None):
     """conv2d_backward_data, also returning {"algorithm": ..., "threads": ...}.
 
-    Algorithms: "gemm-1x1" (1x1, stride 1, no padding: dx = W^T dy per image), "flipped-forward"
+    Algorithms: "gemm-1x1" (1x1, stride 1, no padding: dx = W^T dy per image), "gemm-1x1-gathered"
+    (a padded 1x1 layer: the same between the pixels that read the input), "flipped-forward"
     (stride 1 and padding <= dilation * (filter - 1): a forward implicit-im2col convolution of dy
     with the flipped, channel-transposed filters) or "gemm-col2im" (otherwise: W^T dy by GEMM,
     then scatter-added into dx).
@@ -248,9 +251,13 @@ def conv2d_backward_filter_with_info(x, dy, *, weight_shape, stride=(1, 1), padd
                                      stream=None):
     """conv2d_backward_filter, also returning {"algorithm": ..., "threads": ...}.
 
-    Algorithms: "gemm-1x1" (1x1, stride 1, no padding: dw = sum_n dy[n] x[n]^T) or
+    Algorithms: "gemm-1x1" (1x1, stride 1, no padding: dw = sum_n dy[n] x[n]^T),
+    "gemm-1x1-gathered" (any other 1x1 layer: the same between the pixels that read the input),
+    "padded-shifted-gemm" (stride <= 4, one group, enough of the padded-width grid real for the
+    filter count, (7 + K) / (35 + K): dy spread over that grid times contiguous shifted windows of
+    a zero-padded copy of the image; "... (strided phase planes)" for a strided layer) or
     "implicit-im2col-gemm" (dw = sum_n dy[n] im2col(x[n])^T with the transposed im2col matrix
-    packed panel by panel from the image).
+    packed panel by panel from the image, small images several to a GEMM).
     """
     if is_device_array(x) or is_device_array(dy):
         return _on_gpu("bwd_filter", x, dy, weight_shape, stride, padding, dilation, groups, layout, out, threads,
