@@ -41,8 +41,11 @@ def require_ndim(x: np.ndarray, name: str, ndim: int) -> None:
 
 def element_strided(x: np.ndarray) -> np.ndarray:
     """x itself when every stride is a whole number of elements, else a contiguous copy."""
-    if all(s % x.itemsize == 0 for s in x.strides):
-        return x
+    item = x.itemsize
+    for stride in x.strides:
+        if stride % item:
+            return np.ascontiguousarray(x)
+    return x
     return np.ascontiguousarray(x)
 
 
@@ -53,6 +56,8 @@ def require_bool(x, name: str) -> bool:
 
 
 def require_real(x, name: str) -> float:
+    if type(x) is float or type(x) is int:  # the common case, without the ABC check's cost
+        return float(x)
     if isinstance(x, (bool, np.bool_)) or not isinstance(x, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(x).__name__}")
     return float(x)

@@ -215,12 +215,13 @@ def csv_row(record: dict) -> dict:
 
 def blocking_text(kernel) -> str | None:
     """A record's micro-kernel and cache blocking in one CSV cell: "avx2 6x16 kc=512 mc=4092 nc=256"
-    (plus the GEMM schedule where there is one)."""
+    (plus the GEMM schedule where there is one, "transposed" when C^T = B^T A^T ran)."""
     if not isinstance(kernel, dict):
         return None
     text = f"{kernel.get('isa')} {kernel.get('mr')}x{kernel.get('nr')} kc={kernel.get('kc')} " \
            f"mc={kernel.get('mc')} nc={kernel.get('nc')}"
-    return text + (f" {kernel['schedule']}" if kernel.get("schedule") else "")
+    text += f" {kernel['schedule']}" if kernel.get("schedule") else ""
+    return text + (" transposed" if kernel.get("transposed") else "")
 
 
 def to_csv(doc: dict) -> str:

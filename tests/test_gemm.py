@@ -205,10 +205,16 @@ def test_c_aliasing_an_input_is_refused():
         dk.gemm(buf, np.ones((4, 4), np.float32), c=buf)
 
 
-def test_unsupported_isa_names_the_available_ones(monkeypatch):
+def pretend_no_avx512(monkeypatch):
     import dlcb_kernels.ops.gemm as g
 
     monkeypatch.setattr(g._cpu, "gemm_isa", lambda isa: None if isa == "avx512" else {"isa": "portable"})
+    # resolve_isa caches the kernel set per isa for the process: ask the patched module instead
+    monkeypatch.setattr(g, "_kernel_set_name", g._kernel_set_name.__wrapped__)
+
+
+def test_unsupported_isa_names_the_available_ones(monkeypatch):
+    pretend_no_avx512(monkeypatch)
     with pytest.raises(ValueError, match="not supported by this CPU"):
         dk.gemm(A, B, isa="avx512")
 
@@ -262,6 +268,56 @@ def test_schedule_heuristic(isa):
         assert all(narrow[:switch]) and not any(narrow[switch:]), axis
         assert switch >= max(4 * r, 64)
         assert all(p["kc"] >= 256 for p in schedules[max(4 * r, 64):switch])
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (1, 1000, 1024), (2, 7, 9), (3, 5, 31), (4, 257, 17), (5, 6, 1),
+                                   (8, 10, 384), (8, 10, 500), (9, 13, 8), (16, 16, 1024), (31, 33, 3),
+                                   (8, 5, 40000), (1, 1, 300000), (19, 2, 140000)])  # k in several blocks
+@pytest.mark.parametrize("threads", [1, 2])
+def test_inner_product_path(rng, isa, m, n, k, threads):
+    # A row-major and B column-major (x W^T): small problems are dot products along k without
+    # packing, every block edge (rows and columns 1-4, k tails below a vector) against float64.
+    a, b = operands(rng, m, n, k, False, True)
+    c0 = rng.uniform(-1, 1, (m, n + 3)).astype(np.float32)[:, :n]  # rows padded: ldc > n
+    c = c0.copy()
+    dk.gemm(a, b, trans_b=True, alpha=1.5, beta=-0.5, c=c, isa=isa, threads=threads)
+    assert_close(c, reference(a, b, False, True, 1.5, -0.5, c0), k)
+    nan_c = np.full((m, n), np.nan, np.float32)
+    dk.gemm(a, b, trans_b=True, c=nan_c, isa=isa, threads=threads)  # beta 0: C is not read
+    assert_close(nan_c, reference(a, b, False, True), k)
+    if m * n <= 64:
+        assert dk.gemm_plan(m, n, k, isa=isa, trans_b=True)["schedule"] == "inner-product"
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("m,n,k", [(3072, 1, 1024), (77, 3, 9), (40, 4, 140001), (5, 2, 7)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_gemv_path(rng, isa, m, n, k, threads):
+    # A row-major times a few columns (a GEMV, B k x n row-major but each column contiguous when
+    # n == 1): dot products too, rows split between threads, k in blocks when long.
+    a, b = operands(rng, m, n, k, False, n > 1)
+    if n == 1:
+        assert dk.gemm_plan(m, n, k, isa=isa)["schedule"] == "inner-product"
+    c0 = rng.uniform(-1, 1, (m, n)).astype(np.float32)
+    c = c0.copy()
+    dk.gemm(a, b, trans_b=n > 1, beta=1.0, c=c, isa=isa, threads=threads)
+    assert_close(c, reference(a, b, False, n > 1, 1.0, 1.0, c0), k)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("m,n,k", [(8, 1000, 1024), (13, 777, 300), (20, 2500, 64), (35, 301, 2049)])
+def test_transposed_path(rng, isa, m, n, k):
+    # A few rows against a wide column-major B run as C^T = B^T A^T; beta reads C transposed.
+    a, b = operands(rng, m, n, k, False, True)
+    plan = dk.gemm_plan(m, n, k, isa=isa, trans_b=True)
+    assert plan["transposed"] or plan["schedule"] == "inner-product"
+    c0 = rng.uniform(-1, 1, (m, n)).astype(np.float32)
+    for beta in (0.0, 2.0):
+        c = c0.copy()
+        dk.gemm(a, b, trans_b=True, alpha=-1.0, beta=beta, c=c, isa=isa, threads=2)
+        assert_close(c, reference(a, b, False, True, -1.0, beta, c0), k)
+    assert not dk.gemm_plan(m, n, k, isa=isa)["transposed"]  # row-major B: packed as it is
 
 
 def test_forced_schedule_is_validated():
@@ -341,9 +397,7 @@ def test_bad_dlcb_isa_is_a_clear_error(monkeypatch, value, message):
 
 
 def test_dlcb_isa_the_cpu_lacks_names_the_available_ones(monkeypatch):
-    import dlcb_kernels.ops.gemm as g
-
     monkeypatch.setenv("DLCB_ISA", "avx512")
-    monkeypatch.setattr(g._cpu, "gemm_isa", lambda isa: None if isa == "avx512" else {"isa": "portable"})
+    pretend_no_avx512(monkeypatch)
     with pytest.raises(ValueError, match="DLCB_ISA 'avx512' is not supported by this CPU; available"):
         dk.resolve_isa()

@@ -80,24 +80,34 @@ void bind_gemm(py::module_& m) {
   m.def(
       "gemm_plan",
       [](const std::string& isa, int64_t m, int64_t n, int64_t k, int64_t kc, int64_t mc, int64_t nc,
-         const std::string& schedule) -> py::object {
+         const std::string& schedule, bool trans_a, bool trans_b) -> py::object {
         const auto* ks = dlcb::gemm::select_kernel_set(isa.c_str());
         if (ks == nullptr) return py::none();
         if (m < 0 || n < 0 || k < 0) throw py::value_error("m, n and k must be >= 0");
         if (kc < 0 || mc < 0 || nc < 0) throw py::value_error("cache blocks must be >= 0 (0: derived)");
-        const dlcb::gemm::Plan p = dlcb::gemm::plan(*ks, m, n, k, {kc, mc, nc, schedule_from_name(schedule)});
+        // Contiguous operands of that layout: only the strides and shapes are read.
+        dlcb::gemm::SgemmArgs g{};
+        g.m = m;
+        g.n = n;
+        g.k = k;
+        g.a = trans_a ? StridedMatrix{nullptr, 1, m} : StridedMatrix{nullptr, k, 1};
+        g.b = trans_b ? StridedMatrix{nullptr, 1, k} : StridedMatrix{nullptr, n, 1};
+        const dlcb::gemm::Plan p = dlcb::gemm::plan_for(*ks, g, {kc, mc, nc, schedule_from_name(schedule)});
         py::dict d;
         d["isa"] = ks->isa;
         d["schedule"] = dlcb::gemm::schedule_name(p.schedule);
+        d["transposed"] = p.transposed;
         d["kc"] = p.kc;
         d["mc"] = p.mc;
         d["nc"] = p.nc;
         return d;
       },
       py::arg("isa"), py::arg("m"), py::arg("n"), py::arg("k"), py::arg("kc") = 0, py::arg("mc") = 0,
-      py::arg("nc") = 0, py::arg("schedule") = "auto",
-      "What sgemm runs for an m x n x k problem: {'isa', 'schedule', 'kc', 'mc', 'nc'} (cache blocks\n"
-      "are upper bounds), or None when the isa is unavailable.");
+      py::arg("nc") = 0, py::arg("schedule") = "auto", py::arg("trans_a") = false, py::arg("trans_b") = false,
+      "What sgemm runs for an m x n x k problem with contiguous operands of that layout: {'isa',\n"
+      "'schedule', 'transposed' (C^T = B^T A^T run, the blocks being for the n x m problem), 'kc',\n"
+      "'mc', 'nc'} (cache blocks are upper bounds; inner-product: k, m, n), or None when the isa is\n"
+      "unavailable.");
   m.def(
       "gemm_isa",
       [](const std::string& isa) -> py::object {

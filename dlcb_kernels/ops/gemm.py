@@ -3,7 +3,9 @@ or float32/float16/bfloat16 GPU arrays (CuPy, torch, DLPack) on NVIDIA GPUs (gem
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 
 import numpy as np
 
@@ -45,10 +47,18 @@ def resolve_isa(isa: str = "auto") -> str:
             if forced not in ISAS:
                 raise ValueError(f"{ISA_ENV}={forced!r} is not one of {', '.join(ISAS)}")
             isa, source = forced, ISA_ENV
-    info = _cpu.gemm_isa(isa)
-    if info is None:
+    resolved = _kernel_set_name(isa)
+    if resolved is None:
         raise ValueError(f"{source} {isa!r} is not supported by this CPU; available: {available_isas()}")
-    return info["isa"]
+    return resolved
+
+
+@functools.cache
+def _kernel_set_name(isa: str) -> str | None:
+    """The kernel set an explicit isa selects, None when this CPU lacks it (fixed per process:
+    cached, since every kernel call asks)."""
+    info = _cpu.gemm_isa(isa)
+    return None if info is None else info["isa"]
 
 
 def kernel_info(isa: str = "auto") -> dict:
@@ -58,16 +68,25 @@ def kernel_info(isa: str = "auto") -> dict:
     return dict(_cpu.gemm_isa(resolve_isa(isa)))
 
 
-def gemm_plan(m: int, n: int, k: int, isa: str = "auto") -> dict:
-    """What gemm runs for an m x n x k problem on this CPU: {"isa", "schedule" ("blocked",
-    "narrow-n" or "narrow-m"), "kc", "mc", "nc" (cache blocks, upper bounds), "mr", "nr"}."""
+def gemm_plan(m: int, n: int, k: int, isa: str = "auto", *, trans_a: bool = False,
+              trans_b: bool = False) -> dict:
+    """What gemm runs for an m x n x k problem with contiguous operands on this CPU: {"isa",
+    "schedule", "transposed", "kc", "mc", "nc", "mr", "nr"}.
+
+    schedule is the Goto/BLIS loop nest ("blocked", "narrow-n" or "narrow-m", with cache blocks
+    kc, mc, nc as upper bounds), or "inner-product": small problems whose A rows and B columns
+    both run along k (trans_b without trans_a) as dot products without packing. transposed: C^T
+    = B^T A^T is computed instead (a few rows against a column-major B), the schedule and blocks
+    being those of the n x m problem."""
     dims = [require_int(value, name, 0) for value, name in ((m, "m"), (n, "n"), (k, "k"))]
     for value, name in zip(dims, "mnk"):
         if value >= 2**62:
             raise ValueError(f"{name} must be < 2**62, got {value}")
+    trans_a = require_bool(trans_a, "trans_a")
+    trans_b = require_bool(trans_b, "trans_b")
     resolved = resolve_isa(isa)
     info = _cpu.gemm_isa(resolved)
-    return {**_cpu.gemm_plan(resolved, *dims), "mr": info["mr"], "nr": info["nr"]}
+    return {**_cpu.gemm_plan(resolved, *dims, trans_a=trans_a, trans_b=trans_b), "mr": info["mr"], "nr": info["nr"]}
 
 
 def gemm(
@@ -117,6 +136,17 @@ def gemm_with_threads(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0
                       backend="auto", isa="auto", threads=None) -> tuple[np.ndarray, int]:
     """gemm on the CPU, also returning the number of threads the kernel ran on (small problems
     use fewer)."""
+    c, call = prepare_gemm(a, b, trans_a=trans_a, trans_b=trans_b, alpha=alpha, beta=beta, c=c,
+                           backend=backend, isa=isa, threads=threads)
+    return c, call()
+
+
+def prepare_gemm(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c=None,
+                 backend="auto", isa="auto", threads=None) -> tuple[np.ndarray, Callable[[], int]]:
+    """Validates gemm's CPU arguments once and returns (C, run): run() computes C in place and
+    returns the number of threads used. For timing loops, whose arguments do not change between
+    calls: a small GEMM then pays for the checks once, not on every call (the arrays must not be
+    resized or freed while run is kept)."""
     require_choice(backend, "backend", BACKENDS)
     if backend == "cuda":
         raise ValueError("gemm_with_threads runs on the CPU; use gemm(..., backend='cuda') for GPU arrays")
@@ -163,10 +193,13 @@ def gemm_with_threads(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0
             if _overlaps(c, other):
                 raise ValueError(f"c shares memory with {name}: the result would overwrite its own input")
     if c.size == 0:
-        return c, 1
-    used = _cpu.sgemm(element_strided(a), element_strided(b), c_native, trans_a, trans_b, alpha,
-                      beta, isa, threads)
-    return c, used
+        return c, lambda: 1
+    a, b = element_strided(a), element_strided(b)
+
+    def run() -> int:
+        return _cpu.sgemm(a, b, c_native, trans_a, trans_b, alpha, beta, isa, threads)
+
+    return c, run
 
 
 def _row_major_view(c: np.ndarray) -> np.ndarray | None:
@@ -186,6 +219,8 @@ def _row_major_view(c: np.ndarray) -> np.ndarray | None:
 
 def _overlaps(x: np.ndarray, y: np.ndarray) -> bool:
     """Whether x and y share memory; when the exact answer is too costly, assume they do."""
+    if not np.may_share_memory(x, y):  # disjoint address ranges: the cheap, common answer
+        return False
     try:
         return bool(np.shares_memory(x, y, max_work=100_000))
     except np.exceptions.TooHardError if hasattr(np, "exceptions") else np.TooHardError:

@@ -13,7 +13,7 @@ from .. import __version__ as package_version
 from .. import _cpu
 from ..ops import conv as conv_ops
 from ..ops import rnn as rnn_ops
-from ..ops.gemm import ISAS, available_isas, gemm_plan, gemm_with_threads, kernel_info, resolve_isa
+from ..ops.gemm import ISAS, available_isas, gemm_plan, kernel_info, prepare_gemm, resolve_isa
 from . import Implementation, PreparedRun, register
 
 
@@ -23,7 +23,7 @@ def kernel_record(isa: str, plan: dict | None = None) -> dict:
     info = kernel_info(isa)
     record = {key: info[key] for key in ("isa", "mr", "nr", "kc", "mc", "nc")}
     if plan is not None:
-        record.update({key: plan[key] for key in ("schedule", "kc", "mc", "nc")})
+        record.update({key: plan[key] for key in ("schedule", "transposed", "kc", "mc", "nc")})
     record["blocking_rule"] = info["blocking_rule"]
     return record
 
@@ -63,21 +63,28 @@ def _gemm(isa: str) -> Implementation:
     def prepare(problem, inputs, threads: int) -> Iterator[PreparedRun]:
         a, b = inputs["a"], inputs["b"]
         c = np.empty((problem.m, problem.n), dtype=problem.dtype)
-        plan = gemm_plan(problem.m, problem.n, problem.k, isa)
-        prepared = PreparedRun(lambda: None, c, threads,
-                               f"goto-blis {plan['schedule']} schedule, {plan['mr']}x{plan['nr']} micro-kernel, "
-                               f"kc<={plan['kc']} mc<={plan['mc']} nc<={plan['nc']}",
-                               kernel=kernel_record(isa, plan))
+        plan = gemm_plan(problem.m, problem.n, problem.k, isa, trans_a=problem.trans_a, trans_b=problem.trans_b)
+        prepared = PreparedRun(lambda: None, c, threads, _gemm_algorithm(plan), kernel=kernel_record(isa, plan))
+
+        # Validated once, as numpy's matmul is called directly: the timed call is the kernel's.
+        _, call = prepare_gemm(a, b, trans_a=problem.trans_a, trans_b=problem.trans_b, c=c, isa=isa, threads=threads)
 
         def run() -> None:
             # Small problems run on fewer threads than asked: the record states the count used.
-            _, prepared.threads = gemm_with_threads(a, b, trans_a=problem.trans_a, trans_b=problem.trans_b,
-                                                    c=c, isa=isa, threads=threads)
+            prepared.threads = call()
 
         prepared.run = run
         yield prepared
 
     return _entry("gemm", isa, prepare)
+
+
+def _gemm_algorithm(plan: dict) -> str:
+    if plan["schedule"] == "inner-product":
+        return "inner-product (blocked dot products along k, no packing)"
+    text = (f"goto-blis {plan['schedule']} schedule, {plan['mr']}x{plan['nr']} micro-kernel, "
+            f"kc<={plan['kc']} mc<={plan['mc']} nc<={plan['nc']}")
+    return f"C^T = B^T A^T, {text}" if plan["transposed"] else text
 
 
 def _conv(isa: str) -> Implementation:

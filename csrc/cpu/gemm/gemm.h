@@ -63,6 +63,13 @@ struct KernelSet {
   // element (i, p) at a[i * row_stride + p * k_stride]; C[0:mr, 0:cols] = alpha * A B + beta * C.
   void (*micro_strided_a)(int64_t kc, const float* a, int64_t row_stride, int64_t k_stride,
                           const float* b, float* c, int64_t ldc, float alpha, float beta, int64_t cols);
+  // Small GEMMs whose A rows and B columns both run along k, as dot products without packing
+  // (inner_product_isa.h).
+  void (*inner_product)(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+                        int64_t ldb, float* c, int64_t ldc, float alpha, float beta);
+  // The driver takes inner_product when m <= inner_product_rows or m * n <= inner_product_outputs
+  // (and A fits half of L2), where, measured per ISA, it beats packing; and for n <= 4 (GEMV).
+  int64_t inner_product_rows, inner_product_outputs;
 };
 
 const KernelSet* kernel_set_avx512();   // nullptr when not compiled for this target
@@ -75,7 +82,8 @@ const KernelSet& kernel_set_portable();
 const KernelSet* select_kernel_set(const char* isa);
 
 // The loop nest around the micro-kernel (see blocking_driver.cpp).
-enum class Schedule { kAuto, kBlocked, kNarrowN, kNarrowM };
+// kInnerProduct: dot products without packing (inner_product.h), chosen by plan_for only.
+enum class Schedule { kAuto, kBlocked, kNarrowN, kNarrowM, kInnerProduct };
 
 // The schedule kAuto picks for an m x n result, and a schedule's name.
 Schedule choose_schedule(const KernelSet& ks, int64_t m, int64_t n);
@@ -93,8 +101,13 @@ struct Blocking {
 struct Plan {
   Schedule schedule;
   int64_t kc, mc, nc;
+  bool transposed = false;  // C^T = B^T A^T run instead, with this plan for the n x m problem
 };
+// The loop nest and blocks for an m x n x k problem, whatever the operands' layout.
 Plan plan(const KernelSet& ks, int64_t m, int64_t n, int64_t k, Blocking overrides = {});
+// What sgemm runs for these arguments: plan(), or for some layouts the inner-product kernel or
+// the transposed problem (only args' shapes, strides and sources are read).
+Plan plan_for(const KernelSet& ks, const SgemmArgs& args, Blocking overrides = {});
 
 // Runs the blocked GEMM on `threads` OpenMP threads (>= 1). Returns the thread count used.
 int sgemm(const KernelSet& ks, const SgemmArgs& args, int threads, Blocking blocking = {});

@@ -15,6 +15,7 @@
 #include <immintrin.h>
 
 #include "gemm/gemm.h"
+#include "gemm/inner_product_isa.h"
 #include "gemm/pack.h"
 #include "gemm/pack_isa.h"
 
@@ -145,7 +146,8 @@ void micro_6x16_strided_a(int64_t kc, const float* a, int64_t row_stride, int64_
 }
 
 const KernelSet kAvx2{
-    "avx2", MR, NR, pack_a_avx2, pack_b_panels<NR>, micro_6x16, micro_6x16_strided_a,
+    "avx2", MR, NR, pack_a_avx2, pack_b_panels<NR>, micro_6x16, micro_6x16_strided_a, inner_product_avx2,
+    /*inner_product_rows=*/4, /*inner_product_outputs=*/256,
 };
 
 }  // namespace

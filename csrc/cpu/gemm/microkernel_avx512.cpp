@@ -14,6 +14,7 @@
 #include <immintrin.h>
 
 #include "gemm/gemm.h"
+#include "gemm/inner_product_isa.h"
 #include "gemm/pack.h"
 #include "gemm/pack_isa.h"
 
@@ -168,7 +169,8 @@ void micro_14x32_strided_a(int64_t kc, const float* a, int64_t row_stride, int64
 }
 
 const KernelSet kAvx512{
-    "avx512", MR, NR, pack_a_avx512, pack_b_panels<NR>, micro_14x32, micro_14x32_strided_a,
+    "avx512", MR, NR, pack_a_avx512, pack_b_panels<NR>, micro_14x32, micro_14x32_strided_a, inner_product_avx512,
+    /*inner_product_rows=*/8, /*inner_product_outputs=*/1024,
 };
 
 }  // namespace

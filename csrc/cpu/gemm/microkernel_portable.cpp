@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "gemm/gemm.h"
+#include "gemm/inner_product_isa.h"
 #include "gemm/pack.h"
 
 namespace dlcb::gemm {
@@ -92,7 +93,8 @@ void micro_3x12(int64_t kc, const float* a, const float* b, float* c, int64_t ld
 }
 
 const KernelSet kPortable{
-    "portable", MR, NR, pack_a_panels<MR>, pack_b_panels<NR>, micro_3x12, /*micro_strided_a=*/nullptr,
+    "portable", MR, NR, pack_a_panels<MR>, pack_b_panels<NR>, micro_3x12, /*micro_strided_a=*/nullptr, inner_product_portable,
+    /*inner_product_rows=*/8, /*inner_product_outputs=*/1024,
 };
 
 }  // namespace
