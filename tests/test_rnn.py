@@ -147,7 +147,7 @@ def tolerance(T, I, H):
 SHAPES = [  # T, N, I, H: every H crosses or sits on a panel edge (mr 14 / 4 / 6, nr 32 / 16)
     (1, 1, 3, 1), (2, 3, 4, 5), (7, 16, 9, 17), (2, 33, 20, 64), (7, 3, 50, 130), (1, 16, 7, 130),
     (2, 1, 64, 17), (7, 33, 5, 5), (1, 3, 130, 64), (2, 16, 1, 1),
-    (5, 2, 30, 70), (3, 1, 9, 300),  # batch 1 and 2: the recurrent GEMM as dot products
+    (5, 2, 30, 70), (3, 1, 9, 300), (4, 4, 11, 129),  # batch 1 to 4: forward_small_batch.cpp
 ]
 
 

@@ -3,8 +3,8 @@
 // 1. The input projection of all timesteps at once, one large GEMM that runs near peak:
 //      xproj^T (G*H x T*N) = W_ih (G*H x I) * X^T (I x T*N)
 //    stored unit-major so that the cell math reads a unit's batch contiguously.
-// 2. Per step, the recurrent GEMM fused with the cell math (at batch 1 or 2 as dot products of
-//    W_hh's rows with h_{t-1} read from y instead of the micro-kernel below). h_{t-1} lives in the micro-kernel's
+// 2. Per step, the recurrent GEMM fused with the cell math (at batch 1 to 4: see
+//    forward_small_batch.cpp). h_{t-1} lives in the micro-kernel's
 //    B-panel layout (nr batch columns per panel, H deep), double-buffered. The work items are
 //    (group of mr hidden units, batch panel) pairs; each thread owns a contiguous run of them
 //    (whole unit groups, except that with several batch panels a group may be shared at the ends
@@ -21,6 +21,7 @@
 
 #include "rnn/buffer.h"
 #include "rnn/cell_math.h"
+#include "rnn/forward_small_batch.h"
 #include "rnn/rnn.h"
 
 namespace dlcb::rnn {
@@ -33,27 +34,25 @@ int forward(const gemm::KernelSet& ks, const Dims& d, const ForwardArgs& a, int 
   const bool training = a.gates != nullptr || a.cs != nullptr || a.hn != nullptr;
   const CellMath& cm = cell_math_for(ks);
   threads = std::max(1, threads);
-  // Batch 1 or 2 (inference): the recurrent GEMM is a GEMV, and the micro-kernel would spend
-  // most of its vector lanes on batch padding and one broadcast load per W_hh element; dot
-  // products of W_hh's rows in place with h (gemm/inner_product.h) read W_hh with full vector
-  // loads and skip its packing. Measured on Zen 4, 1 thread, AVX2 and AVX-512: LSTM h=512 T=25
-  // batch 1 1.7-2.4x and batch 2 1.4-1.6x faster, h=1024 batch 1 1.4-1.9x, GRU h=2816 1.7-1.8x;
-  // batch 4 ties or loses (h=1024: 0.8x).
-  const bool dot_products = N <= 2;
+  // Batch 1 to 4 (inference): the steps of forward_small_batch.cpp. Measured on Zen 4, 1 thread,
+  // against the micro-kernel steps: LSTM T=25 h=512 batch 1 3.3x, batch 2 2.2x, batch 4 1.2x
+  // faster, h=1024 batch 1 2.6x, batch 4 1.3x; LSTM h=256 T=150 batch 1 3x, batch 4 1.5x; GRU
+  // h=2816 batch 1 2x (AVX2; AVX-512 alike). At batch 8 the micro-kernel's lanes are full enough.
+  const bool small_batch = N <= 4;
 
   // Everything is allocated here, before the parallel region.
   Scratch xproj_buf(kXproj, GH * TN);
   float* const xproj = xproj_buf.get();
   // W_hh packed here unless prepared (scratch: a call with a plain dict then costs the packing
   // itself, not a fresh multi-MB allocation and its page faults).
-  Scratch packed_own(kPacked, a.packed == nullptr && !dot_products ? packed_forward_floats(ks, d.cell, H) : 0);
-  Scratch hpack_buf(kHpack, 2 * hpack_floats, /*zero=*/true);  // batch padding stays 0
+  Scratch packed_own(kPacked, a.packed == nullptr && !small_batch ? packed_forward_floats(ks, d.cell, H) : 0);
+  Scratch hpack_buf(kHpack, small_batch ? 0 : 2 * hpack_floats, /*zero=*/true);  // batch padding stays 0
   float* const hpack = hpack_buf.get();
   // Work items: (unit group, batch panel) pairs, split in contiguous runs so a thread owns whole
   // unit groups except at most one at each end of its run (balance when groups are few).
-  const int64_t items = groups * panels;
+  const int64_t items = small_batch ? ceil_div(H, 8) : groups * panels;
   const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, items)));
-  Scratch tiles_buf(kTiles, nt * G * MR * ldt);
+  Scratch tiles_buf(kTiles, nt * (small_batch ? small_batch_scratch_floats(d.cell) : G * MR * ldt));
   float* const tiles = tiles_buf.get();
   const bool lstm = d.cell == Cell::kLstm;
   Buffer c_own(lstm && a.cs == nullptr ? H * N : 0);
@@ -72,14 +71,14 @@ int forward(const gemm::KernelSet& ks, const Dims& d, const ForwardArgs& a, int 
   gemm::sgemm(ks, g, threads);
 
   const float* packed = a.packed;
-  if (packed == nullptr && !dot_products) {
+  if (packed == nullptr && !small_batch) {
     pack_forward(ks, d.cell, H, a.w_hh, packed_own.get(), threads);
     packed = packed_own.get();
   }
 
   // h0 into hs[0] and into the B panels of step 0; c0 transposed into the unit-major state.
   std::memcpy(a.hs, a.h0, static_cast<size_t>(N * H) * sizeof(float));
-  for (int64_t j = 0; j < N; ++j) {
+  for (int64_t j = 0; j < N && !small_batch; ++j) {
     float* const dst = hpack + (j / NR) * H * NR + j % NR;
     for (int64_t p = 0; p < H; ++p) dst[p * NR] = a.h0[j * H + p];
   }
@@ -97,6 +96,9 @@ int forward(const gemm::KernelSet& ks, const Dims& d, const ForwardArgs& a, int 
     if (gru_n) bias_hn.get()[r - 2 * H] = a.b_hh[r];
   }
 
+  if (small_batch) {
+    small_batch_steps(ks, cm, d, a, xproj, bias.get(), bias_hn.get(), c_base, training, tiles, nt);
+  } else {
 #pragma omp parallel num_threads(nt)
   {
     const int tid = omp_get_thread_num();
@@ -115,18 +117,11 @@ int forward(const gemm::KernelSet& ks, const Dims& d, const ForwardArgs& a, int 
         const int64_t c0 = b_lo * NR, cn = std::min(N, b_hi * NR) - c0;  // batch columns
         for (int64_t gi = 0; gi < G; ++gi)
           prefetch_rows(xproj + (gi * H + u0) * TN + t * N + c0, rows, TN, cn);
-        if (dot_products) {
-          // W_hh's rows in place against h_{t-1} as y holds it (batch-major, H contiguous).
-          for (int64_t gi = 0; gi < G; ++gi)
-            ks.inner_product(rows, cn, H, a.w_hh + (gi * H + u0) * H, H, a.hs + (t * N + c0) * H, H,
-                             tile + gi * MR * ldt + c0, ldt, 1.0f, 0.0f);
-        } else {
-          // Gate-major: each gate's A panel (mr x H) is reused from L1 across the batch panels.
-          for (int64_t gi = 0; gi < G; ++gi)
-            for (int64_t b = b_lo; b < b_hi; ++b)
-              ks.micro(H, packed + (u * G + gi) * MR * H, hcur + b * H * NR, tile + gi * MR * ldt + b * NR,
-                       ldt, 0.0f, rows, std::min(NR, N - b * NR));
-        }
+        // Gate-major: each gate's A panel (mr x H) is reused from L1 across the batch panels.
+        for (int64_t gi = 0; gi < G; ++gi)
+          for (int64_t b = b_lo; b < b_hi; ++b)
+            ks.micro(H, packed + (u * G + gi) * MR * H, hcur + b * H * NR, tile + gi * MR * ldt + b * NR,
+                     ldt, 0.0f, rows, std::min(NR, N - b * NR));
         for (int64_t b = b_lo; b < b_hi; ++b) {
           const int64_t j0 = b * NR, n = std::min(NR, N - j0);
           for (int64_t i = 0; i < rows; ++i) {
@@ -167,6 +162,7 @@ int forward(const gemm::KernelSet& ks, const Dims& d, const ForwardArgs& a, int 
       // overwriting the buffer of h_{t-1} while a slow one still reads it.
 #pragma omp barrier
     }
+  }
   }
 
   if (lstm && a.c_n != nullptr) {
