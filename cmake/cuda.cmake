@@ -1,5 +1,8 @@
-# CUDA extension (dlcb_kernels._cuda). DLCB_ENABLE_CUDA: AUTO builds it when a working CUDA
-# compiler is found, ON requires one (a missing nvcc is an error), OFF never builds it.
+# CUDA extension (dlcb_kernels._cuda). DLCB_ENABLE_CUDA: AUTO builds it when this machine has an
+# NVIDIA GPU (a /dev/nvidia0 device or a working `nvidia-smi -L`) and a working CUDA compiler; ON
+# builds it wherever nvcc works (a missing nvcc is an error: CI compiles it so); OFF never. The
+# CUDA build is about three quarters of an install's time, so a machine that cannot run it does
+# not pay for it.
 #
 # Kernels and runtime calls are compiled by nvcc into a static library behind a plain C++ API
 # (csrc/cuda/*.h); the pybind11 binding (csrc/cuda/*.cpp) is compiled by the host compiler, so
@@ -14,6 +17,22 @@ endif()
 if(DLCB_CUDA_MODE STREQUAL "OFF")
   message(STATUS "dlcb: CUDA extension not built: DLCB_ENABLE_CUDA=OFF")
   return()
+endif()
+
+if(DLCB_CUDA_MODE STREQUAL "AUTO")
+  set(_dlcb_gpu FALSE)
+  if(EXISTS "/dev/nvidia0")
+    set(_dlcb_gpu TRUE)
+  else()
+    execute_process(COMMAND nvidia-smi -L RESULT_VARIABLE _smi_status OUTPUT_VARIABLE _smi_out ERROR_QUIET)
+    if(_smi_status EQUAL 0 AND _smi_out MATCHES "GPU")
+      set(_dlcb_gpu TRUE)
+    endif()
+  endif()
+  if(NOT _dlcb_gpu)
+    message(STATUS "dlcb: CUDA extension not built: no NVIDIA GPU here (DLCB_ENABLE_CUDA=ON builds it anyway)")
+    return()
+  endif()
 endif()
 
 include(CheckLanguage)

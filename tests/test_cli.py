@@ -15,10 +15,10 @@ from dlcb_kernels import table
 FAST = ["--min-samples", "3", "--max-time", "0.2"]
 
 
-# Run from a directory outside the source tree: `python -m` puts the working directory first on
-# sys.path, where a source checkout's dlcb_kernels (without its built extension) would shadow
-# the installed package.
+# Commands run from a neutral directory, as a user's would; the repository root works too (the
+# package lives in src/, so nothing there shadows the installed one: see the test below).
 NEUTRAL_DIR = Path(tempfile.gettempdir())
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def dlcb(*args, timeout=300, **kwargs):
@@ -31,6 +31,15 @@ def test_help_lists_the_commands():
     assert out.returncode == 0
     for command in ("bench", "show", "devices", "merge"):
         assert command in out.stdout
+
+
+@pytest.mark.parametrize("command", ["bench", "bench comm", "show", "devices", "merge", "models", "predict", "scale",
+                                     "validate", "compare", "report"])
+def test_every_command_has_help(command):
+    # argparse %-formats help texts: a bare % in one crashed `dlcb compare --help`.
+    out = dlcb(*command.split(), "--help")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("usage: dlcb") and "Traceback" not in out.stderr
 
 
 def test_bench_custom_shapes_writes_a_valid_table_and_csv(tmp_path):
@@ -160,7 +169,94 @@ def test_interrupted_run_keeps_finished_records(tmp_path):
     assert proc.returncode == 130, err
     doc = table.load(path)
     assert doc["runs"][0]["status"] == "interrupted" and len(doc["records"]) >= 3
-    assert "interrupted" in err
+    assert "interrupted" in err and str(path.with_suffix(".csv")) in err
+    csv_rows = path.with_suffix(".csv").read_text().splitlines()
+    assert len(csv_rows) == 1 + len(doc["records"])  # the CSV of what finished, too
+    assert path.stat().st_mode & 0o777 == 0o666 & ~_umask()  # the user's umask, not mkstemp's 0600
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def test_commands_run_from_the_repository_root():
+    # `python -m dlcb_kernels ...` from a checkout once imported the source folder (no extension
+    # there) and failed with a misleading circular-import error.
+    out = subprocess.run([sys.executable, "-m", "dlcb_kernels", "--version"], capture_output=True, text=True,
+                         timeout=120, cwd=REPO_ROOT)
+    assert out.returncode == 0 and out.stdout.startswith("dlcb "), out.stderr
+    out = subprocess.run([sys.executable, "-m", "dlcb_kernels", "validate", "--help"], capture_output=True,
+                         text=True, timeout=120, cwd=REPO_ROOT)
+    assert out.returncode == 0, out.stderr
+
+
+def test_version():
+    out = dlcb("--version")
+    assert out.returncode == 0 and out.stdout.startswith("dlcb ")
+
+
+def one_error_line(out):
+    assert out.returncode == 1, (out.stdout, out.stderr)
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dlcb: error: "), out.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", [["show", "{d}"], ["merge", "{d}", "-o", "{o}"], ["compare", "{d}", "{d}"],
+                                     ["predict", "--table", "{d}", "--model", "DeepMNIST"]])
+def test_a_directory_as_the_table_is_one_error_line(tmp_path, command):
+    line = one_error_line(dlcb(*[a.format(d=tmp_path, o=tmp_path / "o.json") for a in command]))
+    assert "is a directory" in line
+
+
+def test_unwritable_outputs_are_refused_before_any_work(tmp_path, small_table):
+    (tmp_path / "file").write_text("x")
+    for output in (tmp_path, tmp_path / "file" / "t.json"):
+        line = one_error_line(dlcb("bench", "--shape", "8x8x8", *FAST, "-o", str(output)))
+        assert str(output) in line
+        one_error_line(dlcb("merge", str(small_table), "-o", str(output)))
+        one_error_line(dlcb("compare", str(small_table), str(small_table), "-o", str(output)))
+
+
+def test_deeply_nested_json_is_one_error_line(tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100000 + "]" * 100000)
+    assert "nested too deeply" in one_error_line(dlcb("show", str(path)))
+
+
+def test_a_closed_pipe_is_no_traceback(small_table):
+    proc = subprocess.Popen([sys.executable, "-m", "dlcb_kernels", "show", str(small_table)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=NEUTRAL_DIR)
+    proc.stdout.readline()
+    proc.stdout.close()  # as `| head -1` does
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+@pytest.mark.parametrize("edit,where", [
+    (lambda d: d["records"][0].update(stats="fast"), "records[0].stats"),
+    (lambda d: d["runs"][0].pop("run_id"), "runs[0] lacks the field 'run_id'"),
+    (lambda d: d["records"][0].update(problem=7), "records[0].problem"),
+    (lambda d: d["devices"][0].update(peaks="many"), "devices[0].peaks"),
+    (lambda d: d["records"][0]["stats"].update(median=float("nan")), "records[0].stats.median must be a finite"),
+    (lambda d: d["records"][0]["stats"].update(median=-1.0), "records[0].stats.median must be > 0"),
+    (lambda d: d["records"][0]["stats"].update(median=0), "records[0].stats.median must be > 0"),
+    (lambda d: d.update(schema_version=0), "schema_version must be >= 1"),
+    (lambda d: d["records"][0].update(status="great"), "records[0].status must be one of"),
+])
+def test_tables_of_the_wrong_structure_are_refused_naming_the_field(tmp_path, small_table, edit, where):
+    doc = json.loads(small_table.read_text())
+    edit(doc)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    for command in (["show", str(bad)], ["predict", "--table", str(bad), "--model", "DeepMNIST"],
+                    ["compare", str(small_table), str(bad)], ["report", str(bad), "-o", str(tmp_path / "report")]):
+        assert where in one_error_line(dlcb(*command)), command
 
 
 def test_killed_run_leaves_valid_json(tmp_path):

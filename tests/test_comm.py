@@ -159,14 +159,16 @@ def test_interconnect_from_table_uses_regimes_and_picks_the_rank_count():
 
 def test_merge_concatenates_communication_and_keeps_what_each_device_block_knows():
     kernels, comm = table.new_table(), table.new_table()
-    kernels["devices"].append({"id": "cpu:h", "name": "CPU", "peaks": {"fp32": 1}})
+    kernels["devices"].append({"id": "cpu:h", "name": "CPU", "peaks": {"fp32": {"measured_gflops": 1.0}}})
     comm["devices"].append({"id": "cpu:h", "name": "other", "ranks": [0, 1]})
     kernels["communication"] = {}
-    comm["communication"] = {"measurements": [{"a": 1}], "fits": [{"b": 2}]}
+    measurement = {"collective": "allreduce", "backend": "mpi", "nbytes": 8, "ranks": 2}
+    comm["communication"] = {"measurements": [measurement], "fits": [{"b": 2}]}
     second = json.loads(json.dumps(comm))
     merged = table.merge([kernels, comm, dict(second, runs=[])])
-    assert merged["devices"] == [{"id": "cpu:h", "name": "CPU", "peaks": {"fp32": 1}, "ranks": [0, 1]}]
-    assert merged["communication"] == {"measurements": [{"a": 1}, {"a": 1}], "fits": [{"b": 2}, {"b": 2}]}
+    assert merged["devices"] == [{"id": "cpu:h", "name": "CPU", "peaks": {"fp32": {"measured_gflops": 1.0}},
+                                  "ranks": [0, 1]}]
+    assert merged["communication"] == {"measurements": [measurement, measurement], "fits": [{"b": 2}, {"b": 2}]}
 
 
 # Runs --------------------------------------------------------------------------------------------

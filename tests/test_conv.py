@@ -2,6 +2,8 @@
 reference, against each other (adjoint identities), against torch when it imports, and their
 argument checks."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -413,6 +415,89 @@ def test_nan_and_inf_propagate(rng):
     w[0, 0, 0, 0] = np.nan
     assert np.isnan(dk.conv2d_backward_data(dy, w, input_shape=x.shape, **kw)).any()
     assert np.isnan(dk.conv2d_backward_filter(x, dy, weight_shape=w.shape, **kw)).any()
+
+
+def direct(x_shape, w_shape, stride, pad, dil, groups):
+    """Every (n, k, p, q, c, r, s) term of the convolution whose input pixel is real (zero padding
+    contributes no term at all), for the direct references below."""
+    n_, c_, h, wd = x_shape
+    k_, cg, r_, s_ = w_shape
+    p_, q_ = out_size(h, r_, stride[0], pad[0], dil[0]), out_size(wd, s_, stride[1], pad[1], dil[1])
+    kg = k_ // groups
+    for n in range(n_):
+        for k in range(k_):
+            for p in range(p_):
+                for q in range(q_):
+                    for ci in range(cg):
+                        for r in range(r_):
+                            for s in range(s_):
+                                hh, ww = p * stride[0] - pad[0] + r * dil[0], q * stride[1] - pad[1] + s * dil[1]
+                                if 0 <= hh < h and 0 <= ww < wd:
+                                    yield n, k, p, q, (k // kg) * cg + ci, ci, r, s, hh, ww
+
+
+NONFINITE_CASES = [  # (x shape, w shape, stride, pad, dilation, groups): one per algorithm family
+    ((1, 1, 4, 4), (1, 1, 3, 3), 1, 1, 1, 1),     # the report's case: flipped-forward backward data
+    ((2, 3, 6, 7), (4, 3, 3, 3), 1, 1, 1, 1),
+    ((2, 2, 7, 7), (3, 2, 3, 3), 2, 1, 1, 1),     # strided: gemm-col2im, phase planes
+    ((2, 4, 5, 5), (6, 2, 3, 3), 1, 2, 2, 2),     # dilated, grouped
+    ((1, 3, 5, 5), (2, 3, 1, 1), 2, 1, 1, 1),     # padded 1x1: gemm-1x1-gathered
+    ((1, 1, 5, 9), (2, 1, 5, 9), 1, (2, 0), 1, 1),  # filter spanning the whole width
+]
+
+
+@pytest.mark.parametrize("case", NONFINITE_CASES, ids=lambda c: f"x{c[0]}-w{c[1]}-s{c[2]}-p{c[3]}")
+def test_nonfinite_values_never_meet_padding(rng, case):
+    # One infinite weight must not turn dy's or x's zero padding into NaN: the result is the
+    # convolution's own terms (as PyTorch gives), whatever algorithm runs.
+    x_shape, w_shape, stride, pad, dil, groups = case
+    stride, pad, dil = pair(stride), pair(pad), pair(dil)
+    x = rng.uniform(0.5, 1, x_shape).astype(np.float32)  # no zeros: inf * x stays inf
+    w = rng.uniform(0.5, 1, w_shape).astype(np.float32)
+    w[0, 0, 0, 0], w[-1, -1, -1, -1] = np.inf, -np.inf
+    kw = dict(stride=stride, padding=pad, dilation=dil, groups=groups)
+    y = np.zeros((x_shape[0], w_shape[0], out_size(x_shape[2], w_shape[2], stride[0], pad[0], dil[0]),
+                  out_size(x_shape[3], w_shape[3], stride[1], pad[1], dil[1])))
+    dy = rng.uniform(0.5, 1, y.shape).astype(np.float32)
+    dx, dw = np.zeros(x_shape), np.zeros(w_shape)
+    dy_bad = dy.copy()
+    dy_bad[0, 0, 0, 0] = np.inf
+    with np.errstate(invalid="ignore"):  # inf + -inf is NaN here as in the kernels
+        for n, k, p, q, c, ci, r, s, hh, ww in direct(x_shape, w_shape, stride, pad, dil, groups):
+            y[n, k, p, q] += float(x[n, c, hh, ww]) * float(w[k, ci, r, s])
+            dx[n, c, hh, ww] += float(dy[n, k, p, q]) * float(w[k, ci, r, s])
+            dw[k, ci, r, s] += float(x[n, c, hh, ww]) * float(dy_bad[n, k, p, q])
+        got_y = dk.conv2d(x, w, **kw)
+        got_dx = dk.conv2d_backward_data(dy, w, input_shape=x_shape, **kw)
+        got_dw = dk.conv2d_backward_filter(x, dy_bad, weight_shape=w_shape, **kw)
+    for got, want in ((got_y, y), (got_dx, dx), (got_dw, dw)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)  # NaN and inf where the terms have them
+
+
+def rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads the RSS from /proc")
+def test_huge_padding_builds_no_giant_planes_and_keeps_no_scratch():
+    # 8x8 image, padding 6000, stride 4: stride-squared phase planes would be 576 MB of zeros.
+    x, w = np.ones((1, 1, 8, 8), np.float32), np.ones((1, 1, 3, 3), np.float32)
+    before = rss_bytes()
+    for direction in ("fwd", "bwd_filter"):
+        if direction == "fwd":
+            y, info = dk.conv2d_with_info(x, w, stride=4, padding=6000)
+        else:
+            y, info = dk.conv2d_backward_filter_with_info(x, np.ones((1, 1, 3002, 3002), np.float32),
+                                                          weight_shape=w.shape, stride=4, padding=6000)
+        assert "shifted" not in info["algorithm"]
+        del y
+    assert rss_bytes() - before < 100 << 20
+
+
+def test_padding_that_cannot_fit_in_memory_is_refused_before_allocating():
+    with pytest.raises(ValueError, match=r"padding \(1099511627776, 0\).*GiB, more than this machine"):
+        dk.conv2d(np.ones((1, 1, 8, 8), np.float32), np.ones((1, 1, 3, 3), np.float32), padding=(2**40, 0))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -401,3 +401,50 @@ def test_dlcb_isa_the_cpu_lacks_names_the_available_ones(monkeypatch):
     pretend_no_avx512(monkeypatch)
     with pytest.raises(ValueError, match="DLCB_ISA 'avx512' is not supported by this CPU; available"):
         dk.resolve_isa()
+
+
+@pytest.mark.parametrize("threads", [10**6, 2**31, 2**70])
+def test_threads_are_capped_with_a_clear_error(threads):
+    # libgomp aborts the process when it cannot create a thread: refused before any native call.
+    with pytest.raises(ValueError, match="threads must be at most"):
+        dk.gemm(A, B, threads=threads)
+
+
+def test_omp_num_threads_beyond_the_cap_is_an_error_not_an_abort():
+    import os
+    import subprocess
+    import sys
+
+    code = "import numpy as np, dlcb_kernels as dk; dk.gemm(np.ones((4, 4), np.float32), np.ones((4, 4), np.float32))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OMP_NUM_THREADS": "100000"})
+    assert done.returncode == 1 and "OMP_NUM_THREADS asks for 100000 threads" in done.stderr
+
+
+def misaligned(x):
+    """A copy of x that starts one byte into its buffer (numpy allows it; float loads there are
+    undefined behaviour in C++)."""
+    raw = np.zeros(x.nbytes + 1, np.uint8)
+    view = raw[1:].view(np.float32).reshape(x.shape)
+    view[...] = x
+    assert not view.flags.aligned
+    return view
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_misaligned_arrays_are_copied_or_refused(rng, isa):
+    a, b = operands(rng, 13, 17, 19, False, True)
+    c = misaligned(np.zeros((13, 17), np.float32))
+    got = dk.gemm(misaligned(a), misaligned(b), trans_b=True, c=c, isa=isa)
+    assert got is c
+    assert_close(c, reference(a, b, False, True), 19)
+    from dlcb_kernels import _cpu
+
+    with pytest.raises(ValueError, match="not aligned"):  # the native entry point itself
+        _cpu.sgemm(misaligned(a), b, np.zeros((13, 17), np.float32), False, True, 1.0, 0.0, isa, 1)
+
+
+def test_output_that_cannot_fit_in_memory_is_refused_before_allocating():
+    wide = np.lib.stride_tricks.as_strided(np.ones(1, np.float32), shape=(2**20, 1), strides=(0, 0))
+    with pytest.raises(ValueError, match=r"C \(1048576 x 1048576\) would need 4096 GiB"):
+        dk.gemm(wide, wide.T)

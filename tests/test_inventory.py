@@ -30,12 +30,12 @@ from mpi_support import mpi_env, mpiexec_command, needs_mpi, without_launcher
 TINY_BENCH = ["bench", "--shape", "64x64x64", "--impl", "ours", "--threads", "1",
               "--min-samples", "3", "--max-time", "0.2"]
 # The variables by which MPI launchers announce a job: a test run under one must not pass them on.
-def test_without_a_launcher_bench_is_one_process_and_says_so(tmp_path):
+def test_without_a_launcher_bench_is_one_process_quietly(tmp_path):
     out = tmp_path / "single.json"
     done = subprocess.run([sys.executable, "-m", "dlcb_kernels", *TINY_BENCH, "-o", str(out)], check=False,
                           capture_output=True, text=True, timeout=120, cwd=tmp_path, env=without_launcher())
     assert done.returncode == 0, done.stderr
-    assert "dlcb bench: single process: not started by mpirun/mpiexec" in done.stderr
+    assert "mpi" not in done.stderr.lower()  # no MPI talk on a single-process run
     doc = table.load(out)
     (device,) = doc["devices"]
     assert device["id"] == f"cpu:{device['hostname']}"

@@ -481,17 +481,20 @@ def test_rnn_cell_messages_name_its_arguments(rng):
 
 
 def test_more_threads_than_work(rng):
-    x, h0, c0, w = make(rng, "lstm", 2, 3, 4, 5)
-    out = dk.rnn(x, h0, w, cell="lstm", c0=c0, threads=64, training=True)
+    from dlcb_kernels import _cpu
+
+    most = _cpu.thread_limit()  # the most threads a call may ask for here
+    x, h0, c0, w = make(rng, "lstm", 2, 8, 4, 5)  # batch 8: the micro-kernel steps
+    out = dk.rnn(x, h0, w, cell="lstm", c0=c0, threads=most, training=True)
     # one thread per unit group of mr hidden units (one batch panel): 1 on AVX2 and AVX-512
     assert out.threads == -(-5 // dk.kernel_info()["mr"])
     ref = dk.rnn(x, h0, w, cell="lstm", c0=c0, threads=1, training=True)
     np.testing.assert_array_equal(out.y, ref.y)
-    g64 = dk.rnn_backward(out, np.ones_like(out.y), threads=64)
+    g64 = dk.rnn_backward(out, np.ones_like(out.y), threads=most)
     g1 = dk.rnn_backward(ref, np.ones_like(ref.y), threads=1)
     for k in g1:
         np.testing.assert_allclose(g64[k], g1[k], rtol=1e-5, atol=1e-6)
-    dk.prepare_rnn_weights(w, "lstm", threads=64)
+    dk.prepare_rnn_weights(w, "lstm", threads=most)
 
 
 def test_native_binding_rechecks_shapes(rng):
@@ -508,3 +511,31 @@ def test_native_binding_rechecks_shapes(rng):
                    ("cell", "gru")]:
         with pytest.raises((ValueError, TypeError)):
             _cpu.rnn_forward(**dict(args, **{k: bad}))
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("cell,nonlinearity", [("vanilla", "tanh"), ("lstm", "relu")])
+@pytest.mark.parametrize("N", [1, 16])  # both forward step paths
+def test_tanh_keeps_relative_precision_near_zero(rng, isa, cell, nonlinearity, N):
+    # Tiny pre-activations (1e-9 .. 1e-5): tanh(a) ~ a, so the output must match the float64
+    # reference relative to its own size, not only to 1 (1 - 2 / (e^2a + 1) gave 0 at 1e-8).
+    x, h0, c0, w = make(rng, cell, 2, N, 5, 7)
+    x = np.abs(x)  # all terms positive: no cancellation in the pre-activation sums themselves
+    for scale in (1e-9, 1e-7, 1e-5):
+        ws = {k: np.abs(v) * np.float32(scale) for k, v in w.items()}
+        h0s = np.abs(h0) * np.float32(scale)
+        c0s = None if c0 is None else np.abs(c0) * np.float32(scale)
+        out = dk.rnn(x, h0s, ws, cell=cell, nonlinearity=nonlinearity, c0=c0s, isa=isa)
+        want = ref_forward(x, h0s, ws, cell, c0s, nonlinearity)[0]
+        rel = np.abs(out.y - want) / np.maximum(np.abs(want), 1e-30)
+        assert rel.max() < 1e-5, (scale, rel.max())
+
+
+def test_misaligned_arrays_are_copied(rng):
+    from test_gemm import misaligned
+
+    x, h0, c0, w = make(rng, "lstm", 3, 2, 5, 7)
+    want = dk.rnn(x, h0, w, cell="lstm", c0=c0)
+    got = dk.rnn(misaligned(x), misaligned(h0), {k: misaligned(v) for k, v in w.items()}, cell="lstm",
+                 c0=misaligned(c0))
+    np.testing.assert_array_equal(got.y, want.y)

@@ -8,7 +8,9 @@
 #include <cstdint>
 #include <string>
 
+#include "common/thread_limit.h"
 #include "conv/conv.h"
+#include "conv/scratch.h"
 #include "gemm/gemm.h"
 
 namespace py = pybind11;
@@ -23,6 +25,8 @@ std::array<int64_t, 4> dims_of(const py::array& a, const char* name) {
     throw py::type_error(std::string(name) + " must be a float32 array");
   if (a.ndim() != 4) throw py::value_error(std::string(name) + " must be 4-D");
   if (!(a.flags() & py::array::c_style)) throw py::value_error(std::string(name) + " must be C-contiguous");
+  if (reinterpret_cast<uintptr_t>(a.data()) % alignof(float) != 0)
+    throw py::value_error(std::string(name) + " is not aligned to 4 bytes (copy it)");
   return {a.shape(0), a.shape(1), a.shape(2), a.shape(3)};
 }
 
@@ -61,7 +65,9 @@ const dlcb::gemm::KernelSet& kernels(const std::string& isa) {
 py::tuple result(const ConvRun& r) { return py::make_tuple(r.algorithm, r.threads, r.parallel); }
 
 void require_threads(int threads) {
-  if (threads < 1) throw py::value_error("threads must be >= 1");
+  if (threads < 1 || threads > dlcb::thread_limit())
+    throw py::value_error("threads must be between 1 and " + std::to_string(dlcb::thread_limit()) + ", got " +
+                          std::to_string(threads));
 }
 
 py::tuple forward(const py::array& x, const py::array& w, py::array& y, int64_t sh, int64_t sw, int64_t ph,
@@ -77,6 +83,7 @@ py::tuple forward(const py::array& x, const py::array& w, py::array& y, int64_t 
   ConvRun run;
   {
     py::gil_scoped_release release;
+    const dlcb::conv::ScratchTrim trim;  // on this thread, whose scratch the call used
     run = dlcb::conv::forward(ks, s, xp, wp, yp, threads);
   }
   return result(run);
@@ -95,6 +102,7 @@ py::tuple backward_data(const py::array& dy, const py::array& w, py::array& dx, 
   ConvRun run;
   {
     py::gil_scoped_release release;
+    const dlcb::conv::ScratchTrim trim;  // on this thread, whose scratch the call used
     run = dlcb::conv::backward_data(ks, s, dyp, wp, dxp, threads);
   }
   return result(run);
@@ -113,6 +121,7 @@ py::tuple backward_filter(const py::array& x, const py::array& dy, py::array& dw
   ConvRun run;
   {
     py::gil_scoped_release release;
+    const dlcb::conv::ScratchTrim trim;  // on this thread, whose scratch the call used
     run = dlcb::conv::backward_filter(ks, s, xp, dyp, dwp, threads);
   }
   return result(run);

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "common/thread_limit.h"
 #include "gemm/gemm.h"
 #include "rnn/rnn.h"
 
@@ -42,6 +43,8 @@ const float* input(const py::handle& obj, const char* name, const std::vector<in
   auto arr = py::reinterpret_borrow<py::array>(obj);
   if (!arr.dtype().is(py::dtype::of<float>())) throw py::type_error(std::string(name) + " must be float32");
   if (!(arr.flags() & py::array::c_style)) throw py::value_error(std::string(name) + " must be C-contiguous");
+  if (reinterpret_cast<uintptr_t>(arr.data()) % alignof(float) != 0)
+    throw py::value_error(std::string(name) + " is not aligned to 4 bytes (copy it)");
   bool ok = arr.ndim() == static_cast<py::ssize_t>(shape.size());
   for (size_t i = 0; ok && i < shape.size(); ++i) ok = arr.shape(i) == shape[i];
   if (!ok) throw py::value_error(std::string(name) + " must have shape " + shape_str(shape));
@@ -80,7 +83,9 @@ Sizes sizes_of(const std::string& cell_name, const py::array& x, const py::array
 }
 
 int check_threads(int threads) {
-  if (threads < 1) throw py::value_error("threads must be >= 1");
+  if (threads < 1 || threads > dlcb::thread_limit())
+    throw py::value_error("threads must be between 1 and " + std::to_string(dlcb::thread_limit()) + ", got " +
+                          std::to_string(threads));
   return threads;
 }
 

@@ -2,6 +2,7 @@
 #include <omp.h>
 #include <pybind11/pybind11.h>
 
+#include "common/thread_limit.h"
 #include "common/cpu_features.h"
 
 namespace py = pybind11;
@@ -23,6 +24,8 @@ PYBIND11_MODULE(_cpu, m) {
   });
   m.def("omp_max_threads", [] { return omp_get_max_threads(); },
         "OpenMP's default team size (follows OMP_NUM_THREADS).");
+  m.def("thread_limit", &dlcb::thread_limit,
+        "The most threads a kernel may be asked for: 4 per CPU this process can run on, at most 1024.");
   m.attr("compiler") = DLCB_COMPILER_ID " " DLCB_COMPILER_VERSION;
   m.attr("build_revision") = DLCB_BUILD_REVISION;
   bind_conv(m);

@@ -181,6 +181,15 @@ double shifted_useful_fraction(const ConvShape& sh) {
   return rows > 0 ? static_cast<double>(sh.pq()) / static_cast<double>(rows) : 0.0;
 }
 
+// The phase planes of an image, stride_h * stride_w of them per channel, stay within a few times
+// what the image and its output hold: with a large padding and stride (a 8x8 image, padding
+// 6000, stride 4) they would be gigabytes, nearly all zeros, where the implicit im2col reads
+// the image itself.
+bool phase_planes_fit(const ConvShape& sh) {
+  const double planes = static_cast<double>(sh.c) * sh.stride_h * sh.stride_w * phase_rows(sh) * phase_cols(sh);
+  return planes <= 4.0 * (static_cast<double>(sh.c) * sh.h * sh.w + static_cast<double>(sh.k) * sh.pq());
+}
+
 bool use_shifted(const ConvShape& sh) {
   static const int64_t forced = env_int("DLCB_CONV_SHIFTED", -1);
   const bool possible = sh.groups == 1 && sh.stride_h <= kMaxStride && sh.stride_w <= kMaxStride &&
@@ -188,7 +197,8 @@ bool use_shifted(const ConvShape& sh) {
                         sh.p > 0 && sh.q > 0;
   if (!possible || forced == 0) return false;
   if (forced > 0) return true;
-  return sh.k <= kMaxFilters && grid_rows(sh) >= kMinRows && shifted_useful_fraction(sh) >= kMinUsefulFraction;
+  return sh.k <= kMaxFilters && grid_rows(sh) >= kMinRows && shifted_useful_fraction(sh) >= kMinUsefulFraction &&
+         phase_planes_fit(sh);
 }
 
 ConvRun shifted_forward(const gemm::KernelSet& ks, const ConvShape& sh, const float* x, const float* w,

@@ -36,6 +36,7 @@ int64_t phase_rows(const ConvShape& sh);
 int64_t phase_cols(const ConvShape& sh);
 int64_t grid_rows(const ConvShape& sh);
 std::vector<int64_t> tap_offsets(const ConvShape& sh);
+bool phase_planes_fit(const ConvShape& sh);  // the planes within a few times the image and output
 void pad_phase_planes(const ConvShape& sh, int64_t hp, int64_t wp, const float* xn, int64_t r0, int64_t r1,
                       float* xp);
 

@@ -104,7 +104,7 @@ bool use_shifted_backward_filter(const ConvShape& sh) {
   const bool possible = sh.groups == 1 && sh.stride_h <= kMaxStride && sh.stride_w <= kMaxStride &&
                         !(sh.r == 1 && sh.s == 1) && sh.p > 0 && sh.q > 0;
   if (!possible || forced == 0) return false;
-  return forced > 0 || shifted_useful_fraction(sh) >= min_useful_fraction(sh);
+  return forced > 0 || (shifted_useful_fraction(sh) >= min_useful_fraction(sh) && phase_planes_fit(sh));
 }
 
 ConvRun shifted_backward_filter(const gemm::KernelSet& ks, const ConvShape& sh, const float* x, const float* dy,

@@ -27,6 +27,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from . import schema
+
 SCHEMA = "dlcb-kernels/throughput-table"
 SCHEMA_VERSION = 1
 RECORD_STATUSES = ("ok", "failed", "error", "unavailable", "skipped")
@@ -58,22 +60,14 @@ def validate(doc, source: str = "table") -> dict:
     if version > SCHEMA_VERSION:
         raise TableError(f"{source} has schema version {version}; this dlcb-kernels reads up to "
                          f"{SCHEMA_VERSION}: upgrade dlcb-kernels")
-    for key in ("runs", "devices", "records"):
-        if not isinstance(doc.get(key), list):
-            raise TableError(f"{source}: {key!r} must be a list")
-    device_ids = set()
-    for i, device in enumerate(doc["devices"]):
-        if not isinstance(device, dict) or not isinstance(device.get("id"), str):
-            raise TableError(f"{source}: devices[{i}] has no string id")
-        device_ids.add(device["id"])
+    try:
+        schema.check(doc, source=source)  # every field a reader uses, typed (data/table.schema.json)
+    except schema.SchemaError as exc:
+        raise TableError(str(exc)) from None
+    device_ids = {device["id"] for device in doc["devices"]}
     for i, record in enumerate(doc["records"]):
-        if not isinstance(record, dict):
-            raise TableError(f"{source}: records[{i}] is not an object")
-        for key in ("op", "problem", "implementation", "dtype", "cache", "status", "device_id"):
-            if key not in record:
-                raise TableError(f"{source}: records[{i}] lacks {key!r}")
-        if record["status"] not in RECORD_STATUSES:
-            raise TableError(f"{source}: records[{i}] has unknown status {record['status']!r}")
+        if record["status"] == "ok" and not isinstance(record.get("stats"), dict):
+            raise TableError(f"{source}: records[{i}] is ok but has no stats")
         if record["device_id"] not in device_ids:
             raise TableError(f"{source}: records[{i}] names device {record['device_id']!r}, which is not in devices")
     doc.setdefault("communication", {})
@@ -86,13 +80,36 @@ def load(path) -> dict:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise FileNotFoundError(f"no such table file: {path}") from None
+    except IsADirectoryError:
+        raise TableError(f"{path} is a directory, not a table file") from None
+    except PermissionError:
+        raise TableError(f"{path} cannot be read (permission denied)") from None
     except UnicodeDecodeError:
         raise TableError(f"{path} is not a text file") from None
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise TableError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+    except RecursionError:
+        raise TableError(f"{path} is nested too deeply to be a throughput table") from None
     return validate(doc, str(path))
+
+
+def require_writable(path) -> Path:
+    """Path, checked before any work is done to fill it: not a directory, its folder a folder
+    (created if missing) that this user may write in. ValueError naming the path otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"output {path} is a directory; name a file in it")
+    folder = path.parent
+    for above in (folder, *folder.parents):
+        if above.exists():
+            if not above.is_dir():
+                raise ValueError(f"output {path} cannot be created: {above} is a file, not a folder")
+            if not os.access(above, os.W_OK | os.X_OK):
+                raise ValueError(f"output {path} cannot be created: no permission to write in {above}")
+            break
+    return path
 
 
 def write_text_atomic(path, text: str) -> None:
@@ -106,11 +123,18 @@ def write_text_atomic(path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; a file the user writes follows the umask
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it
+    os.umask(mask)
+    return mask
 
 
 def write_atomic(path, doc: dict) -> None:

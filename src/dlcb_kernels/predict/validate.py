@@ -40,6 +40,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .._validate import require_threads
 from ..layer_runners import (
     SGD_LR,
     SGD_MOMENTUM,
@@ -304,7 +305,7 @@ def format_rows(rows: list[dict], summary: list[dict], held_out: dict | None = N
             lines.append("  no records to cross-validate")
     lines.append("")
     lines.append("execution: layer-sequence (each layer on an input of its declared shape; see "
-                 "dlcb_kernels/predict/validate.py)")
+                 "src/dlcb_kernels/predict/validate.py)")
     return "\n".join(lines)
 
 
@@ -400,7 +401,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-time", type=float, default=0.5,
                         help="seconds of samples per record before giving up on the noise target (default 0.5)")
     args = parser.parse_args(argv)
-    from .. import _cpu
 
     try:
         names = [n.strip() for n in args.models.split(",") if n.strip()]
@@ -413,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.max_time <= 0:
             raise ValueError(f"--max-time must be > 0, got {args.max_time}")
         models = resolve_models(names)
-        threads = args.threads or _cpu.omp_max_threads()
+        threads = require_threads(args.threads)
         make_table(args.make_table, models, parse_batches(models, args.batch), threads, impls=impls,
                    max_time=args.max_time)
     except (ValueError, FileNotFoundError) as exc:

@@ -11,7 +11,9 @@ transposing copies: x, dy and results are (N, H, W, C) / (N, P, Q, K), the filte
 
 Inputs that are not C-contiguous are copied to contiguous arrays first. A batch of zero images
 (N = 0) is allowed and gives an empty result (for the filter gradient, zeros: an empty sum).
-NaN and Inf propagate like any other value. Every argument is checked before native code runs;
+NaN and Inf propagate like any other value, over the taps that read real pixels only: zero
+padding contributes nothing, even against an infinite weight (ops/conv_nonfinite.py), whichever
+algorithm runs. Every argument is checked before native code runs;
 errors name the argument (TypeError for a wrong kind of value, ValueError for a bad value).
 """
 
@@ -21,16 +23,19 @@ import numpy as np
 
 from .. import _cpu
 from .._validate import (
+    contiguous,
     require_array,
     require_choice,
     require_dtype,
     require_int,
     require_int_pair,
+    require_memory,
     require_ndim,
     require_output,
     require_threads,
 )
 from ..device_array import is_device_array
+from . import conv_nonfinite
 from .gemm import resolve_isa
 
 LAYOUTS = ("NCHW", "NHWC")
@@ -45,7 +50,7 @@ class _Params:
         self.dilation = require_int_pair(dilation, "dilation", 1)
         self.groups = require_int(groups, "groups", 1)
         self.layout = require_choice(layout, "layout", LAYOUTS)
-        self.threads = require_threads(threads, _cpu.omp_max_threads())
+        self.threads = require_threads(threads)
         self.isa = resolve_isa(isa)
 
     def native(self):
@@ -97,7 +102,7 @@ def _to_nchw(x: np.ndarray, layout: str) -> np.ndarray:
     """A C-contiguous NCHW array with x's values (x itself when it already is one)."""
     if layout == "NHWC":
         x = x.transpose(0, 3, 1, 2)
-    return np.ascontiguousarray(x)
+    return contiguous(x)
 
 
 def _shape4(shape, name: str) -> tuple[int, int, int, int]:
@@ -124,7 +129,13 @@ def _check_geometry(p, nchw, kcrs, *, x_name: str, x_shown, w_name: str, w_index
     if cg * p.groups != c:
         raise ValueError(f"channel mismatch: {x_name} has C={c} channels but {w_index}[1] * groups = {cg} * "
                          f"{p.groups} = {cg * p.groups}")
-    return p.output_size((h, wd), (r, s))
+    pq = p.output_size((h, wd), (r, s))
+    # The output, a copy of the input and of the filters, and the zero-padded planes some
+    # algorithms read: checked before anything is copied or allocated.
+    padded = n * c * (h + 2 * p.padding[0]) * (wd + 2 * p.padding[1])
+    require_memory(4 * (n * k * pq[0] * pq[1] + n * c * h * wd + k * cg * r * s + padded),
+                   f"this convolution ({x_name} {tuple(x_shown)}, padding {p.padding}, stride {p.stride})")
+    return pq
 
 
 def nchw_shape(shape, layout):
@@ -175,9 +186,12 @@ def conv2d_with_info(x, w, *, stride=(1, 1), padding=(0, 0), dilation=(1, 1), gr
     y_shape = (n, k, *pq)
     if out is not None:
         out = require_output(out, "out", layout_shape(y_shape, p.layout), np.float32, {"x": x_in, "w": w_in})
-    x_n, w_n = _to_nchw(x_in, p.layout), np.ascontiguousarray(w_in)
-    y = out if (out is not None and p.layout == "NCHW") else np.empty(y_shape, np.float32)
+    x_n, w_n = _to_nchw(x_in, p.layout), contiguous(w_in)
+    w_n, w_bad = conv_nonfinite.split(w_n)
+    y = out if (out is not None and p.layout == "NCHW" and out.flags.aligned) else np.empty(y_shape, np.float32)
     algorithm, used, _ = _cpu.conv2d_forward(x_n, w_n, y, *p.native())
+    if w_bad is not None:
+        conv_nonfinite.add_forward(y, x_n, w_bad, p.stride, p.padding, p.dilation, p.groups)
     return _finish(y, out, p.layout, algorithm, used)
 
 
@@ -227,9 +241,12 @@ def conv2d_backward_data_with_info(dy, w, *, input_shape, stride=(1, 1), padding
     dx_shape = (n, c, h, wd)
     if out is not None:
         out = require_output(out, "out", layout_shape(dx_shape, p.layout), np.float32, {"dy": dy_in, "w": w_in})
-    dy_n, w_n = _to_nchw(dy_in, p.layout), np.ascontiguousarray(w_in)
-    dx = out if (out is not None and p.layout == "NCHW") else np.empty(dx_shape, np.float32)
+    dy_n, w_n = _to_nchw(dy_in, p.layout), contiguous(w_in)
+    w_n, w_bad = conv_nonfinite.split(w_n)
+    dx = out if (out is not None and p.layout == "NCHW" and out.flags.aligned) else np.empty(dx_shape, np.float32)
     algorithm, used, _ = _cpu.conv2d_backward_data(dy_n, w_n, dx, *p.native())
+    if w_bad is not None:
+        conv_nonfinite.add_backward_data(dx, dy_n, w_bad, p.stride, p.padding, p.dilation, p.groups)
     return _finish(dx, out, p.layout, algorithm, used)
 
 
@@ -279,9 +296,15 @@ def conv2d_backward_filter_with_info(x, dy, *, weight_shape, stride=(1, 1), padd
     if out is not None:
         out = require_output(out, "out", dw_shape, np.float32, {"x": x_in, "dy": dy_in})
     x_n, dy_n = _to_nchw(x_in, p.layout), _to_nchw(dy_in, p.layout)
-    dw = out if out is not None else np.empty(dw_shape, np.float32)
+    dy_n, dy_bad = conv_nonfinite.split(dy_n)
+    dw = out if out is not None and out.flags.aligned else np.empty(dw_shape, np.float32)
     algorithm, used, _ = _cpu.conv2d_backward_filter(x_n, dy_n, dw, *p.native())
+    if dy_bad is not None:
+        conv_nonfinite.add_backward_filter(dw, x_n, dy_bad, p.stride, p.padding, p.dilation, p.groups)
     name = ("nhwc-transpose+" if p.layout == "NHWC" else "") + algorithm
+    if out is not None and dw is not out:  # out not aligned: computed beside it
+        out[...] = dw
+        dw = out
     return dw, {"algorithm": name, "threads": int(used)}
 
 

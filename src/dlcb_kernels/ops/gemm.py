@@ -17,6 +17,7 @@ from .._validate import (
     require_choice,
     require_dtype,
     require_int,
+    require_memory,
     require_ndim,
     require_real,
     require_threads,
@@ -161,7 +162,7 @@ def prepare_gemm(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c=N
     trans_b = require_bool(trans_b, "trans_b")
     alpha = require_real(alpha, "alpha")
     beta = require_real(beta, "beta")
-    threads = require_threads(threads, _cpu.omp_max_threads())
+    threads = require_threads(threads)
 
     m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
     k_b, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
@@ -173,6 +174,7 @@ def prepare_gemm(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c=N
     if c is None:
         if beta != 0.0:
             raise ValueError(f"beta={beta} needs c (the matrix to accumulate into)")
+        require_memory(4 * m * n, f"C ({m} x {n})")
         c = np.empty((m, n), dtype=np.float32)
         c_native = c
     else:
@@ -195,6 +197,16 @@ def prepare_gemm(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c=N
     if c.size == 0:
         return c, lambda: 1
     a, b = element_strided(a), element_strided(b)
+    if not c_native.flags.aligned:  # computed in an aligned copy, then written back
+        target = c_native
+
+        def run() -> int:
+            aligned = np.array(target)
+            used = _cpu.sgemm(a, b, aligned, trans_a, trans_b, alpha, beta, isa, threads)
+            target[...] = aligned
+            return used
+
+        return c, run
 
     def run() -> int:
         return _cpu.sgemm(a, b, c_native, trans_a, trans_b, alpha, beta, isa, threads)

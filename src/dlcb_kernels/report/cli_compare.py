@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from ..argtypes import non_negative_int, positive_float, positive_int
-from ..table import load, write_text_atomic
+from ..table import load, require_writable, write_text_atomic
 from .compare import (
     DEFAULT_CONFIDENCE,
     DEFAULT_RESAMPLES,
@@ -68,7 +68,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     compare.add_argument("new", type=Path, help="the table to judge against it (JSON)")
     compare.add_argument("--threshold", type=positive_float, default=DEFAULT_THRESHOLD,
                          help=f"relative change in time that counts (default: {DEFAULT_THRESHOLD}, i.e. "
-                              f"{DEFAULT_THRESHOLD:.0%})")
+                              f"{DEFAULT_THRESHOLD * 100:.0f}%%)")  # argparse %-formats help: %% is one %
     compare.add_argument("--confidence", type=_confidence, default=DEFAULT_CONFIDENCE,
                          help=f"of the bootstrap interval (default: {DEFAULT_CONFIDENCE})")
     compare.add_argument("--resamples", type=_resamples, default=DEFAULT_RESAMPLES,
@@ -94,6 +94,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
+    if args.output is not None:
+        require_writable(args.output)
     old_doc, new_doc = load(args.old), load(args.new)
     settings = CompareSettings(threshold=args.threshold, confidence=args.confidence, resamples=args.resamples,
                                seed=args.seed)

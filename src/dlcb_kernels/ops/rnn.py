@@ -32,10 +32,12 @@ import numpy as np
 
 from .. import _cpu
 from .._validate import (
+    contiguous,
     require_array,
     require_bool,
     require_choice,
     require_dtype,
+    require_memory,
     require_ndim,
     require_threads,
 )
@@ -74,14 +76,14 @@ class PreparedRnnWeights:
             for v in checked.values():
                 v.flags.writeable = False
         else:
-            checked = {k: np.ascontiguousarray(v) for k, v in checked.items()}
+            checked = {k: contiguous(v) for k, v in checked.items()}
         self.weights = checked
         self.hidden_size = checked["weight_hh"].shape[1]
         self.input_size = checked["weight_ih"].shape[1]
         self.packed = bool(pack)
         self._packed_fwd = self._packed_bwd = None
         if pack:
-            nt = require_threads(threads, _cpu.omp_max_threads())
+            nt = require_threads(threads)
             self._packed_fwd = _cpu.rnn_pack(cell, checked["weight_hh"], "forward", self.isa, nt)
             self._packed_bwd = _cpu.rnn_pack(cell, checked["weight_hh"], "backward", self.isa, nt)
 
@@ -217,7 +219,7 @@ def _forward(x, h0, weights, cell, c0, nonlinearity, training, threads, isa, nam
     if cell != "vanilla" and nonlinearity != "relu":
         raise ValueError(f"nonlinearity applies to the vanilla cell only; cell {cell!r} has fixed activations")
     training = require_bool(training, "training")
-    nt = require_threads(threads, _cpu.omp_max_threads())
+    nt = require_threads(threads)
     w = _resolve_weights(weights, cell, isa)
     H, I = w.hidden_size, w.input_size
     if x_name == "x":
@@ -237,11 +239,15 @@ def _forward(x, h0, weights, cell, c0, nonlinearity, training, threads, isa, nam
             c0 = _f32(c0, c_name, 2)
             if c0.shape != (N, H):
                 raise ValueError(f"{c_name} must have shape (N, H) = ({N}, {H}), got {c0.shape}")
-            c0 = np.ascontiguousarray(c0)
+            c0 = contiguous(c0)
     elif c0 is not None:
         raise ValueError(f"{c_name} is for the LSTM only; it must be None for cell {cell!r}")
-    x = np.ascontiguousarray(x)
-    h0 = np.ascontiguousarray(h0)
+    gates = {"vanilla": 1, "lstm": 4, "gru": 3}[cell]
+    # x's copy, y, the input projection, and what training keeps: checked before any copy.
+    floats = T * N * I + (T + 1) * N * H + gates * H * T * N + (gates * H * T * N + (T + 1) * H * N if training else 0)
+    require_memory(4 * floats, f"this {cell} layer ({x_name} {x.shape}, hidden size {H})")
+    x = contiguous(x)
+    h0 = contiguous(h0)
     ww = w.weights
     isa = w.isa
     hs, c_n, gates, cs, hn, used = _cpu.rnn_forward(
@@ -274,7 +280,7 @@ def rnn_backward(output: RnnOutput, dy, *, dh_n=None, dc_n=None, input_grad: boo
         raise ValueError("output was computed with training=False: call rnn(..., training=True) "
                          "to keep what the backward pass needs")
     input_grad = require_bool(input_grad, "input_grad")
-    nt = require_threads(threads, _cpu.omp_max_threads())
+    nt = require_threads(threads)
     cell = output.cell
     s = output.saved
     T, N, H = output.y.shape
@@ -285,20 +291,20 @@ def rnn_backward(output: RnnOutput, dy, *, dh_n=None, dc_n=None, input_grad: boo
         dh_n = _f32(dh_n, "dh_n", 2)
         if dh_n.shape != (N, H):
             raise ValueError(f"dh_n must have shape (N, H) = ({N}, {H}), got {dh_n.shape}")
-        dh_n = np.ascontiguousarray(dh_n)
+        dh_n = contiguous(dh_n)
     if dc_n is not None:
         if cell != "lstm":
             raise ValueError(f"dc_n is for the LSTM only; it must be None for cell {cell!r}")
         dc_n = _f32(dc_n, "dc_n", 2)
         if dc_n.shape != (N, H):
             raise ValueError(f"dc_n must have shape (N, H) = ({N}, {H}), got {dc_n.shape}")
-        dc_n = np.ascontiguousarray(dc_n)
+        dc_n = contiguous(dc_n)
     w = output.weights
     ww = w.weights
     isa = w.isa
     dw_ih, dw_hh, db_ih, db_hh, dh0, dc0, dx, _ = _cpu.rnn_backward(
         cell, output.nonlinearity == "relu", s["x"], ww["weight_ih"], ww["weight_hh"], w._packed_bwd,
-        s["h"], s["gates"], s["c"], s["hn"], np.ascontiguousarray(dy), dh_n, dc_n, input_grad, isa, nt)
+        s["h"], s["gates"], s["c"], s["hn"], contiguous(dy), dh_n, dc_n, input_grad, isa, nt)
     grads = {"weight_ih": dw_ih, "weight_hh": dw_hh, "bias_ih": db_ih, "bias_hh": db_hh, "h0": dh0}
     if cell == "lstm":
         grads["c0"] = dc0

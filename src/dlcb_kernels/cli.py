@@ -7,10 +7,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import signal
 import sys
 from pathlib import Path
 
+from ._validate import require_threads
 from .argtypes import positive_float, positive_int
 from .ops.gemm import resolve_isa
 
@@ -56,11 +58,18 @@ def _problem_spec(text: str):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def package_version() -> str:
+    from . import __version__
+
+    return __version__
+
+
 def _parser() -> argparse.ArgumentParser:
     from .suites import SUITES
 
     parser = argparse.ArgumentParser(prog="dlcb", description="Deep-learning kernel benchmarks: our "
                                      "kernels against vendor libraries, as per-device throughput tables.")
+    parser.add_argument("--version", action="version", version=f"dlcb {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     bench = sub.add_parser("bench", help="run a suite and write a throughput table")
@@ -159,10 +168,27 @@ def main(argv: list[str] | None = None) -> int:
             from .comm import cli as comm_cli
 
             return comm_cli.run(args)
-        return commands[args.command](args)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"dlcb: error: {exc}", file=sys.stderr)
+        status = commands[args.command](args)
+        sys.stdout.flush()  # here, so that a closed pipe is caught below rather than at exit
+        return status
+    except BrokenPipeError:
+        # The reader went away (`dlcb show t.json | head -1`): nothing more to say to it, and
+        # Python's own flush of stdout at exit must not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except (ValueError, OSError, RecursionError) as exc:
+        print(f"dlcb: error: {_user_error(exc)}", file=sys.stderr)
+        return 1
+
+
+def _user_error(exc: BaseException) -> str:
+    """One line for an error caused by the user's input or files, not by dlcb."""
+    if isinstance(exc, RecursionError):
+        return "an input file is nested too deeply to read"
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        target = f"{exc.filename} -> {exc.filename2}" if exc.filename2 else str(exc.filename)
+        return f"{target}: {exc.strerror.lower()}"
+    return str(exc)
 
 
 # An MPI job's ranks must all have started within this time (imports from a shared file system
@@ -179,9 +205,7 @@ def _bench(args) -> int:
     except CommError as exc:
         print(f"dlcb bench: error: {exc}", file=sys.stderr)
         return 1
-    if not world.uses_mpi:
-        if not args.quiet:
-            print(f"dlcb bench: {world.note}", file=sys.stderr)
+    if not world.uses_mpi:  # the usual case: nothing to say about MPI
         return _bench_here(args)
     try:
         return run_guarded(world, _bench_ranks, args, world)
@@ -193,6 +217,7 @@ def _bench(args) -> int:
 def _bench_here(args) -> int:
     """The benchmark of one process on one device: today's `dlcb bench`."""
     from .bench import default_output, run_bench
+    from .table import require_writable
     from .targets import gpu_skipped_note, parse_device
 
     kind, index = parse_device(args.device)
@@ -200,7 +225,7 @@ def _bench_here(args) -> int:
     if note and not args.quiet:
         print(f"dlcb bench: {note}", file=sys.stderr)
     config = _bench_config(args, kind, index)
-    out = args.output or default_output(config.suite)
+    out = require_writable(args.output or default_output(config.suite))
     _interrupt_on_signals()
     stream = None if args.quiet else sys.stderr
     if stream:
@@ -208,9 +233,19 @@ def _bench_here(args) -> int:
     try:
         doc = run_bench(config, out, progress_stream=stream)
     except KeyboardInterrupt:
-        print(f"\ndlcb bench: interrupted; finished records are in {out}", file=sys.stderr)
+        print(f"\ndlcb bench: interrupted; {_keep_interrupted(out)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return _report(doc, out)
+
+
+def _keep_interrupted(out: Path) -> str:
+    """The CSV of what an interrupted run finished, and where both are."""
+    from .table import load, write_csv
+
+    if not out.exists():
+        return "no record had finished, so no table was written"
+    write_csv(out.with_suffix(".csv"), load(out))
+    return f"the finished records are in {out} (and {out.with_suffix('.csv')})"
 
 
 def _bench_ranks(args, world) -> int:
@@ -300,7 +335,7 @@ def _bench_ranks(args, world) -> int:
 
 def _bench_config(args, kind: str, index: int):
     """The BenchConfig of `dlcb bench` on one device (kind "cpu" or "cuda", index the GPU's)."""
-    from . import _cpu, registry
+    from . import registry
     from .bench import BenchConfig
     from .measure import Settings
     from .suites import SuiteProblem, load_suite
@@ -331,7 +366,7 @@ def _bench_config(args, kind: str, index: int):
                         max_samples=max(500, args.min_samples), max_time=args.max_time,
                         min_time=min(0.2, args.max_time),
                         settle=0.25 if kind == "cpu" else 0.0)  # no CPU thread pools to wait for
-    threads = args.threads or _cpu.omp_max_threads()
+    threads = require_threads(args.threads)
     target = make_target(kind, index, threads, args.gpu_timing)
     caches = ("warm", "cold") if args.cache == "both" else (args.cache,)
     return BenchConfig(problems, impls, threads, caches, settings, suite=suite, peak_basis=args.peak,
@@ -400,9 +435,9 @@ def _show(args) -> int:
 
 
 def _devices(args) -> int:
-    from . import _cpu, cuda, devices
+    from . import cuda, devices
 
-    threads = args.threads or _cpu.omp_max_threads()
+    threads = require_threads(args.threads)
     cpu = devices.detect_cpu(threads=threads, measure=not args.no_measure)
     status = cuda.status()
     gpus = []
@@ -423,8 +458,9 @@ def _devices(args) -> int:
 
 
 def _merge(args) -> int:
-    from .table import load, merge, write_atomic
+    from .table import load, merge, require_writable, write_atomic
 
+    require_writable(args.output)
     merged = merge([load(path) for path in args.tables])
     write_atomic(args.output, merged)
     print(f"merged {len(args.tables)} tables: {len(merged['devices'])} devices, "

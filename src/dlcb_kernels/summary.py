@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from textwrap import shorten
 
 
 def _short(impl: str) -> str:
@@ -23,7 +24,7 @@ def format_records(doc: dict) -> str:
                          f"x{vs['speedup']:.3f} {_short(vs['implementation'])}" if vs else "-"))
         else:
             rows.append((r["problem"], _short(r["implementation"]), r["cache"], r["status"],
-                         "-", "-", "-", "-", (r.get("reason") or "")[:60]))
+                         "-", "-", "-", "-", shorten(r.get("reason") or "", 60, placeholder=" ...")))
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
     lines.append("  ".join("-" * w for w in widths))

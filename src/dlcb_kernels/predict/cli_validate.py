@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 
+from .._validate import require_threads
 from ..argtypes import positive_int
 from .validate import DEFAULT_BATCHES, IMPLS
 
@@ -44,7 +45,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from .. import _cpu
     from .. import table as table_module
     from .validate import (
         format_rows,
@@ -64,7 +64,7 @@ def run(args) -> int:
         raise ValueError(f"--impl must name {' and/or '.join(IMPLS)}, got {args.impl!r}")
     doc = table_module.load(args.table)
     models = resolve_models(names)
-    threads = args.threads or _cpu.omp_max_threads()
+    threads = require_threads(args.threads)
     batches = parse_batches(models, args.batch)
     print(f"dlcb validate: {len(models)} models, {', '.join(impls)}, {threads} threads, table {args.table}",
           file=sys.stderr, flush=True)

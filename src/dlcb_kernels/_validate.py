@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numbers
 import operator
+import os
 
 import numpy as np
 
@@ -40,12 +41,21 @@ def require_ndim(x: np.ndarray, name: str, ndim: int) -> None:
 
 
 def element_strided(x: np.ndarray) -> np.ndarray:
-    """x itself when every stride is a whole number of elements, else a contiguous copy."""
+    """x itself when it is aligned and every stride is a whole number of elements, else a
+    contiguous copy (native code reads floats at float boundaries only)."""
+    if not x.flags.aligned:
+        return np.array(x, order="C")
     item = x.itemsize
     for stride in x.strides:
         if stride % item:
             return np.ascontiguousarray(x)
     return x
+
+
+def contiguous(x: np.ndarray) -> np.ndarray:
+    """x itself when C-contiguous and aligned, else a copy that is: what the native kernels take
+    (np.ascontiguousarray keeps an array that starts 1 byte into a buffer as it is)."""
+    return np.require(x, requirements=("C", "A"))
     return np.ascontiguousarray(x)
 
 
@@ -76,9 +86,23 @@ def require_int(x, name: str, minimum: int) -> int:
     return value
 
 
-def require_threads(threads, default: int) -> int:
-    """None -> `default`; otherwise a positive int."""
-    return default if threads is None else require_int(threads, "threads", 1)
+def require_threads(threads) -> int:
+    """A kernel's thread count: None -> OpenMP's default (OMP_NUM_THREADS, else all cores);
+    otherwise an int from 1 to the limit (4 per CPU this process can run on, at most 1024: more
+    only oversubscribes, and a thread libgomp cannot create aborts the process)."""
+    from . import _cpu
+
+    limit = _cpu.thread_limit()
+    if threads is None:
+        default = _cpu.omp_max_threads()
+        if default > limit:
+            raise ValueError(f"OMP_NUM_THREADS asks for {default} threads, more than the {limit} allowed here "
+                             "(4 per CPU); set threads= or a smaller OMP_NUM_THREADS")
+        return default
+    value = require_int(threads, "threads", 1)
+    if value > limit:
+        raise ValueError(f"threads must be at most {limit} (4 per CPU this process can run on), got {value}")
+    return value
 
 
 def require_choice(x, name: str, choices) -> str:
@@ -134,3 +158,20 @@ def require_output(out, name: str, shape: tuple, dtype, inputs: dict) -> np.ndar
         if shares_memory(out, other):
             raise ValueError(f"{name} shares memory with {other_name}: the result would overwrite its own input")
     return out
+
+
+def physical_memory_bytes() -> int | None:
+    """This machine's RAM, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def require_memory(nbytes: int, what: str) -> None:
+    """ValueError before a copy or allocation of nbytes that could never fit in this machine's
+    RAM (what names the arguments that ask for it), instead of a MemoryError, or swapping, later."""
+    total = physical_memory_bytes()
+    if total is not None and nbytes > total:
+        raise ValueError(f"{what} would need {nbytes / 2**30:.4g} GiB, more than this machine's "
+                         f"{total / 2**30:.4g} GiB of memory")
