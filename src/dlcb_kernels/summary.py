@@ -12,13 +12,19 @@ def _short(impl: str) -> str:
     return impl.split("/")[-1]
 
 
+def shaky(record: dict) -> bool:
+    """An ok record whose sampling stopped before its noise target (converged false): its time,
+    and any ratio built on it, is less certain than the noise target says."""
+    return record["status"] == "ok" and record.get("converged") is False
+
+
 def format_records(doc: dict) -> str:
     header = ("problem", "impl", "cache", "status", "time ms", "GFLOP/s", "GB/s", "% peak", "vs vendor")
     rows = []
     for r in doc["records"]:
         if r["status"] == "ok":
             vs = r.get("vs_best_vendor")
-            rows.append((r["problem"], _short(r["implementation"]), r["cache"], "ok",
+            rows.append((r["problem"], _short(r["implementation"]), r["cache"], "ok~" if shaky(r) else "ok",
                          f"{r['stats']['median'] * 1e3:.3f}", f"{r['gflops']:.1f}", f"{r['gbs']:.1f}",
                          "-" if r.get("percent_of_peak") is None else f"{r['percent_of_peak']:.1f}",
                          f"x{vs['speedup']:.3f} {_short(vs['implementation'])}" if vs else "-"))
@@ -29,6 +35,10 @@ def format_records(doc: dict) -> str:
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+    count = sum(shaky(r) for r in doc["records"])
+    if count:
+        lines.append(f"ok~: {count} record(s) stopped at their time limit before the noise target; "
+                     "their times and ratios are shaky")
     return "\n".join(lines)
 
 
@@ -36,6 +46,14 @@ def speedup_geomeans(doc: dict) -> dict:
     """{(implementation, set, direction, cache): (geometric-mean speedup vs best vendor, problem
     count)}; direction is conv's/rnn's (fwd, bwd_data, ...) and "-" for GEMM, followed by the
     dtype where it is not float32 (a bfloat16 GEMM and a float32 one are not averaged)."""
+    return {key: (mean, count) for key, (mean, count, _, _) in speedup_geomeans_with_noise(doc).items()}
+
+
+def speedup_geomeans_with_noise(doc: dict) -> dict:
+    """As speedup_geomeans, each value (mean, count, shaky count, mean of the steady pairs only or
+    None): a pair is shaky when ours or the vendor it is held against is (see shaky)."""
+    by_key = {(r["device_id"], r["problem"], r["implementation"], r.get("dtype"), r["cache"]): r
+              for r in doc["records"]}
     groups = defaultdict(list)
     for r in doc["records"]:
         vs = r.get("vs_best_vendor")
@@ -43,8 +61,19 @@ def speedup_geomeans(doc: dict) -> dict:
             direction = (r.get("params") or {}).get("direction", "-")
             if r.get("dtype", "float32") != "float32":
                 direction = f"{direction} {r['dtype']}"
-            groups[(r["implementation"], r.get("set", "-"), direction, r["cache"])].append(vs["speedup"])
-    return {key: (math.exp(sum(map(math.log, v)) / len(v)), len(v)) for key, v in groups.items()}
+            vendor = by_key.get((r["device_id"], r["problem"], vs["implementation"], r.get("dtype"), r["cache"]))
+            unsure = shaky(r) or (vendor is not None and shaky(vendor))
+            groups[(r["implementation"], r.get("set", "-"), direction, r["cache"])].append((vs["speedup"], unsure))
+    result = {}
+    for key, pairs in groups.items():
+        steady = [s for s, unsure in pairs if not unsure]
+        result[key] = (_geomean([s for s, _ in pairs]), len(pairs), len(pairs) - len(steady),
+                       _geomean(steady) if steady else None)
+    return result
+
+
+def _geomean(values) -> float:
+    return math.exp(sum(map(math.log, values)) / len(values))
 
 
 def format_summary(doc: dict) -> str:
@@ -66,14 +95,19 @@ def format_summary(doc: dict) -> str:
 
 def _format_device_summary(doc: dict) -> str:
     lines = [format_records(doc)]
-    means = speedup_geomeans(doc)
+    means = speedup_geomeans_with_noise(doc)
     if means:
         lines.append("")
-        lines.append("geometric-mean speed of ours against the best vendor (x > 1: ours faster):")
-        for (impl, set_name, direction, cache), (mean, count) in sorted(means.items()):
+        lines.append("geometric-mean speed of ours against the best vendor (x > 1: ours faster; a pair is "
+                     "shaky when either record missed its noise target):")
+        for (impl, set_name, direction, cache), (mean, count, unsure, steady) in sorted(means.items()):
             op = impl.split("/")[0]
+            noise = ""
+            if unsure:
+                without = f"x{steady:.3f} without them" if steady is not None else "none steady"
+                noise = f" ({unsure} shaky; {without})"
             lines.append(f"  {op:<5} {_short(impl):<14} {set_name:<26} {direction:<14} {cache:<5} "
-                         f"x{mean:.3f} over {count} problems")
+                         f"x{mean:.3f} over {count} problems{noise}")
     failed = [r for r in doc["records"] if r["status"] in ("failed", "error")]
     if failed:
         lines.append("")

@@ -1,0 +1,38 @@
+"""The plain-text summary: shaky records (sampling stopped before the noise target) are marked,
+and the geometric means say how many of their pairs are shaky and what they are without them."""
+
+from dlcb_kernels.summary import format_summary, speedup_geomeans, speedup_geomeans_with_noise
+
+
+def record(problem, impl, median, converged, vendor=None, speedup=None):
+    return {"device_id": "cpu:h", "problem": problem, "implementation": f"gemm/cpu/{impl}", "dtype": "float32",
+            "cache": "warm", "status": "ok", "op": "gemm", "set": "quick", "converged": converged,
+            "stats": {"median": median}, "gflops": 1.0, "gbs": 1.0, "percent_of_peak": 10.0,
+            "vs_best_vendor": {"implementation": f"gemm/cpu/{vendor}", "speedup": speedup} if vendor else None}
+
+
+def table():
+    return {"devices": [{"id": "cpu:h"}], "records": [
+        record("a", "numpy", 2.0, True), record("a", "ours", 1.0, True, "numpy", 2.0),
+        record("b", "numpy", 1.0, False), record("b", "ours", 2.0, True, "numpy", 0.5),   # vendor shaky
+        record("c", "numpy", 1.0, True), record("c", "ours", 1.0, False, "numpy", 1.0),   # ours shaky
+        record("d", "numpy", 1.0, True), record("d", "ours", 0.5, True, "numpy", 2.0),
+    ]}
+
+
+def test_geomeans_with_and_without_shaky_pairs():
+    key = ("gemm/cpu/ours", "quick", "-", "warm")
+    mean, count, unsure, steady = speedup_geomeans_with_noise(table())[key]
+    assert count == 4 and unsure == 2
+    assert abs(mean - (2.0 * 0.5 * 1.0 * 2.0) ** 0.25) < 1e-12 and abs(steady - 2.0) < 1e-12
+    assert speedup_geomeans(table())[key] == (mean, count)
+
+
+def test_summary_marks_shaky_records_and_means():
+    text = format_summary(table())
+    rows = {line.split()[0] + line.split()[1]: line.split()[3] for line in text.splitlines()
+            if line[:1] in "abcd" and len(line.split()) > 3}
+    assert rows == {"anumpy": "ok", "aours": "ok", "bnumpy": "ok~", "bours": "ok", "cnumpy": "ok", "cours": "ok~",
+                    "dnumpy": "ok", "dours": "ok"}
+    assert "ok~: 2 record(s) stopped at their time limit before the noise target" in text
+    assert "over 4 problems (2 shaky; x2.000 without them)" in text
