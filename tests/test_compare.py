@@ -66,6 +66,21 @@ def compare_one(old_samples, new_samples, **settings_kw) -> dict:
 
 # --- verdicts on synthetic distributions -------------------------------------------------------
 
+@pytest.mark.parametrize("shaky_side", ["old", "new", "both"])
+def test_a_pair_that_missed_its_noise_target_gets_no_confident_verdict(shaky_side):
+    old, new = record(timings(1)), record(timings(2, median_s=2e-3))  # clearly slower, tight samples
+    for side, rec in (("old", old), ("new", new)):
+        rec["converged"] = shaky_side not in (side, "both")
+    result = compare_tables(make_table([old]), make_table([new]), CompareSettings())
+    (row,) = result["rows"]
+    assert row["verdict"] == "ambiguous" and "would be slower" in row["note"] and "noise target" in row["note"]
+    assert result["regressions"] == 0
+    for rec in (old, new):
+        rec["converged"] = True
+    (row,) = compare_tables(make_table([old]), make_table([new]), CompareSettings())["rows"]
+    assert row["verdict"] == "slower"
+
+
 def test_same_distribution_different_seeds_is_same():
     row = compare_one(timings(1), timings(2))
     assert row["verdict"] == "same"

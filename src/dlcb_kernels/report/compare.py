@@ -8,7 +8,8 @@ lies against the threshold t:
   faster     the whole interval is below 1/(1+t)
   slower     the whole interval is above 1+t
   same       the whole interval is inside [1/(1+t), 1+t]
-  ambiguous  anything else: the runs cannot tell (more samples, or a quieter machine, would)
+  ambiguous  anything else: the runs cannot tell (more samples, or a quieter machine, would);
+             also any pair where a record stopped before its noise target (converged false)
 
 Records that cannot be compared are listed with what happened to them instead of a verdict:
 "new" (only in NEW; "new (unavailable)" when not ok there), "removed" (only in OLD; likewise),
@@ -172,7 +173,18 @@ def _seed_stream(settings: CompareSettings, key: tuple) -> np.random.Generator:
 
 
 def _timing_row(old: dict, new: dict, settings: CompareSettings) -> dict:
-    """The comparison of two ok records: ratio, interval, verdict, rank test."""
+    """The comparison of two ok records: ratio, interval, verdict, rank test. A pair with a record
+    whose sampling stopped before its noise target (converged false) gets no confident verdict:
+    its samples may be tight and still off (a busy machine), so the verdict is "ambiguous"."""
+    row = _timing_row_of_samples(old, new, settings)
+    unsure = [name for name, record in (("old", old), ("new", new)) if record.get("converged") is False]
+    if unsure and row["verdict"] in ("faster", "slower", "same"):
+        note = f"would be {row['verdict']}, but {' and '.join(unsure)} missed the noise target (shaky)"
+        row.update(verdict="ambiguous", note=f"{row['note']}; {note}" if row.get("note") else note)
+    return row
+
+
+def _timing_row_of_samples(old: dict, new: dict, settings: CompareSettings) -> dict:
     key = _key(old)
     old_samples, new_samples = old.get("samples_ns") or [], new.get("samples_ns") or []
     row = {"old_median_s": _median_s(old), "new_median_s": _median_s(new),
