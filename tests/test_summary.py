@@ -36,3 +36,23 @@ def test_summary_marks_shaky_records_and_means():
                     "dnumpy": "ok", "dours": "ok"}
     assert "ok~: 2 record(s) stopped at their time limit before the noise target" in text
     assert "over 4 problems (2 shaky; x2.000 without them)" in text
+
+
+def test_a_record_above_its_peak_is_flagged_not_printed():
+    doc = table()
+    doc["records"][1].update(percent_of_peak=104.2, exceeds_peak=True)
+    text = format_summary(doc)
+    assert "above!" in text and "104.2" not in text
+    assert "above!: 1 record(s) faster than the peak they are held against" in text
+
+
+def test_a_measured_peak_above_the_theoretical_one_is_capped():
+    from dlcb_kernels.devices import _cpu_peak
+
+    probe = {"gflops": 130.0, "wall_gflops": 129.0, "isa": "avx2", "threads": 1, "chains": 12,
+             "instruction": "vfmadd231ps ymm"}
+    entry = _cpu_peak(32, "Zen 4: table", 1, 3.5, probe, "FMA throughput")  # theoretical 112
+    assert entry["measured_gflops"] == entry["theoretical_gflops"] == 112.0
+    assert entry["measured_raw_gflops"] == 130.0 and "capped" in entry["measured_summary"]
+    derived = _cpu_peak(32, "derived, as unknown", 1, 3.5, probe, "FMA throughput")
+    assert derived["measured_gflops"] == 130.0  # its FLOP/cycle came from the probe itself

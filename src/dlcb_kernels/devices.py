@@ -221,6 +221,14 @@ def _cpu_peak(flop_per_cycle: int | None, flop_source: str, cores: int, clock_gh
             f"{_count(probe['threads'], 'OpenMP thread')} at once; sum over threads of each one's rate "
             f"in its own CPU time (time descheduled by other work not counted), {_PROBE_TIMING}; "
             "measured_wall_gflops: all FLOP over the wall time of the best repetition")
+        # A probe cannot beat the hardware: above the theoretical peak (a clock read low, a
+        # disturbed timer) it is capped there, keeping the raw figure, so that no % of peak can
+        # exceed 100 because of the probe. Not where the FLOP/cycle was itself derived from it.
+        known = not flop_source.startswith("derived")
+        if known and theoretical is not None and probe["gflops"] > theoretical:
+            entry["measured_raw_gflops"] = probe["gflops"]
+            entry["measured_gflops"] = theoretical
+            entry["measured_summary"] += f", capped at the theoretical peak (probe gave {probe['gflops']:.1f})"
     return entry
 
 

@@ -18,6 +18,14 @@ def shaky(record: dict) -> bool:
     return record["status"] == "ok" and record.get("converged") is False
 
 
+def _percent_of_peak(record: dict) -> str:
+    """% of peak, or "above!" where the record beats the peak it is held against: a wrong peak or
+    a wrong time, never a real figure (the record's exceeds_peak says so too)."""
+    if record.get("percent_of_peak") is None:
+        return "-"
+    return "above!" if record.get("exceeds_peak") else f"{record['percent_of_peak']:.1f}"
+
+
 def format_records(doc: dict) -> str:
     header = ("problem", "impl", "cache", "status", "time ms", "GFLOP/s", "GB/s", "% peak", "vs vendor")
     rows = []
@@ -26,7 +34,7 @@ def format_records(doc: dict) -> str:
             vs = r.get("vs_best_vendor")
             rows.append((r["problem"], _short(r["implementation"]), r["cache"], "ok~" if shaky(r) else "ok",
                          f"{r['stats']['median'] * 1e3:.3f}", f"{r['gflops']:.1f}", f"{r['gbs']:.1f}",
-                         "-" if r.get("percent_of_peak") is None else f"{r['percent_of_peak']:.1f}",
+                         _percent_of_peak(r),
                          f"x{vs['speedup']:.3f} {_short(vs['implementation'])}" if vs else "-"))
         else:
             rows.append((r["problem"], _short(r["implementation"]), r["cache"], r["status"],
@@ -35,6 +43,10 @@ def format_records(doc: dict) -> str:
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+    above = sum(bool(r.get("exceeds_peak")) for r in doc["records"] if r["status"] == "ok")
+    if above:
+        lines.append(f"above!: {above} record(s) faster than the peak they are held against: that peak or "
+                     "that time is wrong")
     count = sum(shaky(r) for r in doc["records"])
     if count:
         lines.append(f"ok~: {count} record(s) stopped at their time limit before the noise target; "
