@@ -1,6 +1,8 @@
 """The plain-text summary: shaky records (sampling stopped before the noise target) are marked,
 and the geometric means say how many of their pairs are shaky and what they are without them."""
 
+import pytest
+
 from dlcb_kernels.summary import format_summary, speedup_geomeans, speedup_geomeans_with_noise
 
 
@@ -56,3 +58,32 @@ def test_a_measured_peak_above_the_theoretical_one_is_capped():
     assert entry["measured_raw_gflops"] == 130.0 and "capped" in entry["measured_summary"]
     derived = _cpu_peak(32, "derived, as unknown", 1, 3.5, probe, "FMA throughput")
     assert derived["measured_gflops"] == 130.0  # its FLOP/cycle came from the probe itself
+
+
+def test_a_run_started_on_a_busy_machine_is_named_in_the_summary():
+    doc = table()
+    doc["runs"] = [{"run_id": "abcdef0123", "machine_at_start": {
+        "other_busy_cpus": 0.97, "steal_fraction": 0.0, "load_average_1m": 1.2, "cpus": 2, "window_s": 0.5,
+        "busy": True}}]
+    assert "warning: run abcdef01: the machine is busy: other processes used 0.97 of its 2 CPUs" in format_summary(doc)
+    doc["runs"][0]["machine_at_start"]["busy"] = False
+    assert "warning" not in format_summary(doc)
+
+
+def test_contention_sample_sees_a_busy_loop():
+    import subprocess
+    import sys
+
+    from dlcb_kernels.measure import contention
+
+    if contention.sample(0.1) is None:
+        pytest.skip("no /proc here: nothing is claimed")
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        import time
+
+        time.sleep(0.3)
+        state = contention.sample(0.6)
+    finally:
+        hog.kill()
+    assert state["busy"] and state["other_busy_cpus"] > 0.5

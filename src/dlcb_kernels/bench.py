@@ -17,7 +17,7 @@ from typing import TextIO
 
 from . import devices, environment, registry
 from .device_array import to_host
-from .measure import Settings, combine, measure, measure_overhead
+from .measure import Settings, combine, contention, measure, measure_overhead
 from .records import (
     base_record,
     compare_to_vendors,
@@ -120,6 +120,9 @@ def run_bench(config: BenchConfig, out_path, *, progress_stream: TextIO | None =
     device["id"] = device_id(device)
     host_timer = CpuTarget(config.threads).timer
     overhead = measure_overhead(host_timer)
+    machine = contention.sample()
+    if machine is not None and machine["busy"]:
+        progress.note(f"warning: {contention.describe(machine)}")
     run = {
         "run_id": uuid.uuid4().hex,
         "suite": config.suite,
@@ -134,6 +137,7 @@ def run_bench(config: BenchConfig, out_path, *, progress_stream: TextIO | None =
                     "overhead_s": overhead.as_dict(),
                     "note": "a no-op timed by the host timer; stated, not subtracted"},
         "environment": environment.describe(registry.blas_info()),
+        "machine_at_start": machine,
         **(run_fields or {}),
     }
     if target.backend == "cuda":

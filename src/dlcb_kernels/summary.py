@@ -90,7 +90,13 @@ def _geomean(values) -> float:
 
 def format_summary(doc: dict) -> str:
     """The records and the geometric means, device by device where the table holds several (a
-    merged table: one device's speedups are not averaged with another's)."""
+    merged table: one device's speedups are not averaged with another's), then a warning for
+    each run that started on a busy machine."""
+    warnings = "".join(f"\nwarning: {line}" for line in busy_runs(doc))
+    return _format_devices(doc) + (f"\n{warnings}" if warnings else "")
+
+
+def _format_devices(doc: dict) -> str:
     device_ids = list(dict.fromkeys(r["device_id"] for r in doc["records"]))
     if len(device_ids) <= 1:
         return _format_device_summary(doc)
@@ -103,6 +109,14 @@ def format_summary(doc: dict) -> str:
         records = [r for r in doc["records"] if r["device_id"] == device_id]
         parts.append(f"{heading}\n{_format_device_summary(dict(doc, records=records))}")
     return "\n\n".join(parts)
+
+
+def busy_runs(doc: dict) -> list[str]:
+    """Warnings for the runs of the table that started on a busy machine (see measure/contention)."""
+    from .measure import contention
+
+    return [f"run {run.get('run_id', '?')[:8]}: {contention.describe(run['machine_at_start'])}"
+            for run in doc.get("runs", []) if (run.get("machine_at_start") or {}).get("busy")]
 
 
 def _format_device_summary(doc: dict) -> str:
