@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <string>
 
-#include "common/thread_limit.h"
+#include "bind_checks.h"
 #include "conv/conv.h"
 #include "conv/scratch.h"
 #include "gemm/gemm.h"
@@ -25,8 +25,7 @@ std::array<int64_t, 4> dims_of(const py::array& a, const char* name) {
     throw py::type_error(std::string(name) + " must be a float32 array");
   if (a.ndim() != 4) throw py::value_error(std::string(name) + " must be 4-D");
   if (!(a.flags() & py::array::c_style)) throw py::value_error(std::string(name) + " must be C-contiguous");
-  if (reinterpret_cast<uintptr_t>(a.data()) % alignof(float) != 0)
-    throw py::value_error(std::string(name) + " is not aligned to 4 bytes (copy it)");
+  dlcb::bind::require_float_aligned(a.data(), name);
   return {a.shape(0), a.shape(1), a.shape(2), a.shape(3)};
 }
 
@@ -64,15 +63,9 @@ const dlcb::gemm::KernelSet& kernels(const std::string& isa) {
 
 py::tuple result(const ConvRun& r) { return py::make_tuple(r.algorithm, r.threads, r.parallel); }
 
-void require_threads(int threads) {
-  if (threads < 1 || threads > dlcb::thread_limit())
-    throw py::value_error("threads must be between 1 and " + std::to_string(dlcb::thread_limit()) + ", got " +
-                          std::to_string(threads));
-}
-
 py::tuple forward(const py::array& x, const py::array& w, py::array& y, int64_t sh, int64_t sw, int64_t ph,
                   int64_t pw, int64_t dh, int64_t dw, int64_t groups, int threads, const std::string& isa) {
-  require_threads(threads);
+  dlcb::bind::require_threads(threads);
   const ConvShape s = shape_of(dims_of(x, "x"), dims_of(w, "w"), sh, sw, ph, pw, dh, dw, groups);
   require_shape(y, "y", {s.n, s.k, s.p, s.q});
   require_output(y, "y", x, w);
@@ -91,7 +84,7 @@ py::tuple forward(const py::array& x, const py::array& w, py::array& y, int64_t 
 
 py::tuple backward_data(const py::array& dy, const py::array& w, py::array& dx, int64_t sh, int64_t sw,
                         int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t groups, int threads, const std::string& isa) {
-  require_threads(threads);
+  dlcb::bind::require_threads(threads);
   const ConvShape s = shape_of(dims_of(dx, "dx"), dims_of(w, "w"), sh, sw, ph, pw, dh, dw, groups);
   require_shape(dy, "dy", {s.n, s.k, s.p, s.q});
   require_output(dx, "dx", dy, w);
@@ -110,7 +103,7 @@ py::tuple backward_data(const py::array& dy, const py::array& w, py::array& dx, 
 
 py::tuple backward_filter(const py::array& x, const py::array& dy, py::array& dw_out, int64_t sh, int64_t sw,
                           int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t groups, int threads, const std::string& isa) {
-  require_threads(threads);
+  dlcb::bind::require_threads(threads);
   const ConvShape s = shape_of(dims_of(x, "x"), dims_of(dw_out, "dw"), sh, sw, ph, pw, dh, dw, groups);
   require_shape(dy, "dy", {s.n, s.k, s.p, s.q});
   require_output(dw_out, "dw", x, dy);

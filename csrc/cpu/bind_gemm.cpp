@@ -7,7 +7,7 @@
 
 #include <string>
 
-#include "common/thread_limit.h"
+#include "bind_checks.h"
 #include "gemm/blocking.h"
 #include "gemm/gemm.h"
 
@@ -25,8 +25,7 @@ StridedMatrix view_of(const py::array& x, const char* name, bool transpose, int6
   for (int d = 0; d < 2; ++d)
     if (x.strides(d) % static_cast<py::ssize_t>(sizeof(float)) != 0)
       throw py::value_error(std::string(name) + " has strides that are not a multiple of 4 bytes");
-  if (reinterpret_cast<uintptr_t>(x.data()) % alignof(float) != 0)
-    throw py::value_error(std::string(name) + " is not aligned to 4 bytes (copy it)");
+  dlcb::bind::require_float_aligned(x.data(), name);
   const int64_t rs = x.strides(0) / 4, cs = x.strides(1) / 4;
   rows = transpose ? x.shape(1) : x.shape(0);
   cols = transpose ? x.shape(0) : x.shape(1);
@@ -58,15 +57,12 @@ int sgemm(const py::array& a, const py::array& b, py::array& c, bool trans_a, bo
   if (!empty && (c.strides(1) != sizeof(float) || c.strides(0) % 4 != 0 ||
                  (g.m > 1 && c.strides(0) < c.strides(1) * g.n)))
     throw py::value_error("c must have contiguous rows");
-  if (reinterpret_cast<uintptr_t>(c.data()) % alignof(float) != 0)
-    throw py::value_error("c is not aligned to 4 bytes (copy it)");
+  dlcb::bind::require_float_aligned(c.data(), "c");
   g.c = static_cast<float*>(c.mutable_data());
   g.ldc = c.strides(0) / 4;
   g.alpha = alpha;
   g.beta = beta;
-  if (threads < 1 || threads > dlcb::thread_limit())
-    throw py::value_error("threads must be between 1 and " + std::to_string(dlcb::thread_limit()) + ", got " +
-                          std::to_string(threads));
+  dlcb::bind::require_threads(threads);
   if (kc < 0 || mc < 0 || nc < 0) throw py::value_error("cache blocks must be >= 0 (0: default)");
   dlcb::gemm::Blocking blocking{kc, mc, nc, schedule_from_name(schedule)};
   const dlcb::gemm::KernelSet* ks = dlcb::gemm::select_kernel_set(isa.c_str());

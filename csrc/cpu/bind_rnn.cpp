@@ -7,8 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "common/thread_limit.h"
+#include "bind_checks.h"
 #include "gemm/gemm.h"
+#include "rnn/forward_small_batch.h"
 #include "rnn/rnn.h"
 
 namespace py = pybind11;
@@ -43,8 +44,7 @@ const float* input(const py::handle& obj, const char* name, const std::vector<in
   auto arr = py::reinterpret_borrow<py::array>(obj);
   if (!arr.dtype().is(py::dtype::of<float>())) throw py::type_error(std::string(name) + " must be float32");
   if (!(arr.flags() & py::array::c_style)) throw py::value_error(std::string(name) + " must be C-contiguous");
-  if (reinterpret_cast<uintptr_t>(arr.data()) % alignof(float) != 0)
-    throw py::value_error(std::string(name) + " is not aligned to 4 bytes (copy it)");
+  dlcb::bind::require_float_aligned(arr.data(), name);
   bool ok = arr.ndim() == static_cast<py::ssize_t>(shape.size());
   for (size_t i = 0; ok && i < shape.size(); ++i) ok = arr.shape(i) == shape[i];
   if (!ok) throw py::value_error(std::string(name) + " must have shape " + shape_str(shape));
@@ -82,13 +82,6 @@ Sizes sizes_of(const std::string& cell_name, const py::array& x, const py::array
   return s;
 }
 
-int check_threads(int threads) {
-  if (threads < 1 || threads > dlcb::thread_limit())
-    throw py::value_error("threads must be between 1 and " + std::to_string(dlcb::thread_limit()) + ", got " +
-                          std::to_string(threads));
-  return threads;
-}
-
 py::array pack(const std::string& cell_name, const py::array& w_hh, const std::string& direction,
                const std::string& isa, int threads) {
   const auto& ks = kernel_set(isa);
@@ -97,7 +90,7 @@ py::array pack(const std::string& cell_name, const py::array& w_hh, const std::s
   if (w_hh.ndim() != 2 || w_hh.shape(1) < 1) throw py::value_error("weight_hh must be 2-D with H >= 1");
   const int64_t H = w_hh.shape(1);
   const float* w = input(w_hh, "weight_hh", {G * H, H});
-  check_threads(threads);
+  dlcb::bind::require_threads(threads);
   const bool fwd = direction == "forward";
   if (!fwd && direction != "backward") throw py::value_error("direction must be 'forward' or 'backward'");
   const int64_t floats = fwd ? dlcb::rnn::packed_forward_floats(ks, cell, H)
@@ -122,7 +115,7 @@ py::tuple forward(const std::string& cell_name, bool relu, const py::array& x, c
   const Sizes s = sizes_of(cell_name, x, w_ih, w_hh);
   const int64_t GH = s.G * s.H;
   const bool lstm = s.cell == Cell::kLstm, gru = s.cell == Cell::kGru;
-  check_threads(threads);
+  dlcb::bind::require_threads(threads);
   dlcb::rnn::ForwardArgs a{};
   a.x = input(x, "x", {s.T, s.N, s.I});
   a.h0 = input(h0, "h0", {s.N, s.H});
@@ -176,7 +169,7 @@ py::tuple backward(const std::string& cell_name, bool relu, const py::array& x, 
   const Sizes s = sizes_of(cell_name, x, w_ih, w_hh);
   const int64_t GH = s.G * s.H;
   const bool lstm = s.cell == Cell::kLstm, gru = s.cell == Cell::kGru;
-  check_threads(threads);
+  dlcb::bind::require_threads(threads);
   dlcb::rnn::BackwardArgs a{};
   a.x = input(x, "x", {s.T, s.N, s.I});
   a.w_ih = input(w_ih, "weight_ih", {GH, s.I});
@@ -231,6 +224,7 @@ py::tuple backward(const std::string& cell_name, bool relu, const py::array& x, 
 }  // namespace
 
 void bind_rnn(py::module_& m) {
+  m.attr("rnn_small_batch_max") = dlcb::rnn::kSmallBatchMax;
   m.def("rnn_pack", &pack, py::arg("cell"), py::arg("weight_hh"), py::arg("direction"),
         py::arg("isa"), py::arg("threads"),
         "W_hh packed into the recurrent micro-kernel panels ('forward' or 'backward' layout).");

@@ -38,7 +38,7 @@ int forward(const gemm::KernelSet& ks, const Dims& d, const ForwardArgs& a, int 
   // against the micro-kernel steps: LSTM T=25 h=512 batch 1 3.3x, batch 2 2.2x, batch 4 1.2x
   // faster, h=1024 batch 1 2.6x, batch 4 1.3x; LSTM h=256 T=150 batch 1 3x, batch 4 1.5x; GRU
   // h=2816 batch 1 2x (AVX2; AVX-512 alike). At batch 8 the micro-kernel's lanes are full enough.
-  const bool small_batch = N <= 4;
+  const bool small_batch = N <= kSmallBatchMax;
 
   // Everything is allocated here, before the parallel region.
   Scratch xproj_buf(kXproj, GH * TN);
@@ -50,7 +50,7 @@ int forward(const gemm::KernelSet& ks, const Dims& d, const ForwardArgs& a, int 
   float* const hpack = hpack_buf.get();
   // Work items: (unit group, batch panel) pairs, split in contiguous runs so a thread owns whole
   // unit groups except at most one at each end of its run (balance when groups are few).
-  const int64_t items = small_batch ? ceil_div(H, 8) : groups * panels;
+  const int64_t items = small_batch ? small_batch_unit_runs(H) : groups * panels;
   const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, items)));
   Scratch tiles_buf(kTiles, nt * (small_batch ? small_batch_scratch_floats(d.cell) : G * MR * ldt));
   float* const tiles = tiles_buf.get();

@@ -23,9 +23,9 @@ namespace {
 
 constexpr int64_t kUnitBlock = 64;  // units per cell-math call: the vectors below stay in L1
 
-// Per-thread vectors of kUnitBlock floats: rec per gate and batch element (N <= 4), x and saved
-// gates per gate, c in and out, GRU hn.
-int64_t vectors(Cell cell) { return 6 * gate_count(cell) + 3; }
+// Per-thread vectors of kUnitBlock floats: rec per gate and batch element, x and saved gates per
+// gate, c in and out, GRU hn.
+int64_t vectors(Cell cell) { return (kSmallBatchMax + 2) * gate_count(cell) + 3; }
 
 }  // namespace
 
@@ -36,15 +36,15 @@ void small_batch_steps(const gemm::KernelSet& ks, const CellMath& cm, const Dims
                        float* scratch, int nt) {
   const int64_t G = gate_count(d.cell), T = d.T, N = d.N, H = d.H, GH = G * H, TN = T * N;
   const bool lstm = d.cell == Cell::kLstm, gru = d.cell == Cell::kGru;
-  const int64_t groups = ceil_div(H, 8);  // threads split units in runs of 8
+  const int64_t runs = small_batch_unit_runs(H);
 #pragma omp parallel num_threads(nt)
   {
     const int tid = omp_get_thread_num();
-    const int64_t u_begin = std::min(H, split_begin(groups, tid, nt) * 8);
-    const int64_t u_end = std::min(H, split_begin(groups, tid + 1, nt) * 8);
+    const int64_t u_begin = std::min(H, split_begin(runs, tid, nt) * kSmallBatchUnitRun);
+    const int64_t u_end = std::min(H, split_begin(runs, tid + 1, nt) * kSmallBatchUnitRun);
     float* const v = scratch + tid * small_batch_scratch_floats(d.cell);
-    float *rec = v, *x = v + 4 * G * kUnitBlock, *save = v + 5 * G * kUnitBlock;
-    float *c_in = v + 6 * G * kUnitBlock, *c_out = c_in + kUnitBlock, *hn = c_out + kUnitBlock;
+    float *rec = v, *x = v + kSmallBatchMax * G * kUnitBlock, *save = x + G * kUnitBlock;
+    float *c_in = save + G * kUnitBlock, *c_out = c_in + kUnitBlock, *hn = c_out + kUnitBlock;
     for (int64_t t = 0; t < T; ++t) {
       const float* const c_t = lstm ? (training ? c + t * H * N : c) : nullptr;
       float* const c_next = lstm ? (training ? c + (t + 1) * H * N : c) : nullptr;

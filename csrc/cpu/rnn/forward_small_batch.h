@@ -7,7 +7,14 @@
 
 namespace dlcb::rnn {
 
-// Floats of per-thread scratch small_batch_steps needs (batch N <= 4).
+// Batches up to this size take small_batch_steps (forward.cpp says why).
+constexpr int64_t kSmallBatchMax = 4;
+
+// Threads split the units in runs of this many; the most threads the steps can use for H units.
+constexpr int64_t kSmallBatchUnitRun = 8;
+inline int64_t small_batch_unit_runs(int64_t H) { return (H + kSmallBatchUnitRun - 1) / kSmallBatchUnitRun; }
+
+// Floats of per-thread scratch small_batch_steps needs.
 int64_t small_batch_scratch_floats(Cell cell);
 
 // Runs the T recurrent steps on nt threads (scratch: nt x small_batch_scratch_floats). xproj is
