@@ -253,10 +253,14 @@ def _forward(x, h0, weights, cell, c0, nonlinearity, training, threads, isa, nam
     hs, c_n, gates, cs, hn, used = _cpu.rnn_forward(
         cell, nonlinearity == "relu", x, h0, c0, ww["weight_ih"], ww["weight_hh"], ww["bias_ih"],
         ww["bias_hh"], w._packed_fwd, training, isa, nt)
-    source = "prepared W_hh panels" if w._packed_fwd is not None else "W_hh panels packed in the call"
-    info = _cpu.gemm_isa(isa)
-    algorithm = (f"{cell}: input GEMM + fused recurrent GEMM/cell step, {isa} "
-                 f"{info['mr']}x{info['nr']} micro-kernel, {source}")
+    if N <= _cpu.rnn_small_batch_max:  # what csrc/cpu/rnn/forward.cpp runs at this batch
+        algorithm = (f"{cell}: input GEMM + recurrent dot products of W_hh's rows with h and the cell "
+                     f"math across units (batch <= {_cpu.rnn_small_batch_max}), {isa}")
+    else:
+        source = "prepared W_hh panels" if w._packed_fwd is not None else "W_hh panels packed in the call"
+        info = _cpu.gemm_isa(isa)
+        algorithm = (f"{cell}: input GEMM + fused recurrent GEMM/cell step, {isa} "
+                     f"{info['mr']}x{info['nr']} micro-kernel, {source}")
     saved = None
     if training:
         saved = {"x": x, "h": hs, "gates": gates, "c": cs, "hn": hn}
