@@ -281,6 +281,12 @@ int64_t narrow_kc(const BlockSizes& bs, int64_t whole, int64_t group) {
   return std::clamp<int64_t>(bs.narrow_bytes / (4 * (whole + group)) / 16 * 16, 64, 4096);
 }
 
+// Operands given as strided matrices (no panel sources, no prepacked B): the only ones the
+// transposed and inner-product paths can read.
+bool plain_operands(const SgemmArgs& g) {
+  return g.a_source == nullptr && g.b_source == nullptr && g.b_packed == nullptr;
+}
+
 // A few rows of A against a column-major B (a fully-connected layer at batch 8: x W^T, W row
 // by row): narrow M would transpose all of the large B into packed panels, where each element
 // then meets only a few rows. C^T = B^T A^T instead makes W the row-major A of a narrow-N
@@ -288,8 +294,16 @@ int64_t narrow_kc(const BlockSizes& bs, int64_t whole, int64_t group) {
 // Measured on Zen 4 (AVX2, 1 thread, alternating processes): 8x1000x1024 NT 29 -> 74 GFLOP/s,
 // 8x4096x4096 1.8x, 8x2500x784 2.3x.
 bool transposing_pays(const SgemmArgs& g) {
-  return g.a_source == nullptr && g.b_source == nullptr && g.b_packed == nullptr && g.b.row_stride == 1 &&
-         g.b.col_stride != 1 && g.n > g.m;
+  return plain_operands(g) && g.b.row_stride == 1 && g.b.col_stride != 1 && g.n > g.m;
+}
+
+// The Goto/BLIS loop nest the plan names (the schedules that pack).
+int packed_loop_nest(const KernelSet& ks, const SgemmArgs& g, int threads, const Plan& p) {
+  switch (p.schedule) {
+    case Schedule::kNarrowN: return narrow_n(ks, g, threads, p);
+    case Schedule::kNarrowM: return narrow_m(ks, g, threads, p);
+    default: return blocked(ks, g, threads, p);
+  }
 }
 
 // C = alpha A B + beta C computed as C^T = alpha B^T A^T + beta C^T in an n x m scratch.
@@ -306,12 +320,7 @@ int transposed(const KernelSet& ks, const SgemmArgs& g, int threads, const Plan&
   t.b = {g.a.data, g.a.col_stride, g.a.row_stride};
   t.c = ct;
   t.ldc = g.m;
-  int used;
-  switch (p.schedule) {
-    case Schedule::kNarrowN: used = narrow_n(ks, t, threads, p); break;
-    case Schedule::kNarrowM: used = narrow_m(ks, t, threads, p); break;
-    default: used = blocked(ks, t, threads, p);
-  }
+  const int used = packed_loop_nest(ks, t, threads, p);
   for (int64_t i = 0; i < g.m; ++i)
     for (int64_t j = 0; j < g.n; ++j) g.c[i * g.ldc + j] = ct[j * g.m + i];
   return used;
@@ -325,8 +334,7 @@ int transposed(const KernelSet& ks, const SgemmArgs& g, int threads, const Plan&
 // stays 1.5x faster from 8 rows and 128 columns up.
 constexpr int64_t kInnerProductColumns = 4;  // B columns per block of inner_product.h, every ISA
 bool inner_product_pays(const KernelSet& ks, const SgemmArgs& g) {
-  return g.a_source == nullptr && g.b_source == nullptr && g.b_packed == nullptr && g.a.col_stride == 1 &&
-         g.b.row_stride == 1 &&
+  return plain_operands(g) && g.a.col_stride == 1 && g.b.row_stride == 1 &&
          (g.m <= ks.inner_product_rows || g.m * g.n <= ks.inner_product_outputs || g.n <= kInnerProductColumns);
 }
 
@@ -439,11 +447,7 @@ int sgemm(const KernelSet& ks, const SgemmArgs& g, int threads, Blocking blockin
   const Plan p = plan_for(ks, g, blocking);
   if (p.schedule == Schedule::kInnerProduct) return inner_product(ks, g, threads);
   if (p.transposed) return transposed(ks, g, threads, p);
-  switch (p.schedule) {
-    case Schedule::kNarrowN: return narrow_n(ks, g, threads, p);
-    case Schedule::kNarrowM: return narrow_m(ks, g, threads, p);
-    default: return blocked(ks, g, threads, p);
-  }
+  return packed_loop_nest(ks, g, threads, p);
 }
 
 }  // namespace dlcb::gemm
