@@ -53,10 +53,11 @@ def test_a_measured_peak_above_the_theoretical_one_is_capped():
 
     probe = {"gflops": 130.0, "wall_gflops": 129.0, "isa": "avx2", "threads": 1, "chains": 12,
              "instruction": "vfmadd231ps ymm"}
-    entry = _cpu_peak(32, "Zen 4: table", 1, 3.5, probe, "FMA throughput")  # theoretical 112
+    entry = _cpu_peak(32, "Zen 4: table", 1, 3.5, probe, "FMA throughput",
+                      flop_per_cycle_known=True)  # theoretical 112
     assert entry["measured_gflops"] == entry["theoretical_gflops"] == 112.0
     assert entry["measured_raw_gflops"] == 130.0 and "capped" in entry["measured_summary"]
-    derived = _cpu_peak(32, "derived, as unknown", 1, 3.5, probe, "FMA throughput")
+    derived = _cpu_peak(32, "derived, as unknown", 1, 3.5, probe, "FMA throughput", flop_per_cycle_known=False)
     assert derived["measured_gflops"] == 130.0  # its FLOP/cycle came from the probe itself
 
 

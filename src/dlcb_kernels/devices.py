@@ -193,7 +193,9 @@ def _fp32_flop_per_cycle(core: _KnownCore | None, where: str, fp32_probe: dict |
 
 
 def _cpu_peak(flop_per_cycle: int | None, flop_source: str, cores: int, clock_ghz: float | None,
-              probe: dict | None, probe_summary: str) -> dict:
+              probe: dict | None, probe_summary: str, *, flop_per_cycle_known: bool) -> dict:
+    """A peak entry; flop_per_cycle_known: it comes from the table of known cores, not from the
+    probe itself (only then is the probe capped at the theoretical peak)."""
     if flop_per_cycle is not None and clock_ghz is not None:
         theoretical = cores * clock_ghz * flop_per_cycle
         formula = f"{_count(cores, 'core')} x {clock_ghz:.3f} GHz x {flop_per_cycle} FLOP/cycle/core"
@@ -224,8 +226,7 @@ def _cpu_peak(flop_per_cycle: int | None, flop_source: str, cores: int, clock_gh
         # A probe cannot beat the hardware: above the theoretical peak (a clock read low, a
         # disturbed timer) it is capped there, keeping the raw figure, so that no % of peak can
         # exceed 100 because of the probe. Not where the FLOP/cycle was itself derived from it.
-        known = not flop_source.startswith("derived")
-        if known and theoretical is not None and probe["gflops"] > theoretical:
+        if flop_per_cycle_known and theoretical is not None and probe["gflops"] > theoretical:
             entry["measured_raw_gflops"] = probe["gflops"]
             entry["measured_gflops"] = theoretical
             entry["measured_summary"] += f", capped at the theoretical peak (probe gave {probe['gflops']:.1f})"
@@ -315,12 +316,15 @@ def detect_cpu(threads: int | None = None, measure: bool = True) -> dict:
                       "clock the threads sustain together on integer work")
 
     fp32_flop, fp32_source = _fp32_flop_per_cycle(core, where, fp32, clock_ghz, cores)
-    peaks = {"fp32": _cpu_peak(fp32_flop, fp32_source, cores, clock_ghz, fp32, "FMA throughput")}
+    known = core is not None and core.fp32_flop_per_cycle is not None  # else derived from the probe
+    peaks = {"fp32": _cpu_peak(fp32_flop, fp32_source, cores, clock_ghz, fp32, "FMA throughput",
+                               flop_per_cycle_known=known)}
     if features["avx512_bf16"]:
         bf16_flop = 2 * fp32_flop if fp32_flop is not None else None
         bf16_source = ("AVX512_BF16 vdpbf16ps: 2 FLOP per bf16 pair, twice the FP32 FMA rate of the "
                        "same width (CONTEXT.md), i.e. 2 x the fp32 figure")
-        peaks["bf16"] = _cpu_peak(bf16_flop, bf16_source, cores, clock_ghz, bf16, "vdpbf16ps throughput")
+        peaks["bf16"] = _cpu_peak(bf16_flop, bf16_source, cores, clock_ghz, bf16, "vdpbf16ps throughput",
+                                  flop_per_cycle_known=known)
 
     return {
         "kind": "cpu",
