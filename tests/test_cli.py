@@ -172,15 +172,7 @@ def test_interrupted_run_keeps_finished_records(tmp_path):
     assert "interrupted" in err and str(path.with_suffix(".csv")) in err
     csv_rows = path.with_suffix(".csv").read_text().splitlines()
     assert len(csv_rows) == 1 + len(doc["records"])  # the CSV of what finished, too
-    assert path.stat().st_mode & 0o777 == 0o666 & ~_umask()  # the user's umask, not mkstemp's 0600
-
-
-def _umask() -> int:
-    import os
-
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    assert path.stat().st_mode & 0o777 == 0o666 & ~table._umask()  # the user's umask, not mkstemp's 0600
 
 
 def test_commands_run_from_the_repository_root():

@@ -12,6 +12,8 @@ import os
 
 import numpy as np
 
+from . import _cpu
+
 
 def require_array(x, name: str) -> np.ndarray:
     if not isinstance(x, np.ndarray):
@@ -90,8 +92,6 @@ def require_threads(threads) -> int:
     """A kernel's thread count: None -> OpenMP's default (OMP_NUM_THREADS, else all cores);
     otherwise an int from 1 to the limit (4 per CPU this process can run on, at most 1024: more
     only oversubscribes, and a thread libgomp cannot create aborts the process)."""
-    from . import _cpu
-
     limit = _cpu.thread_limit()
     if threads is None:
         default = _cpu.omp_max_threads()
