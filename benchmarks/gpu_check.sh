@@ -77,8 +77,8 @@ else
 fi
 
 step "pytest-benchmark on the GPU (the same problems, CUDA-event clock)"
-run 60 $PYTHON -m pytest -q -p no:cacheprovider "$SOURCE/benchmarks/test_gpu_benchmarks.py" --benchmark-only \
-  --benchmark-max-time=0.2 --dlcb-table "$OUT/pytest-gpu.json" -k "gemm and 4096"
+run 60 $PYTHON -m pytest -q -p no:cacheprovider "$SOURCE/benchmarks/test_benchmarks.py" --benchmark-only \
+  --dlcb-max-time=0.2 --dlcb-table "$OUT/pytest-gpu.json" -k "gemm and 4096"
 
 echo; echo "=== done in $(( $(date +%s) - START ))s, status $status"
 exit $status

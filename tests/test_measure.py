@@ -1,13 +1,33 @@
-"""The measurement core: statistics, the sampling loop's stopping rules, cold-cache flushing."""
+"""The measurement core: statistics, the sampling loop's stopping criteria, cold-cache flushing,
+watching blocks for contention."""
 
+import subprocess
+import sys
 import time
 
 import numpy as np
 import pytest
 
-from dlcb_kernels.measure import HostTimer, Settings, measure, measure_overhead, summarize
+from dlcb_kernels.measure import (
+    FixedRepeats,
+    HostTimer,
+    NoiseTarget,
+    Settings,
+    Warmup,
+    combine,
+    contention,
+    measure,
+    measure_overhead,
+    sample_until,
+    summarize,
+)
 
 FAST = dict(settle=0.0, warmup_time=0.0, min_time=0.0)
+
+
+def measure_with(fn, timer, settings: Settings, **kwargs):
+    """The loop as `dlcb bench` drives it from its flat settings."""
+    return measure(fn, timer, settings.criterion(), warmup=settings.warmup(), settle_s=settings.settle, **kwargs)
 
 
 class FakeTimer:
@@ -48,7 +68,7 @@ def test_summarize_single_sample_and_bad_input():
 
 def test_stops_when_noise_target_reached():
     timer = FakeTimer([1.0] * 1000)
-    m = measure(lambda: None, timer, Settings(min_samples=10, **FAST))
+    m = measure_with(lambda: None, timer, Settings(min_samples=10, **FAST))
     assert m.converged and m.stop_reason == "noise target reached"
     assert m.stats.count == 10 and len(m.samples) == 10
 
@@ -56,34 +76,34 @@ def test_stops_when_noise_target_reached():
 def test_keeps_sampling_while_noisy_until_max_samples():
     rng = np.random.default_rng(0)
     timer = FakeTimer(rng.uniform(1.0, 3.0, 1000))
-    m = measure(lambda: None, timer, Settings(min_samples=5, max_samples=40, max_time=1e9, **FAST))
+    m = measure_with(lambda: None, timer, Settings(min_samples=5, max_samples=40, max_time=1e9, **FAST))
     assert not m.converged and m.stop_reason == "max_samples" and m.stats.count == 40
 
 
 def test_stops_at_max_time():
     timer = FakeTimer([1.0, 3.0] * 500)
-    m = measure(lambda: None, timer, Settings(min_samples=5, max_samples=500, max_time=20.0, **FAST))
+    m = measure_with(lambda: None, timer, Settings(min_samples=5, max_samples=500, max_time=20.0, **FAST))
     assert m.stop_reason == "max_time" and m.stats.count == 10 and not m.converged  # 10 x 2 s
 
 
 def test_noise_converges_once_outliers_are_a_minority():
     # A few slow outliers do not move the IQR: robust statistics.
     timer = FakeTimer([1.0] * 17 + [5.0] * 3 + [1.0] * 100)
-    m = measure(lambda: None, timer, Settings(min_samples=20, **FAST))
+    m = measure_with(lambda: None, timer, Settings(min_samples=20, **FAST))
     assert m.converged and m.stats.median == 1.0 and m.stats.max == 5.0
 
 
 def test_warmup_runs_before_samples():
     calls = []
     timer = FakeTimer([1.0] * 100)
-    m = measure(lambda: calls.append(1), timer, Settings(min_samples=10, min_warmup=3, **FAST))
+    m = measure_with(lambda: calls.append(1), timer, Settings(min_samples=10, min_warmup=3, **FAST))
     assert m.warmup_count == 3 and len(calls) == 3 + 10
 
 
 def test_cold_mode_flushes_before_every_sample_outside_the_timing():
     events = []
     timer = FakeTimer([1.0] * 100)
-    m = measure(lambda: events.append("run"), timer, Settings(min_samples=10, min_warmup=2, **FAST),
+    m = measure_with(lambda: events.append("run"), timer, Settings(min_samples=10, min_warmup=2, **FAST),
                 cache="cold", flush=lambda: events.append("flush"))
     assert m.cache == "cold"
     timed = events[2:]  # after warm-up
@@ -92,9 +112,9 @@ def test_cold_mode_flushes_before_every_sample_outside_the_timing():
 
 def test_cold_mode_needs_a_flush_and_cache_is_checked():
     with pytest.raises(ValueError, match="flush"):
-        measure(lambda: None, HostTimer(), cache="cold")
+        measure(lambda: None, HostTimer(), NoiseTarget(), cache="cold")
     with pytest.raises(ValueError, match="cache must be one of"):
-        measure(lambda: None, HostTimer(), cache="lukewarm")
+        measure(lambda: None, HostTimer(), NoiseTarget(), cache="lukewarm")
 
 
 @pytest.mark.parametrize("kwargs", [dict(noise_target=0), dict(noise_target=1.5), dict(min_samples=1),
@@ -113,3 +133,86 @@ def test_host_timer_measures_real_time():
 def test_harness_overhead_is_small_and_positive():
     s = measure_overhead(HostTimer(), samples=500)
     assert 0 < s.median < 1e-4
+
+
+def test_fixed_repeats_takes_exactly_n_samples_whatever_the_noise():
+    timer = FakeTimer([1.0, 9.0] * 50)
+    m = measure(lambda: None, timer, FixedRepeats(7), warmup=Warmup(1, 0.0), settle_s=0.0)
+    assert m.stats.count == 7 and m.stop_reason == "fixed repeats" and m.warmup_count == 1
+    assert not m.converged  # the spread is far above the label's noise target
+    steady = measure(lambda: None, FakeTimer([2.0] * 10), FixedRepeats(3), warmup=Warmup(0, 0.0), settle_s=0.0)
+    assert steady.converged
+    with pytest.raises(ValueError, match="repeats"):
+        FixedRepeats(0)
+    with pytest.raises(TypeError, match="repeats"):
+        FixedRepeats(2.5)
+
+
+def test_time_budget_counts_every_call_of_a_sample():
+    # samples of 0.1 and 0.3 s per call, 5 calls each: the 4 s budget stops once the calls sum to 4 s
+    samples, reason = sample_until(iter([0.1, 0.3] * 50).__next__, NoiseTarget(min_samples=3, max_time=4.0,
+                                                                               min_time=0.0), calls_per_sample=5)
+    assert reason == "max_time"
+    assert sum(samples[:-1]) * 5 < 4.0 <= sum(samples) * 5
+
+
+def test_combined_rounds_converge_only_when_the_pooled_samples_do():
+    criterion = NoiseTarget(noise_target=0.02, min_samples=5, min_time=0.0)
+    fast = measure(lambda: None, FakeTimer([1.0] * 10), criterion, warmup=Warmup(0, 0.0), settle_s=0.0)
+    slow = measure(lambda: None, FakeTimer([1.5] * 10), criterion, warmup=Warmup(0, 0.0), settle_s=0.0)
+    assert fast.converged and slow.converged
+    pooled = combine([fast, slow], criterion)
+    assert pooled.stats.count == 10 and not pooled.converged  # the rounds disagree by 50 %
+    assert combine([fast, fast], criterion).converged
+
+
+class ScriptedMonitor:
+    def __init__(self, throttled):
+        self.throttled = throttled
+
+    def sample(self):
+        return {"clock_after_ghz": 1.0, "reference_ghz": 3.0, "throttled": self.throttled}
+
+
+def test_block_watch_flags_contention_and_keeps_it_apart_from_throttling():
+    quiet = contention.BlockWatch(ScriptedMonitor(throttled=True))
+    quiet.start()
+    time.sleep(0.3)
+    seen = quiet.stop()
+    if seen["machine"] is None:
+        pytest.skip("no /proc here")
+    if seen["machine"]["busy"]:
+        pytest.skip("this machine is busy with other work; an idle block cannot be checked")
+    assert seen["throttled"] is True and seen["contended"] is False  # a low clock on a quiet machine
+
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.2)
+        busy = contention.BlockWatch(ScriptedMonitor(throttled=True))
+        busy.start()
+        time.sleep(0.5)
+        seen = busy.stop()
+    finally:
+        hog.kill()
+        hog.wait()
+    assert seen["contended"] is True and seen["machine"]["other_busy_cpus"] > 0.5
+    # the clock probe shared its core with the hog: disturbed, not throttled
+    assert seen["throttled"] is False and seen["clock_disturbed"] is True
+
+
+def test_measure_keeps_what_the_watch_saw_per_block():
+    class Watch:
+        def __init__(self):
+            self.events = []
+
+        def start(self):
+            self.events.append("start")
+
+        def stop(self):
+            self.events.append("stop")
+            return {"contended": False, "throttled": False}
+
+    watch = Watch()
+    m = measure(lambda: None, FakeTimer([1.0] * 20), NoiseTarget(min_samples=5, min_time=0.0),
+                warmup=Warmup(0, 0.0), settle_s=0.0, watch=watch)
+    assert watch.events == ["start", "stop"] and m.blocks == [{"contended": False, "throttled": False}]

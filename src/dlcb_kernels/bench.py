@@ -15,17 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from . import devices, environment, registry
-from .device_array import to_host
-from .measure import Settings, combine, contention, measure, measure_overhead
-from .records import (
-    base_record,
-    compare_to_vendors,
-    failed_record,
-    now_iso,
-    timed_record,
-)
-from .registry.gpu_inputs import host_inputs
+from . import devices, environment, openmp_policy, registry
+from .harness import Context, measure_implementation
+from .measure import Settings, contention, measure_overhead
+from .records import base_record, compare_to_vendors, now_iso
 from .suites import SuiteProblem
 from .table import TableWriter
 from .targets import CpuTarget
@@ -98,11 +91,14 @@ def device_id(device: dict) -> str:
 
 def run_bench(config: BenchConfig, out_path, *, progress_stream: TextIO | None = sys.stderr,
               device: dict | None = None, run_fields: dict | None = None,
-              device_fields: dict | None = None) -> dict:
+              device_fields: dict | None = None, machine_at_start: dict | None = None,
+              openmp_why: str | None = None) -> dict:
     """Runs the benchmark, writing the table to out_path after every record. Returns the table.
 
     run_fields and device_fields are added to the run entry and the device block (an MPI job's
-    rank, host and the ranks sharing the device).
+    rank, host and the ranks sharing the device). machine_at_start: the contention sample the
+    caller already took (else one is taken here); openmp_why: why the OpenMP wait policy is what
+    it is (openmp_policy), recorded with it.
 
     KeyboardInterrupt marks the run "interrupted" in the file (every finished record kept) and
     propagates.
@@ -120,9 +116,12 @@ def run_bench(config: BenchConfig, out_path, *, progress_stream: TextIO | None =
     device["id"] = device_id(device)
     host_timer = CpuTarget(config.threads).timer
     overhead = measure_overhead(host_timer)
-    machine = contention.sample()
+    machine = machine_at_start if machine_at_start is not None else contention.sample()
     if machine is not None and machine["busy"]:
         progress.note(f"warning: {contention.describe(machine)}")
+    binding = openmp_policy.binding_warning(machine)
+    if binding:
+        progress.note(f"warning: {binding}")
     run = {
         "run_id": uuid.uuid4().hex,
         "suite": config.suite,
@@ -140,6 +139,7 @@ def run_bench(config: BenchConfig, out_path, *, progress_stream: TextIO | None =
         "machine_at_start": machine,
         **(run_fields or {}),
     }
+    run["environment"]["openmp"] = openmp_policy.describe(openmp_why)
     if target.backend == "cuda":
         run["environment"]["cuda"] = environment.describe_cuda()
     writer = TableWriter(out_path, run, device)
@@ -147,7 +147,7 @@ def run_bench(config: BenchConfig, out_path, *, progress_stream: TextIO | None =
     monitor = target.monitor(device)
     try:
         for sp in config.problems:
-            _run_problem(sp, config, writer, device, target, flush, monitor, progress)
+            _run_problem(sp, config, writer, device, flush, monitor, progress)
     except KeyboardInterrupt:
         writer.finish("interrupted", now_iso())
         raise
@@ -155,7 +155,7 @@ def run_bench(config: BenchConfig, out_path, *, progress_stream: TextIO | None =
     return writer.doc
 
 
-def _run_problem(sp: SuiteProblem, config: BenchConfig, writer: TableWriter, device: dict, target,
+def _run_problem(sp: SuiteProblem, config: BenchConfig, writer: TableWriter, device: dict,
                  flush, monitor, progress: Progress) -> None:
     """Every implementation and cache mode of one problem, `config.rounds` times.
 
@@ -170,6 +170,8 @@ def _run_problem(sp: SuiteProblem, config: BenchConfig, writer: TableWriter, dev
         peak, peak_label = devices.peak_for(device, problem.dtype, config.peak_basis)
     except ValueError as exc:  # no peak for this dtype here: records go without % of peak
         peak, peak_label = None, str(exc)
+    target = config.target
+    context = Context(target, config.threads, config.settings, flush, monitor, peak, peak_label)
     impls = [i for i in sorted(config.implementations, key=lambda i: i.provider != "vendor")
              if i.op == problem.op and i.backend == target.backend]
     records: dict[tuple[str, str], dict] = {}        # the problem's current records
@@ -185,8 +187,7 @@ def _run_problem(sp: SuiteProblem, config: BenchConfig, writer: TableWriter, dev
                 base = base_record(problem, impl, run_id=writer.run["run_id"], device_id=device["id"],
                                    cache=cache, threads=config.threads, labels=sp.labels)
                 previous = measurements.setdefault(key, [])
-                record = _run_one(problem, inputs, impl, base, config, target, flush, monitor, peak,
-                                  peak_label, previous)
+                record = measure_implementation(problem, inputs, impl, base, context, previous)
                 record["rounds"] = len(previous)
                 records[key] = record
                 compare_to_vendors(list(records.values()))
@@ -197,47 +198,6 @@ def _run_problem(sp: SuiteProblem, config: BenchConfig, writer: TableWriter, dev
                     positions[key] = len(writer.doc["records"])
                     writer.append([record])
                 progress.step(_progress_text(record))
-
-
-def host_result(output):
-    """The result as numpy (GPU results copied back), dicts of results element-wise."""
-    if isinstance(output, dict):
-        return {name: to_host(value) for name, value in output.items()}
-    return None if output is None else to_host(output)
-
-
-def _run_one(problem, inputs, impl, base, config, target, flush, monitor, peak, peak_label,
-             previous: list) -> dict:
-    """One round of one implementation: verify, then measure; the record pools this round's
-    measurement with `previous` ones (appended to it)."""
-    reason = impl.mismatch(problem) or impl.unavailable_reason(problem)
-    if reason:
-        return failed_record(base, "unavailable", reason)
-    library = impl.library()
-    tolerance = impl.tolerance_for(problem)
-    base["error"]["tolerance"] = tolerance
-    try:
-        with impl.prepare(problem, inputs, config.threads, **target.prepare_kwargs()) as prepared:
-            prepared.run()
-            target.synchronize()
-            base["threads"] = prepared.threads
-            error = problem.check_error(host_inputs(inputs), host_result(prepared.output))
-            if not error <= tolerance:
-                return failed_record(base, "failed", f"result differs from the reference: error {error:.3g} "
-                                     f"> tolerance {tolerance:.3g}; not timed",
-                                     library=library, error=error)
-            timer = target.timer_for(prepared.run, base["cache"])
-            measurement = measure(prepared.run, timer, config.settings, cache=base["cache"], flush=flush)
-            measurement.extra["timer"] = timer.name
-            measurement.extra["conditions"] = monitor.sample()
-            previous.append(measurement)
-            record = timed_record(base, combine(previous), peak_gflops=peak, peak_label=peak_label, error=error,
-                                  library=library, algorithm=prepared.algorithm)
-            if prepared.kernel is not None:
-                record["kernel"] = prepared.kernel
-            return record
-    except (MemoryError, RuntimeError, ValueError, TypeError) as exc:
-        return failed_record(base, "error", f"{type(exc).__name__}: {exc}", library=library)
 
 
 def _progress_text(record: dict) -> str:

@@ -125,6 +125,11 @@ def _parser() -> argparse.ArgumentParser:
                             "rnn:hidden=512,batch=32,timesteps=25,cell=lstm,direction=bwd")
     bench.add_argument("--peak", choices=("measured", "theoretical"), default="measured",
                        help="the peak that %% of peak is held against (default: measured)")
+    bench.add_argument("--omp-wait", choices=("auto", "runtime", "passive"), default="auto",
+                       help="how OpenMP workers wait between parallel regions: auto (the runtime's default "
+                            "spin on an idle machine, PASSIVE when other processes are busy at the start: "
+                            "the run restarts itself with OMP_WAIT_POLICY=PASSIVE), runtime, or passive. "
+                            "A wait policy set in the environment is always kept")
     bench.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     from .comm import cli as comm_cli
 
@@ -160,6 +165,7 @@ def _command_modules() -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    args.may_restart = argv is None  # the program itself, not a call from Python: exec is safe
     try:
         resolve_isa("auto")  # a DLCB_ISA this CPU cannot run is an error before any work
         commands = {"bench": _bench, "show": _show, "devices": _devices, "merge": _merge}
@@ -226,16 +232,42 @@ def _bench_here(args) -> int:
         print(f"dlcb bench: {note}", file=sys.stderr)
     config = _bench_config(args, kind, index)
     out = require_writable(args.output or default_output(config.suite))
+    machine, why = _wait_policy(args, kind)
     _interrupt_on_signals()
     stream = None if args.quiet else sys.stderr
     if stream:
         _announce(config, args.cache, out, stream)
     try:
-        doc = run_bench(config, out, progress_stream=stream)
+        doc = run_bench(config, out, progress_stream=stream, machine_at_start=machine, openmp_why=why)
     except KeyboardInterrupt:
         print(f"\ndlcb bench: interrupted; {_keep_interrupted(out)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return _report(doc, out)
+
+
+def _wait_policy(args, kind: str) -> tuple[dict | None, str | None]:
+    """The machine's state at the start and the OpenMP wait policy chosen from it; starts the
+    command again under another policy where that is the choice (see openmp_policy)."""
+    from . import openmp_policy
+    from .measure import contention
+
+    why, machine = openmp_policy.inherited_choice()
+    if why is not None:
+        return machine, why
+    machine = contention.sample()
+    if kind != "cpu":
+        return machine, "not chosen: the kernels run on a GPU"
+    policy, why = openmp_policy.choose(args.omp_wait, machine)
+    env = openmp_policy.restart_environment(policy, why, machine)
+    if env is None:
+        return machine, why
+    if not args.may_restart:
+        return machine, f"{why}; not applied: called from Python, where the runtime's policy is fixed at load"
+    if not args.quiet:
+        print(f"dlcb bench: starting again with OMP_WAIT_POLICY=PASSIVE ({why})", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "dlcb_kernels", *sys.argv[1:]], env)
+    raise AssertionError("unreachable: execve returns only by raising")
 
 
 def _keep_interrupted(out: Path) -> str:

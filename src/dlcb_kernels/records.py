@@ -30,6 +30,7 @@ def base_record(problem, impl, *, run_id: str, device_id: str, cache: str, threa
         "params": problem.params(),
         **(labels or {}),
         "implementation": impl.name,
+        "variant": impl.variant,
         "provider": impl.provider,
         "backend": impl.backend,
         "dtype": problem.dtype,
@@ -70,7 +71,20 @@ def timed_record(base: dict, measurement, *, peak_gflops: float | None, peak_lab
         "vs_best_vendor": None,
     })
     record.update(measurement.extra)
+    if measurement.blocks:
+        record["conditions"] = block_conditions(measurement.blocks)
     return record
+
+
+def block_conditions(blocks: list[dict]) -> dict:
+    """A record's conditions from those of its blocks (one per round): flagged when any block
+    was; each block's own conditions kept under "blocks"."""
+    return {
+        "throttled": any(b.get("throttled") for b in blocks),
+        "contended": any(b.get("contended") for b in blocks),
+        "clock_disturbed": any(b.get("clock_disturbed") for b in blocks),
+        "blocks": blocks,
+    }
 
 
 def failed_record(base: dict, status: str, reason: str, *, library: str | None = None,

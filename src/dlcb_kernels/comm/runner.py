@@ -6,8 +6,10 @@ the slowest rank's time per collective (an all-reduce of the per-rank times with
 collective is only done when its last rank is. k is chosen once so a sample lasts about
 `sample_time`, which amortises the few microseconds by which ranks leave the barrier apart.
 
-Every rank sees the same slowest-rank samples, so every rank takes the same decision to stop
-(noise target, time or sample budget) without another message. After timing the result is
+The sampling is the package's one measurement loop (measure.harness: warm-up, then samples until
+a NoiseTarget stops), fed the slowest-rank samples. Every rank sees the same samples, so every
+rank takes the same decision to stop (noise target, time or sample budget) without another
+message. After timing the result is
 checked again. A watchdog aborts the job if one size takes longer than its deadline.
 
 With several rounds (the whole sweep again, in the opposite order each time) a collective's
@@ -23,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..measure.harness import NoiseTarget, Warmup, sample_until, warm_up
 from ..measure.stats import summarize
 from ..table import finite_or_none
 from .backends import Prepared
@@ -54,8 +57,12 @@ class CommSettings:
         if self.max_iterations < 1 or self.warmup < 0:
             raise ValueError("max_iterations must be >= 1 and warmup >= 0")
 
+    def criterion(self) -> NoiseTarget:
+        """The harness's stopping criterion over the slowest-rank samples."""
+        return NoiseTarget(self.noise_target, self.min_samples, 0.0, self.max_time, self.max_samples)
+
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {"criterion": NoiseTarget.name, **asdict(self)}
 
 
 def _slowest(world: World, seconds: float) -> float:
@@ -88,29 +95,23 @@ def time_collective(world: World, prepared: Prepared, problem: CommProblem, sett
         timing = Timing(error_before=_check(world, problem, prepared))
         if timing.error_before != 0.0:
             return timing
-        prepared.run(settings.warmup)
+        warm_up(lambda: prepared.run(1), Warmup(min_calls=settings.warmup, min_time=0.0))
         world.barrier()
         start = time.perf_counter()
         prepared.run(1)
         once = _slowest(world, time.perf_counter() - start)
         iterations = int(min(settings.max_iterations, max(1, math.ceil(settings.sample_time / max(once, 1e-9)))))
+        local = []
 
-        slowest, local = [], []
-        stop_reason = "max_samples"
-        while len(slowest) < settings.max_samples:
+        def slowest_rank_sample() -> float:
             world.barrier()
             start = time.perf_counter()
             prepared.run(iterations)
             mine = (time.perf_counter() - start) / iterations
             local.append(mine)
-            slowest.append(_slowest(world, mine))
-            if len(slowest) >= settings.min_samples:
-                if summarize(slowest).rel_noise <= settings.noise_target:
-                    stop_reason = "noise target reached"
-                    break
-                if sum(slowest) * iterations >= settings.max_time:
-                    stop_reason = "max_time"
-                    break
+            return _slowest(world, mine)
+
+        slowest, stop_reason = sample_until(slowest_rank_sample, settings.criterion(), calls_per_sample=iterations)
         timing.error_after = _check(world, problem, prepared)
         timing.rank_medians = world.allgather(float(np.median(local)))
     timing.slowest, timing.iterations, timing.stop_reason = slowest, iterations, stop_reason
@@ -141,7 +142,7 @@ def make_entry(problem: CommProblem, timings: list[Timing], settings: CommSettin
         "rounds": [{"median_s": float(np.median(t.slowest)), "samples": len(t.slowest),
                     "iterations_per_sample": t.iterations, "stop_reason": t.stop_reason} for t in timings],
         "stop_reason": "; ".join(dict.fromkeys(t.stop_reason for t in timings)),
-        "converged": stats.rel_noise <= settings.noise_target,
+        "converged": settings.criterion().converged(stats),
         "bus_factor": bus_factor(problem.collective, problem.ranks),
         "algbw_gbs": problem.algbw(stats.median) / 1e9,
         "busbw_gbs": problem.busbw(stats.median) / 1e9,

@@ -1,10 +1,24 @@
-"""The measurement core: timers, sampling to a noise target, robust statistics, and how busy
-the machine is with other work."""
+"""The measurement core: timers, the one sampling loop with its stopping criteria, robust
+statistics, and how busy the machine is with other work."""
 
 from . import contention
-from .runner import Measurement, Settings, combine, measure, measure_overhead
+from .harness import (
+    FixedRepeats,
+    Measurement,
+    NoiseTarget,
+    Settings,
+    StoppingCriterion,
+    Warmup,
+    combine,
+    measure,
+    measure_overhead,
+    sample_until,
+    settle,
+    warm_up,
+)
 from .stats import Stats, summarize
 from .timer import HostTimer, Timer
 
-__all__ = ["HostTimer", "Measurement", "Settings", "Stats", "Timer", "contention", "measure", "measure_overhead",
-           "summarize"]
+__all__ = ["FixedRepeats", "HostTimer", "Measurement", "NoiseTarget", "Settings", "Stats", "StoppingCriterion",
+           "Timer", "Warmup", "combine", "contention", "measure", "measure_overhead", "sample_until", "settle",
+           "summarize", "warm_up"]

@@ -1,7 +1,8 @@
 """How busy the machine is with other work, from /proc (Linux): the CPU time every other process
-used over a short window (the machine's busy time minus this process's own), the hypervisor's
-steal time, and the load average. Sampled before a run so that a run on a shared or loaded
-machine says so at its start and in its summary; elsewhere (no /proc) nothing is claimed."""
+used over a window (the machine's busy time minus this process's own), the hypervisor's steal
+time, and the load average. Sampled before a run (so a run on a shared or loaded machine says so
+at its start and in its summary) and over every block of samples (so each record says whether
+other work ran while it was timed); elsewhere (no /proc) nothing is claimed."""
 
 from __future__ import annotations
 
@@ -37,24 +38,72 @@ def _own_ticks() -> int | None:
     return int(fields[11]) + int(fields[12])
 
 
+# A hypervisor stealing more than this share of all CPU time makes the machine "busy" too.
+BUSY_STEAL = 0.05
+
+
+class _Snapshot:
+    """The machine's and this process's CPU counters at one moment."""
+
+    def __init__(self):
+        self.machine = _cpu_ticks()
+        self.own = _own_ticks()
+        self.time = time.monotonic()
+
+    @property
+    def readable(self) -> bool:
+        return self.machine is not None and self.own is not None
+
+
+def _usage(before: _Snapshot, after: _Snapshot) -> dict:
+    """What other work did between two snapshots. /proc counts in clock ticks (usually 10 ms), so
+    over a window of w seconds other_busy_cpus is known to about 0.01 / w."""
+    window = max(after.time - before.time, 1e-9)
+    hz = os.sysconf("SC_CLK_TCK")
+    busy = max(0, (after.machine[0] - before.machine[0]) - (after.own - before.own)) / hz
+    steal = (after.machine[1] - before.machine[1]) / max(1, after.machine[2] - before.machine[2])
+    other = busy / window
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return {"other_busy_cpus": round(other, 3), "steal_fraction": round(steal, 4), "load_average_1m": load,
+            "cpus": os.cpu_count(), "window_s": round(window, 3),
+            "busy": other > BUSY_CORES or steal > BUSY_STEAL}
+
+
 def sample(seconds: float = 0.5) -> dict | None:
     """{"other_busy_cpus", "steal_fraction", "load_average_1m", "cpus", "window_s", "busy"}: what
     other work did over `seconds` while this process slept; None where /proc is missing."""
-    before, own_before = _cpu_ticks(), _own_ticks()
-    if before is None or own_before is None:
+    before = _Snapshot()
+    if not before.readable:
         return None
-    start = time.monotonic()
     time.sleep(seconds)
-    after, own_after = _cpu_ticks(), _own_ticks()
-    window = time.monotonic() - start
-    hz = os.sysconf("SC_CLK_TCK")
-    busy = max(0, (after[0] - before[0]) - (own_after - own_before)) / hz
-    total = max(1, after[2] - before[2])
-    other = busy / window
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    return {"other_busy_cpus": round(other, 3), "steal_fraction": round((after[1] - before[1]) / total, 4),
-            "load_average_1m": load, "cpus": os.cpu_count(), "window_s": round(window, 3),
-            "busy": other > BUSY_CORES}
+    return _usage(before, _Snapshot())
+
+
+class BlockWatch:
+    """Watches one block of samples: other processes' CPU time and the hypervisor's steal while
+    it ran (from /proc), then the device monitor's conditions right after it (the clock, or
+    NVML's). A contended block is flagged `contended`; on a CPU, a low clock in a contended block
+    is a disturbed clock check (`clock_disturbed`), not throttling: the probe shares the cores."""
+
+    def __init__(self, monitor=None, *, cpu_kernels: bool = True):
+        self.monitor = monitor
+        self.cpu_kernels = cpu_kernels
+        self._before: _Snapshot | None = None
+
+    def start(self) -> None:
+        self._before = _Snapshot()
+
+    def stop(self) -> dict:
+        after = _Snapshot()
+        usage = _usage(self._before, after) if self._before is not None and self._before.readable \
+            and after.readable else None
+        conditions = dict(self.monitor.sample()) if self.monitor is not None else {}
+        conditions["machine"] = usage
+        conditions["contended"] = bool(usage and usage["busy"])
+        if self.cpu_kernels and conditions["contended"] and conditions.get("throttled"):
+            conditions["throttled"] = False
+            conditions["clock_disturbed"] = True
+        return conditions
 
 
 def describe(state: dict) -> str:

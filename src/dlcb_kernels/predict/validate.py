@@ -35,12 +35,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from collections.abc import Callable
 
 import numpy as np
 
 from .._validate import require_threads
+from ..measure import FixedRepeats, HostTimer, Warmup, measure
 from ..layer_runners import (
     SGD_LR,
     SGD_MOMENTUM,
@@ -65,14 +65,11 @@ GOAL_MEAN_ERROR = 0.10          # mean |error| over the models at most 10 %
 # Timing ----------------------------------------------------------------------------------------
 
 def _time_runs(step: Callable[[], None], warmup: int, repeats: int) -> list[float]:
-    for _ in range(warmup):
-        step()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        samples.append(time.perf_counter() - start)
-    return samples
+    """`repeats` timed steps after `warmup` untimed ones, through the package's measurement loop
+    (a whole step takes long enough that a fixed count is the stopping criterion)."""
+    measurement = measure(step, HostTimer(), FixedRepeats(repeats), warmup=Warmup(min_calls=warmup, min_time=0.0),
+                          settle_s=0.0)
+    return measurement.samples
 
 
 def _summary(samples: list[float]) -> dict:
