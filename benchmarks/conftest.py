@@ -23,11 +23,12 @@ from collections import Counter
 
 import pytest
 
-from dlcb_kernels import _cpu, devices, environment, openmp_policy, registry
+from dlcb_kernels import _cpu, devices, environment, openmp_policy, peak_store, registry
 from dlcb_kernels.bench import device_id
 from dlcb_kernels.harness import Context, measure_implementation
 from dlcb_kernels.measure import Settings, contention
 from dlcb_kernels.records import base_record, compare_to_vendors, now_iso
+from dlcb_kernels.results import Device, Record, Run, Table
 from dlcb_kernels.suites import OPS, SUITES, load_suite
 from dlcb_kernels.table import TableWriter
 from dlcb_kernels.targets import make_target, parse_device
@@ -114,7 +115,7 @@ class DlcbSession:
             raise pytest.UsageError(str(exc)) from None
         self.suite = getattr(config, "_dlcb_suite", None)
         self.machine_at_start = None
-        self.records: list[dict] = []
+        self.records: list[Record] = []
         self._device = None
         self._writer = None
         self._inputs = {}
@@ -125,7 +126,7 @@ class DlcbSession:
         if self._device is None:
             self.machine_at_start = contention.sample()
             device = self.target.describe(measure=True)
-            self._device = dict(device, id=device_id(device))
+            self._device = peak_store.apply(dict(device, id=device_id(device)), when=now_iso())
         return self._device
 
     def inputs(self, problem):
@@ -160,8 +161,8 @@ class DlcbSession:
                                                         warmup_time=0.0, min_warmup=0, settle=0.0)
         context = Context(self.target, self.threads, settings, None, self._monitor, peak, label)
         writer = self.writer() if timed else None
-        base = base_record(problem, impl, run_id=writer.run["run_id"] if writer else "", device_id=device["id"],
-                           cache="warm", threads=self.threads, labels=suite_problem.labels)
+        base = base_record(problem, impl, run_id=writer.run["run_id"] if writer else "pytest",
+                           device_id=device["id"], cache="warm", threads=self.threads, labels=suite_problem.labels)
         inputs = self.inputs(problem)
 
         def verified_and_measured() -> dict:
@@ -170,22 +171,24 @@ class DlcbSession:
         # disabled (correctness only): the fixture runs the check once; enabled: its statistics
         # come from the harness's samples, replayed below
         record = verified_and_measured() if timed else benchmark(verified_and_measured)
-        if record["status"] == "unavailable":
-            pytest.skip(f"{impl.name}: {record['reason']}")
-        if record["status"] != "ok":
-            pytest.fail(f"{impl.name} on {problem.key()}: {record['status']}: {record['reason']}", pytrace=False)
+        if record.status == "unavailable":
+            pytest.skip(f"{impl.name}: {record.reason}")
+        if not record.ok:
+            pytest.fail(f"{impl.name} on {problem.key()}: {record.status}: {record.reason}", pytrace=False)
         if not timed:
             return
         benchmark.group = problem.key()
-        _replay(benchmark, [s * 1e-9 for s in record["samples_ns"]])
-        benchmark.extra_info.update({key: record.get(key) for key in EXTRA_INFO_KEYS})
-        benchmark.extra_info["peak_label"] = label
-        benchmark.extra_info["error"] = record["error"]["value"]
+        _replay(benchmark, [s * 1e-9 for s in record.samples_ns])
+        benchmark.extra_info.update({key: getattr(record, key) for key in EXTRA_INFO_KEYS})
+        benchmark.extra_info.update(peak_label=label, error=record.error.get("value"), contended=record.contended)
         self.records.append(record)
-        compare_to_vendors([r for r in self.records if r["problem"] == record["problem"]])
-        if writer is not None:
-            writer.doc["records"].append(record)
-            compare_to_vendors([r for r in writer.doc["records"] if r["problem"] == record["problem"]])
+        same_problem = [i for i, r in enumerate(self.records) if r.problem == record.problem]
+        for i, compared in zip(same_problem, compare_to_vendors([self.records[i] for i in same_problem])):
+            self.records[i] = compared
+        if writer is not None:  # the table's records are self.records, in the same order
+            writer.append([record])
+            for i in same_problem:
+                writer.put(i, self.records[i])
             writer.flush()
 
     def finish(self):
@@ -230,9 +233,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         return
     from dlcb_kernels.summary import format_summary
 
-    run = {"run_id": "pytest", "machine_at_start": session.machine_at_start}
-    doc = {"runs": [run], "devices": [session.device], "records": session.records, "communication": []}
+    table = Table(runs=(Run("pytest", machine_at_start=session.machine_at_start),),
+                  devices=(Device.from_json(session.device),), records=tuple(session.records))
     terminalreporter.section(f"dlcb: {len(session.records)} records on {session.device['id']}")
-    terminalreporter.write_line(format_summary(doc))
+    terminalreporter.write_line(format_summary(table))
     if session.table_path:
         terminalreporter.write_line(f"table: {session.table_path}")

@@ -1,5 +1,6 @@
 import os
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -8,6 +9,10 @@ import pytest
 # is kept out (its comparisons skip as they do where torch is not installed).
 if os.environ.get("DLCB_SANITIZED"):
     sys.modules["torch"] = None
+
+# Runs the tests start keep their device peaks here, not in the user's cache (see peak_store.py);
+# subprocesses inherit it.
+os.environ["DLCB_CACHE_DIR"] = tempfile.mkdtemp(prefix="dlcb-test-cache-")
 
 
 @pytest.fixture

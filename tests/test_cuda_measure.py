@@ -219,7 +219,8 @@ def test_timer_drives_the_measurement_loop_with_a_cold_flush(gpu):
     flush = cuda_flusher(0, 7)
     kernel = Kernel(gpu, 120e-6)
     settings = Settings(min_samples=5, min_time=0, max_time=1, warmup_time=0, min_warmup=2, settle=0)
-    m = measure(kernel.run, timer, settings, cache="cold", flush=flush)
+    m = measure(kernel.run, timer, settings.criterion(), warmup=settings.warmup(), settle_s=settings.settle,
+                cache="cold", flush=flush)
     assert m.converged and m.stats.median == pytest.approx(120e-6)
     # Each sample: flush, head start, then the events, all on the timer's stream.
     assert gpu.log[:4] == [("flush", 7), ("spin", 7, cuda_timer.HEAD_START_SECONDS), ("start", 7), ("stop", 7)]

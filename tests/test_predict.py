@@ -40,6 +40,10 @@ class FakeImpl:
     provider: str
     backend: str = "cpu"
 
+    @property
+    def variant(self) -> str:
+        return self.name.rsplit("/", 1)[-1]
+
 
 NUMPY = FakeImpl("gemm/cpu/numpy", "vendor")
 OURS = FakeImpl("gemm/cpu/ours-avx2", "ours")
@@ -64,7 +68,7 @@ def seconds_by_law(problem, factor=1.0):
 
 
 def record(problem, seconds, impl=NUMPY, device=DEVICE, status="ok", rel_noise=0.01, rounds=1):
-    r = records.base_record(problem, impl, run_id="run0", device_id=device, cache="warm", threads=1)
+    r = records.base_record(problem, impl, run_id="run0", device_id=device, cache="warm", threads=1).to_json()
     r["status"] = status
     if status == "ok":
         r["stats"] = {"median": seconds, "q1": seconds * 0.995, "q3": seconds * 1.005, "rel_noise": rel_noise,

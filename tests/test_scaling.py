@@ -413,7 +413,7 @@ def test_cli_end_to_end_with_the_predictor(tmp_path, capsys):
     from dlcb_kernels import records, table
     from dlcb_kernels.predict import predict_model
 
-    impl = SimpleNamespace(name="gemm/cpu/test", provider="vendor", backend="cpu")
+    impl = SimpleNamespace(name="gemm/cpu/test", variant="test", provider="vendor", backend="cpu")
     doc = new_table()
     doc["runs"].append({"run_id": "run0"})
     doc["devices"].append({"id": "cpu:test", "kind": "cpu", "name": "synthetic CPU",
@@ -425,7 +425,8 @@ def test_cli_end_to_end_with_the_predictor(tmp_path, capsys):
                 for pass_ in ("fwd", "bwd_data", "bwd_weights") for problem, _ in layer.kernel_problems(16, pass_)}
     for problem in problems.values():
         seconds = problem.flops() / 50e9
-        rec = records.base_record(problem, impl, run_id="run0", device_id="cpu:test", cache="warm", threads=1)
+        rec = records.base_record(problem, impl, run_id="run0", device_id="cpu:test", cache="warm",
+                                  threads=1).to_json()
         rec.update(stats={"median": seconds, "q1": seconds, "q3": seconds, "rel_noise": 0.01, "count": 10},
                    gflops=50.0)
         doc["records"].append(rec)

@@ -7,14 +7,17 @@ from dlcb_kernels.summary import format_summary, speedup_geomeans, speedup_geome
 
 
 def record(problem, impl, median, converged, vendor=None, speedup=None):
-    return {"device_id": "cpu:h", "problem": problem, "implementation": f"gemm/cpu/{impl}", "dtype": "float32",
+    return {"device_id": "cpu:h", "problem": problem, "implementation": f"gemm/cpu/{impl}", "variant": impl,
+            "provider": "ours" if impl == "ours" else "vendor", "dtype": "float32",
             "cache": "warm", "status": "ok", "op": "gemm", "set": "quick", "converged": converged,
             "stats": {"median": median}, "gflops": 1.0, "gbs": 1.0, "percent_of_peak": 10.0,
-            "vs_best_vendor": {"implementation": f"gemm/cpu/{vendor}", "speedup": speedup} if vendor else None}
+            "vs_best_vendor": {"implementation": f"gemm/cpu/{vendor}", "variant": vendor, "speedup": speedup,
+                               "time_ratio": 1 / speedup} if vendor else None}
 
 
 def table():
-    return {"devices": [{"id": "cpu:h"}], "records": [
+    return {"schema": "dlcb-kernels/throughput-table", "schema_version": 2, "runs": [],
+            "devices": [{"id": "cpu:h"}], "records": [
         record("a", "numpy", 2.0, True), record("a", "ours", 1.0, True, "numpy", 2.0),
         record("b", "numpy", 1.0, False), record("b", "ours", 2.0, True, "numpy", 0.5),   # vendor shaky
         record("c", "numpy", 1.0, True), record("c", "ours", 1.0, False, "numpy", 1.0),   # ours shaky
@@ -38,6 +41,20 @@ def test_summary_marks_shaky_records_and_means():
                     "dnumpy": "ok", "dours": "ok"}
     assert "ok~: 2 record(s) stopped at their time limit before the noise target" in text
     assert "over 4 problems (2 shaky; x2.000 without them)" in text
+
+
+def test_a_record_timed_on_a_busy_machine_is_marked_and_its_pairs_shaky():
+    doc = table()
+    doc["records"][6]["conditions"] = {"contended": True, "throttled": False}   # d's vendor
+    doc["records"][0]["conditions"] = {"contended": True, "throttled": False}   # a's vendor, also
+    doc["records"][0]["converged"] = False                                      # unconverged
+    text = format_summary(doc)
+    marks = {line.split()[0] + line.split()[1]: line.split()[3] for line in text.splitlines()
+             if line[:1] in "abcd" and len(line.split()) > 3}
+    assert marks["dnumpy"] == "ok*" and marks["anumpy"] == "ok~*" and marks["dours"] == "ok"
+    assert "ok*: 2 record(s) timed while other processes used the CPUs" in text
+    # every pair is shaky now but b's? a (vendor), b (vendor), c (ours), d (vendor): none steady
+    assert "over 4 problems (4 shaky; none steady)" in text
 
 
 def test_a_record_above_its_peak_is_flagged_not_printed():

@@ -7,10 +7,12 @@ import json
 import pytest
 
 from dlcb_kernels import table
+from dlcb_kernels.results import Record
 from dlcb_kernels.table import TableError, TableWriter
 
 
 def make_record(device_id="cpu:a", status="ok", median=0.01, impl="gemm/cpu/ours-avx512", provider="ours"):
+    """A record as JSON (see typed() for the results.Record a writer takes)."""
     return {
         "run_id": "r", "device_id": device_id, "op": "gemm", "problem": "gemm 8x8x8 NN",
         "params": {"m": 8, "n": 8, "k": 8}, "implementation": impl, "provider": provider,
@@ -19,14 +21,18 @@ def make_record(device_id="cpu:a", status="ok", median=0.01, impl="gemm/cpu/ours
         "stats": {"median": median, "q1": median, "q3": median, "rel_noise": 0.0, "count": 10},
         "gflops": 1024 / median / 1e9, "gbs": 768 / median / 1e9, "percent_of_peak": 1.0,
         "peak": {"gflops": 100.0, "label": "fp32 measured"}, "error": {"value": 1e-7, "tolerance": 1e-5},
-        "vs_best_vendor": {"implementation": "gemm/cpu/numpy", "speedup": 1.1},
+        "vs_best_vendor": {"implementation": "gemm/cpu/numpy", "speedup": 1.1, "time_ratio": 1 / 1.1},
         "reason": None, "library": "x",
     }
 
 
+def typed(record: dict) -> Record:
+    return Record.from_json(record)
+
+
 def write_table(path, device_id="cpu:a", run_id="run-a", records=None):
     writer = TableWriter(path, {"run_id": run_id, "status": "running"}, {"id": device_id, "kind": "cpu"})
-    writer.append(records if records is not None else [make_record(device_id)])
+    writer.append([typed(r) for r in records] if records is not None else [typed(make_record(device_id))])
     writer.finish("complete", "2026-01-01T00:00:00+00:00")
     return writer
 
@@ -44,7 +50,7 @@ def test_writer_leaves_no_temporary_files_and_valid_json_after_each_append(tmp_p
     path = tmp_path / "t.json"
     writer = TableWriter(path, {"run_id": "r", "status": "running"}, {"id": "cpu:a"})
     for i in range(3):
-        writer.append([make_record()])
+        writer.append([typed(make_record())])
         assert len(json.loads(path.read_text())["records"]) == i + 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.json"]
 
@@ -53,7 +59,7 @@ def test_non_finite_values_are_refused_not_written_as_nan(tmp_path):
     path = tmp_path / "t.json"
     writer = TableWriter(path, {"run_id": "r"}, {"id": "cpu:a"})
     with pytest.raises(ValueError):
-        writer.append([dict(make_record(), gflops=float("nan"))])
+        writer.append([typed(make_record()).replace(gflops=float("nan"))])
     json.loads(path.read_text())  # the previous version is intact
     assert table.finite_or_none(float("inf")) is None and table.finite_or_none(2) == 2.0
 

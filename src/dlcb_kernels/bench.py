@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from . import devices, environment, openmp_policy, registry
+from . import devices, environment, openmp_policy, peak_store, registry
 from .harness import Context, measure_implementation
 from .measure import Settings, contention, measure_overhead
 from .records import base_record, compare_to_vendors, now_iso
+from .results import Record
 from .suites import SuiteProblem
 from .table import TableWriter
 from .targets import CpuTarget
@@ -34,6 +35,7 @@ class BenchConfig:
     suite: str = "custom"
     seed: int = 0
     peak_basis: str = "measured"
+    peak_store: str = "use"         # peak_store: hold records against the highest peak kept for this device
     rounds: int = 1                 # alternating repetitions of every measurement, pooled
     target: object = None           # CpuTarget (default) or CudaTarget: where the kernels run
 
@@ -106,7 +108,8 @@ def run_bench(config: BenchConfig, out_path, *, progress_stream: TextIO | None =
     steps = sum(impl.op == sp.problem.op for sp in config.problems for impl in config.implementations)
     progress = Progress(steps * len(config.caches) * config.rounds, progress_stream)
     target = config.target
-    if device is None:
+    probed = device is None
+    if probed:
         if target.backend == "cpu":
             progress.note(f"probing the device ({config.threads} threads: clock, FMA peak, memory bandwidth)...")
         else:
@@ -114,6 +117,11 @@ def run_bench(config: BenchConfig, out_path, *, progress_stream: TextIO | None =
         device = target.describe(measure=True)
     device = dict(device, **(device_fields or {}))
     device["id"] = device_id(device)
+    if probed:
+        device = peak_store.apply(device, config.peak_store, when=now_iso())
+        if device.get("peak_store_error"):
+            progress.note(f"warning: the device's peaks could not be kept ({device['peak_store_error']}); "
+                          "this run uses its own probe")
     host_timer = CpuTarget(config.threads).timer
     overhead = measure_overhead(host_timer)
     machine = machine_at_start if machine_at_start is not None else contention.sample()
@@ -174,47 +182,47 @@ def _run_problem(sp: SuiteProblem, config: BenchConfig, writer: TableWriter, dev
     context = Context(target, config.threads, config.settings, flush, monitor, peak, peak_label)
     impls = [i for i in sorted(config.implementations, key=lambda i: i.provider != "vendor")
              if i.op == problem.op and i.backend == target.backend]
-    records: dict[tuple[str, str], dict] = {}        # the problem's current records
+    records: dict[tuple[str, str], Record] = {}      # the problem's current records
     positions: dict[tuple[str, str], int] = {}       # where each sits in the table
     measurements: dict[tuple[str, str], list] = {}
     for round_index in range(config.rounds):
         for impl in impls if round_index % 2 == 0 else impls[::-1]:
             for cache in config.caches:
                 key = (impl.name, cache)
-                if key in records and records[key]["status"] != "ok":
+                if key in records and not records[key].ok:
                     progress.step(_progress_text(records[key]))  # failures are not repeated
                     continue
                 base = base_record(problem, impl, run_id=writer.run["run_id"], device_id=device["id"],
                                    cache=cache, threads=config.threads, labels=sp.labels)
                 previous = measurements.setdefault(key, [])
                 record = measure_implementation(problem, inputs, impl, base, context, previous)
-                record["rounds"] = len(previous)
-                records[key] = record
-                compare_to_vendors(list(records.values()))
-                if key in positions:
-                    writer.doc["records"][positions[key]] = record
-                    writer.flush()
-                else:
-                    positions[key] = len(writer.doc["records"])
-                    writer.append([record])
-                progress.step(_progress_text(record))
+                records[key] = record.replace(rounds=len(previous))
+                records = dict(zip(records, compare_to_vendors(list(records.values()))))
+                if key not in positions:
+                    positions[key] = writer.append([records[key]])
+                for other, position in positions.items():  # a new vendor time changes our ratios
+                    writer.put(position, records[other])
+                writer.flush()
+                progress.step(_progress_text(records[key]))
 
 
-def _progress_text(record: dict) -> str:
-    head = f"{record['problem']:<28} {record['implementation'].split('/')[-1]:<14} {record['cache']:<4}"
-    if record["status"] != "ok":
-        reason = record["reason"] or ""
-        return f"{head} {reason if reason.startswith(record['status']) else record['status'] + ': ' + reason}"
-    text = f"{head} {record['stats']['median'] * 1e3:9.3f} ms {record['gflops']:8.1f} GFLOP/s"
-    if not record["converged"]:
-        text += f" (noise {record['stats']['rel_noise']:.1%})"
-    if record.get("conditions", {}).get("throttled"):
+def _progress_text(record: Record) -> str:
+    head = f"{record.problem:<28} {record.variant:<14} {record.cache:<4}"
+    if not record.ok:
+        reason = record.reason or ""
+        return f"{head} {reason if reason.startswith(record.status) else record.status + ': ' + reason}"
+    text = f"{head} {record.median * 1e3:9.3f} ms {record.gflops:8.1f} GFLOP/s"
+    if record.unconverged:
+        text += f" (noise {record.rel_noise:.1%})"
+    if record.contended:
+        text += " CONTENDED"
+    if record.throttled:
         text += " THROTTLED"
-    if record.get("percent_of_peak") is not None:
-        text += f" {record['percent_of_peak']:5.1f}% peak"
-    vs = record.get("vs_best_vendor")
+    if record.percent_of_peak is not None:
+        text += f" {record.percent_of_peak:5.1f}% peak"
+    vs = record.vs_best_vendor
     if vs:
-        text += f"  x{vs['speedup']:.3f} vs {vs['implementation'].split('/')[-1]}"
+        text += f"  x{vs.speedup:.3f} vs {vs.variant}"
     return text
 
 

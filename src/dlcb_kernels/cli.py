@@ -125,6 +125,11 @@ def _parser() -> argparse.ArgumentParser:
                             "rnn:hidden=512,batch=32,timesteps=25,cell=lstm,direction=bwd")
     bench.add_argument("--peak", choices=("measured", "theoretical"), default="measured",
                        help="the peak that %% of peak is held against (default: measured)")
+    bench.add_argument("--peak-store", choices=("use", "refresh", "off"), default="use",
+                       help="the measured peak records are held against: use (default) the highest this "
+                            "device has measured over its runs, kept in the user's cache folder (see "
+                            "DLCB_CACHE_DIR); refresh: start again from this run's probe; off: this run's "
+                            "probe only, nothing kept")
     bench.add_argument("--omp-wait", choices=("auto", "runtime", "passive"), default="auto",
                        help="how OpenMP workers wait between parallel regions: auto (the runtime's default "
                             "spin on an idle machine, PASSIVE when other processes are busy at the start: "
@@ -402,6 +407,7 @@ def _bench_config(args, kind: str, index: int):
     target = make_target(kind, index, threads, args.gpu_timing)
     caches = ("warm", "cold") if args.cache == "both" else (args.cache,)
     return BenchConfig(problems, impls, threads, caches, settings, suite=suite, peak_basis=args.peak,
+                       peak_store=args.peak_store,
                        rounds=args.rounds, target=target)
 
 
@@ -416,13 +422,15 @@ def _announce(config, cache: str, out: Path, stream) -> None:
 
 def _report(doc: dict, out: Path) -> int:
     """Writes the CSV beside the table, prints the summary; the exit status the records call for."""
+    from .results import Table
     from .summary import format_summary
     from .table import write_csv
 
     write_csv(out.with_suffix(".csv"), doc)
-    print(format_summary(doc))
+    table = Table.from_json(doc, str(out))
+    print(format_summary(table))
     print(f"\ntable: {out} (and {out.with_suffix('.csv')})")
-    if any(r["status"] in ("failed", "error") for r in doc["records"]):
+    if any(r.status in ("failed", "error") for r in table.records):
         return EXIT_FAILED_RECORDS
     return 0
 
@@ -438,6 +446,7 @@ def _interrupt_on_signals() -> None:
 
 
 def _show(args) -> int:
+    from .results import Table
     from .summary import format_summary
     from .table import load, to_csv
 
@@ -448,18 +457,21 @@ def _show(args) -> int:
     elif args.format == "csv":
         sys.stdout.write(to_csv(doc))
     else:
-        for run in doc["runs"]:
-            env = run.get("environment", {})
-            print(f"run {run['run_id'][:8]}  suite {run.get('suite')}  {run.get('status')}  "
-                  f"started {run.get('started')}  threads {run.get('threads')}  "
-                  f"dlcb-kernels {env.get('packages', {}).get('dlcb-kernels')} ({env.get('build_revision')})")
-        for device in doc["devices"]:
-            ranks = f"  ranks {', '.join(map(str, device['ranks']))}" if device.get("ranks") else ""
-            print(f"device {device['id']}: {device.get('name')}{ranks}")
+        table = Table.from_json(doc, str(args.table))
+        for run in table.runs:
+            env = run.environment
+            openmp = env.get("openmp") or {}
+            wait = f"  OpenMP wait {openmp['wait_policy']}" if openmp else ""
+            print(f"run {run.run_id[:8]}  suite {run.suite}  {run.status}  started {run.started}  threads "
+                  f"{run.threads}  dlcb-kernels {env.get('packages', {}).get('dlcb-kernels')} "
+                  f"({env.get('build_revision')}){wait}")
+        for device in table.devices:
+            ranks = f"  ranks {', '.join(map(str, device.get('ranks')))}" if device.get("ranks") else ""
+            print(f"device {device.id}: {device.name}{ranks}")
         print()
-        if doc["records"] or not doc["communication"]:
-            print(format_summary(doc))
-        if doc["communication"]:
+        if table.records or not table.communication:
+            print(format_summary(table))
+        if table.communication:
             from .comm.bench import format_comm
 
             print(format_comm(doc))

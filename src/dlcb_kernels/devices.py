@@ -207,6 +207,7 @@ def _cpu_peak(flop_per_cycle: int | None, flop_source: str, cores: int, clock_gh
         "theoretical_formula": formula,
         "flop_per_cycle_per_core": flop_per_cycle,
         "flop_per_cycle_source": flop_source,
+        "flop_per_cycle_known": flop_per_cycle_known,   # from the table of known cores, not the probe
         "cores": cores,
         "clock_ghz": clock_ghz,
         "measured_gflops": None,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from .device_array import to_host
 from .measure import Settings, combine, contention, measure
 from .records import failed_record, timed_record
+from .results import Record
 from .registry.gpu_inputs import host_inputs
 
 
@@ -38,7 +39,7 @@ class Context:
     peak_label: str | None = None
 
 
-def measure_implementation(problem, inputs, impl, base: dict, context: Context, previous: list) -> dict:
+def measure_implementation(problem, inputs, impl, base: Record, context: Context, previous: list) -> Record:
     """One round of one implementation: verify, then measure; the record pools this round's
     measurement with `previous` ones (this round's is appended to it)."""
     reason = impl.mismatch(problem) or impl.unavailable_reason(problem)
@@ -46,31 +47,28 @@ def measure_implementation(problem, inputs, impl, base: dict, context: Context, 
         return failed_record(base, "unavailable", reason)
     library = impl.library()
     tolerance = impl.tolerance_for(problem)
-    base["error"]["tolerance"] = tolerance
+    base = base.replace(error={**base.error, "tolerance": tolerance})
     target = context.target
     try:
         with impl.prepare(problem, inputs, context.threads, **target.prepare_kwargs()) as prepared:
             prepared.run()
             target.synchronize()
-            base["threads"] = prepared.threads
+            base = base.replace(threads=prepared.threads)
             error = problem.check_error(host_inputs(inputs), host_result(prepared.output))
             if not error <= tolerance:
                 return failed_record(base, "failed", f"result differs from the reference: error {error:.3g} "
                                      f"> tolerance {tolerance:.3g}; not timed",
                                      library=library, error=error)
-            timer = target.timer_for(prepared.run, base["cache"])
+            timer = target.timer_for(prepared.run, base.cache)
             watch = contention.BlockWatch(context.monitor, cpu_kernels=target.backend == "cpu")
             criterion = context.settings.criterion()
             measurement = measure(prepared.run, timer, criterion, warmup=context.settings.warmup(),
-                                  settle_s=context.settings.settle, cache=base["cache"], flush=context.flush,
+                                  settle_s=context.settings.settle, cache=base.cache, flush=context.flush,
                                   watch=watch)
             measurement.extra["timer"] = timer.name
             previous.append(measurement)
-            record = timed_record(base, combine(previous, criterion), peak_gflops=context.peak_gflops,
-                                  peak_label=context.peak_label, error=error, library=library,
-                                  algorithm=prepared.algorithm)
-            if prepared.kernel is not None:
-                record["kernel"] = prepared.kernel
-            return record
+            return timed_record(base, combine(previous, criterion), peak_gflops=context.peak_gflops,
+                                peak_label=context.peak_label, error=error, library=library,
+                                algorithm=prepared.algorithm, kernel=prepared.kernel)
     except (MemoryError, RuntimeError, ValueError, TypeError) as exc:
         return failed_record(base, "error", f"{type(exc).__name__}: {exc}", library=library)

@@ -1,10 +1,10 @@
 """The throughput table: one JSON document per run (or a merge of runs), versioned schema.
 
-Layout (schema_version 1):
+Layout (schema_version 2; version 1 lacked each record's variant, see results.py):
   schema, schema_version
   runs:     [{run_id, started, finished, status, command, suite, settings, harness, environment}]
   devices:  [{id, run_id, ...device block from dlcb_kernels.devices...}]
-  records:  [{run_id, device_id, op, problem, params, implementation, provider, dtype, cache,
+  records:  [{run_id, device_id, op, problem, params, implementation, variant, provider, dtype, cache,
               status, flops, flops_full, bytes, arithmetic_intensity, stats, samples_ns,
               gflops, gflops_full, gbs, peak, percent_of_peak, vs_best_vendor, library,
               algorithm, kernel (ours on the CPU: isa, mr, nr, kc, mc, nc, schedule,
@@ -30,7 +30,7 @@ from pathlib import Path
 from . import schema
 
 SCHEMA = "dlcb-kernels/throughput-table"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 RECORD_STATUSES = ("ok", "failed", "error", "unavailable", "skipped")
 
 CSV_COLUMNS = (
@@ -171,9 +171,16 @@ class TableWriter:
     def run(self) -> dict:
         return self.doc["runs"][0]
 
-    def append(self, records: list[dict]) -> None:
-        self.doc["records"].extend(records)
+    def append(self, records) -> int:
+        """Adds records (results.Record), rewrites the file; returns the first one's position."""
+        position = len(self.doc["records"])
+        self.doc["records"].extend(r.to_json() for r in records)
         self.flush()
+        return position
+
+    def put(self, position: int, record) -> None:
+        """Replaces the record at a position (flush to write)."""
+        self.doc["records"][position] = record.to_json()
 
     def finish(self, status: str, finished: str) -> None:
         self.run["status"] = status
@@ -185,7 +192,10 @@ class TableWriter:
 
 
 def merge(docs: list[dict]) -> dict:
-    """One table holding the runs, devices and records of several (e.g. one per device)."""
+    """One table holding the runs, devices and records of several (e.g. one per device).
+
+    A device in several tables keeps one peak per dtype, the highest measured (see
+    peak_store.py), and the records held against a measured peak are held against that one."""
     merged = new_table()
     seen_runs: set[str] = set()
     for doc in docs:
@@ -202,16 +212,47 @@ def merge(docs: list[dict]) -> dict:
                 # host): what either knows is kept, the first table's values winning.
                 first = known[device["id"]]
                 first.update({k: v for k, v in device.items() if k not in first})
+                _keep_higher_peaks(first, device)
             else:
                 known[device["id"]] = dict(device)
                 merged["devices"].append(known[device["id"]])
-        merged["records"].extend(doc["records"])
+        merged["records"].extend(dict(record) for record in doc["records"])
         for key, value in doc.get("communication", {}).items():
             if isinstance(value, list):
                 merged["communication"].setdefault(key, []).extend(value)
             else:
                 merged["communication"].setdefault(key, value)
+    _rehold_against_device_peaks(merged)
     return merged
+
+
+def _keep_higher_peaks(kept: dict, other: dict) -> None:
+    peaks = dict(kept.get("peaks") or {})
+    for dtype, entry in (other.get("peaks") or {}).items():
+        mine = peaks.get(dtype) or {}
+        if (entry.get("measured_gflops") or 0) > (mine.get("measured_gflops") or 0):
+            peaks[dtype] = entry
+    if peaks:
+        kept["peaks"] = peaks
+
+
+def _rehold_against_device_peaks(doc: dict) -> None:
+    """% of peak of every ok record that was held against a measured peak, against its device's."""
+    from .devices import peak_for
+
+    devices = {d["id"]: d for d in doc["devices"]}
+    for record in doc["records"]:
+        peak = record.get("peak") or {}
+        if record.get("status") != "ok" or not peak.get("gflops") or "measured peak" not in (peak.get("label") or ""):
+            continue
+        try:
+            gflops, label = peak_for(devices[record["device_id"]], record["dtype"], "measured")
+        except (KeyError, ValueError):
+            continue
+        if gflops != peak["gflops"] and record.get("gflops") is not None:
+            record["peak"] = {"gflops": gflops, "label": f"{label} (the highest of the merged tables')"}
+            record["percent_of_peak"] = 100.0 * record["gflops"] / gflops
+            record["exceeds_peak"] = record["gflops"] > gflops
 
 
 def csv_row(record: dict) -> dict:

@@ -41,7 +41,7 @@ import numpy as np
 
 from .. import devices
 from ..problems import DTYPES, problem_from_params
-from ..table import validate
+from ..results import Record, Table
 
 SOURCES = ("exact", "fitted", "roofline")
 PROVIDER_SELECTIONS = ("best", "ours", "vendor")
@@ -310,7 +310,7 @@ class _GroupModel:
 class _Entry:
     """One usable record: its problem, time and efficiency against the roofline."""
 
-    record: dict
+    record: Record
     problem: object
     seconds: float
     log_efficiency: float
@@ -329,7 +329,7 @@ class ThroughputModel:
                  dtype: str = "float32"):
         if not isinstance(table_doc, dict):
             raise TypeError(f"table_doc must be a dict (a loaded table), got {type(table_doc).__name__}")
-        validate(table_doc)
+        table = Table.from_json(table_doc)
         if device_id is not None and not isinstance(device_id, str):
             raise TypeError(f"device_id must be a str or None, got {type(device_id).__name__}")
         if not isinstance(impl, str):
@@ -344,7 +344,7 @@ class ThroughputModel:
         self.dtype = dtype
         self.device = self._find_device(table_doc, device_id)
         self.device_id = self.device["id"]
-        chosen = self._select(table_doc)
+        chosen = self._select(table)
         try:
             self.peak_gflops, self.peak_label = devices.peak_for(self.device, dtype, "measured")
         except ValueError as exc:
@@ -353,7 +353,7 @@ class ThroughputModel:
         entries = [self._entry(record) for record in chosen]
         self.entries = [e for e in entries if e.problem.op != MEMORY_OP]
         self.memory_entries = [e for e in entries if e.problem.op == MEMORY_OP]
-        self._exact = {(e.problem.op, _params_key(e.record["params"])): e for e in entries}
+        self._exact = {(e.problem.op, _params_key(e.record.params)): e for e in entries}
         self._memory_groups: dict[tuple, list[_Entry]] = {}
         for entry in self.memory_entries:
             self._memory_groups.setdefault(memory_group_of(entry.problem), []).append(entry)
@@ -391,39 +391,38 @@ class ThroughputModel:
         raise ValueError(f"device {device['id']!r} has no memory bandwidth (memory.triad_gbs, copy_gbs or "
                          "bandwidth_gbs): re-run the benchmark with the device probes on")
 
-    def _matches_impl(self, record: dict) -> bool:
+    def _matches_impl(self, record: Record) -> bool:
         if self.impl == "best":
             return True
         if self.impl in ("ours", "vendor"):
-            return record.get("provider") == self.impl
-        name = record["implementation"]
-        return self.impl in (name, name.split("/")[-1])
+            return record.provider == self.impl
+        return self.impl in (record.implementation, record.variant)
 
-    def _select(self, doc: dict) -> list[dict]:
+    def _select(self, table: Table) -> list[Record]:
         """Per problem the fastest usable record of the chosen implementation(s)."""
-        on_device = [r for r in doc["records"] if r["device_id"] == self.device_id]
-        usable = [r for r in on_device if r["status"] == "ok" and r["cache"] == "warm" and r["dtype"] == self.dtype
-                  and (r.get("stats") or {}).get("median") and r.get("params")]
+        on_device = [r for r in table.records if r.device_id == self.device_id]
+        usable = [r for r in on_device if r.ok and r.cache == "warm" and r.dtype == self.dtype and r.median
+                  and r.params]
         chosen = [r for r in usable if self._matches_impl(r)]
         if not chosen:
             if usable and self.impl not in PROVIDER_SELECTIONS:
-                names = sorted({r["implementation"] for r in usable})
+                names = sorted({r.implementation for r in usable})
                 raise ValueError(f"impl {self.impl!r} has no records on device {self.device_id} in {self.dtype}; "
                                  f"its implementations: {', '.join(names)}")
             raise ValueError(
                 f"the table has no usable records for device {self.device_id}, dtype {self.dtype}, impl "
                 f"{self.impl}: {len(on_device)} records on the device, {len(usable)} of them ok, warm, "
                 f"{self.dtype} and with params")
-        fastest: dict[tuple, dict] = {}
+        fastest: dict[tuple, Record] = {}
         for record in chosen:
-            key = (record["op"], _params_key(record["params"]))
-            if key not in fastest or record["stats"]["median"] < fastest[key]["stats"]["median"]:
+            key = (record.op, _params_key(record.params))
+            if key not in fastest or record.median < fastest[key].median:
                 fastest[key] = record
         return list(fastest.values())
 
-    def _entry(self, record: dict) -> _Entry:
-        problem = problem_from_params(record["op"], record["params"])
-        seconds = float(record["stats"]["median"])
+    def _entry(self, record: Record) -> _Entry:
+        problem = problem_from_params(record.op, record.params)
+        seconds = float(record.median)
         efficiency = work_flops(problem) / seconds / 1e9 / self.roofline_gflops(problem)
         features = np.empty(0) if problem.op == MEMORY_OP else _feature_row(problem)
         return _Entry(record, problem, seconds, math.log(efficiency), features)
@@ -474,20 +473,21 @@ class ThroughputModel:
             self._memory_fits[group] = MemoryTimeFit.fit([e.problem.bytes_min() for e in members],
                                                          [e.seconds for e in members])
         fit = self._memory_fits[group]
-        implementations = sorted({e.record["implementation"] for e in members})
+        implementations = sorted({e.record.implementation for e in members})
         return KernelPrediction(fit.seconds(nbytes), "fitted", fit.uncertainty, ", ".join(implementations),
                                 f"{fit.describe()} over {fit.count} {' '.join(map(str, group))} records")
 
     @staticmethod
     def _exact_prediction(entry: _Entry) -> KernelPrediction:
-        stats = entry.record["stats"]
-        rounds = entry.record.get("rounds") or 1
+        record = entry.record
+        rounds = record.rounds or 1
         floor = EXACT_UNCERTAINTY_FLOOR if rounds == 1 else EXACT_UNCERTAINTY_FLOOR / 2
         # Half the interquartile range: about the typical deviation of one run from the median.
-        uncertainty = max(0.5 * (stats.get("rel_noise") or 0.0), floor)
-        return KernelPrediction(entry.seconds, "exact", uncertainty, entry.record["implementation"],
-                                f"record {entry.record['problem']!r}: median of {stats.get('count')} samples, "
-                                f"{rounds} round(s), IQR/median {stats.get('rel_noise') or 0:.1%}")
+        noise = record.rel_noise or 0.0
+        uncertainty = max(0.5 * noise, floor)
+        return KernelPrediction(entry.seconds, "exact", uncertainty, record.implementation,
+                                f"record {record.problem!r}: median of {record.stats.count} samples, "
+                                f"{rounds} round(s), IQR/median {noise:.1%}")
 
     def _predict_from(self, problem, groups: dict, fits: dict) -> KernelPrediction:
         group = group_of(problem)
@@ -503,7 +503,7 @@ class ThroughputModel:
         row = _feature_row(problem)
         efficiency = math.exp(fit.log_efficiency(row))
         seconds = flops / (efficiency * roofline * 1e9)
-        implementations = sorted({e.record["implementation"] for e in members})
+        implementations = sorted({e.record.implementation for e in members})
         implementation = implementations[0] if len(implementations) == 1 else \
             f"{self.impl} of {', '.join(implementations)}"
         loo = "" if fit.loo_median is None else f", leave-one-out median error {fit.loo_median:.1%}"
@@ -540,8 +540,8 @@ class ThroughputModel:
             groups[group] = [e for e in groups[group] if e is not entry]
             prediction = self._predict_from(entry.problem, groups, {})
             rows.append({
-                "key": entry.record["problem"], "op": entry.problem.op, "direction": group[1],
-                "implementation": entry.record["implementation"], "measured_s": entry.seconds,
+                "key": entry.record.problem, "op": entry.problem.op, "direction": group[1],
+                "implementation": entry.record.implementation, "measured_s": entry.seconds,
                 "predicted_s": prediction.seconds, "source": prediction.source,
                 "rel_error": (prediction.seconds - entry.seconds) / entry.seconds,
             })

@@ -178,7 +178,7 @@ def format_markdown(result: dict) -> str:
         interval = "-" if row["ci_low"] is None else f"{row['ci_low']:.3f}–{row['ci_high']:.3f}"
         verdict = f"**{row['verdict']}**" if row["verdict"] in REGRESSION_VERDICTS else row["verdict"]
         cells = ([_devices(row)] if with_devices else []) + [
-            row["op"], row["problem"], row["implementation"].split("/")[-1], row["dtype"], row["cache"],
+            row["op"], row["problem"], row["variant"], row["dtype"], row["cache"],
             _time(row["old_median_s"]), _time(row["new_median_s"]), _number(row["ratio"]), interval,
             f"{row['old_samples']}/{row['new_samples']}",
             "-" if row["p_value"] is None else f"{row['p_value']:.2g}", verdict, row["note"]]
@@ -188,7 +188,7 @@ def format_markdown(result: dict) -> str:
         lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for group in result["geomean"]:
             cells = ([_devices(group)] if with_devices else []) + [
-                group["implementation"], group["op"], str(group["count"]), f"{group['geomean_ratio']:.3f}"]
+                group["variant"], group["op"], str(group["count"]), f"{group['geomean_ratio']:.3f}"]
             lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     lines += ["", tally_line(result)]
     return "\n".join(lines) + "\n"

@@ -9,7 +9,8 @@ lies against the threshold t:
   slower     the whole interval is above 1+t
   same       the whole interval is inside [1/(1+t), 1+t]
   ambiguous  anything else: the runs cannot tell (more samples, or a quieter machine, would);
-             also any pair where a record stopped before its noise target (converged false)
+             also any pair where a record stopped before its noise target (converged false) or
+             was timed while other processes used the CPUs (contended) or throttled
 
 Records that cannot be compared are listed with what happened to them instead of a verdict:
 "new" (only in NEW; "new (unavailable)" when not ok there), "removed" (only in OLD; likewise),
@@ -27,7 +28,7 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-from ..table import validate
+from ..results import Record, Table
 
 DEFAULT_THRESHOLD = 0.05
 DEFAULT_CONFIDENCE = 0.95
@@ -158,12 +159,12 @@ def mann_whitney_p(old_samples, new_samples) -> float | None:
     return float(math.erfc(distance / math.sqrt(variance) / math.sqrt(2)))
 
 
-def _key(record: dict) -> tuple:
-    return tuple(record[field] for field in MATCH_FIELDS)
+def _key(record: Record) -> tuple:
+    return tuple(getattr(record, field) for field in MATCH_FIELDS)
 
 
-def _median_s(record: dict) -> float | None:
-    median = (record.get("stats") or {}).get("median")
+def _median_s(record: Record) -> float | None:
+    median = record.median
     return float(median) if isinstance(median, (int, float)) and median > 0 else None
 
 
@@ -172,21 +173,29 @@ def _seed_stream(settings: CompareSettings, key: tuple) -> np.random.Generator:
     return np.random.default_rng([settings.seed, zlib.crc32("\x1f".join(map(str, key)).encode())])
 
 
-def _timing_row(old: dict, new: dict, settings: CompareSettings) -> dict:
+def _timing_row(old: Record, new: Record, settings: CompareSettings) -> dict:
     """The comparison of two ok records: ratio, interval, verdict, rank test. A pair with a record
-    whose sampling stopped before its noise target (converged false) gets no confident verdict:
-    its samples may be tight and still off (a busy machine), so the verdict is "ambiguous"."""
+    whose sampling stopped before its noise target (converged false), or that was timed while
+    other processes took CPU time (contended) or the clock dropped, gets no confident verdict:
+    its samples may be tight and still off, so the verdict is "ambiguous"."""
     row = _timing_row_of_samples(old, new, settings)
-    unsure = [name for name, record in (("old", old), ("new", new)) if record.get("converged") is False]
-    if unsure and row["verdict"] in ("faster", "slower", "same"):
-        note = f"would be {row['verdict']}, but {' and '.join(unsure)} missed the noise target (shaky)"
+    why = []
+    for name, record in (("old", old), ("new", new)):
+        if record.unconverged:
+            why.append(f"{name} missed the noise target")
+        if record.contended:
+            why.append(f"{name} was timed on a busy machine")
+        if record.throttled:
+            why.append(f"{name} was throttled")
+    if why and row["verdict"] in ("faster", "slower", "same"):
+        note = f"would be {row['verdict']}, but {' and '.join(why)} (shaky)"
         row.update(verdict="ambiguous", note=f"{row['note']}; {note}" if row.get("note") else note)
     return row
 
 
-def _timing_row_of_samples(old: dict, new: dict, settings: CompareSettings) -> dict:
+def _timing_row_of_samples(old: Record, new: Record, settings: CompareSettings) -> dict:
     key = _key(old)
-    old_samples, new_samples = old.get("samples_ns") or [], new.get("samples_ns") or []
+    old_samples, new_samples = list(old.samples_ns), list(new.samples_ns)
     row = {"old_median_s": _median_s(old), "new_median_s": _median_s(new),
            "old_samples": len(old_samples), "new_samples": len(new_samples),
            "ratio": None, "ci_low": None, "ci_high": None, "p_value": None}
@@ -207,8 +216,7 @@ def _timing_row_of_samples(old: dict, new: dict, settings: CompareSettings) -> d
     # Too few raw samples (a record written by hand or by another tool): the quartiles in stats
     # bound the ratio instead. The bounds are wider than a confidence interval, so they err towards
     # "ambiguous" rather than towards a verdict the data do not support.
-    old_stats, new_stats = old.get("stats") or {}, new.get("stats") or {}
-    quartiles = [stats.get(q) for stats in (old_stats, new_stats) for q in ("q1", "q3")]
+    quartiles = [getattr(record.stats, q, None) for record in (old, new) for q in ("q1", "q3")]
     few = "old" if len(old_samples) < MIN_BOOTSTRAP_SAMPLES else "new"
     if row["old_median_s"] is None or row["new_median_s"] is None:
         row.update(basis="none", verdict="ambiguous", note="too few samples and no median time")
@@ -226,35 +234,35 @@ def _timing_row_of_samples(old: dict, new: dict, settings: CompareSettings) -> d
     return row
 
 
-def _status_verdict(old: dict | None, new: dict | None) -> str:
+def _status_verdict(old: Record | None, new: Record | None) -> str:
     if old is None:
-        return "new" if new["status"] == "ok" else f"new ({new['status']})"
+        return "new" if new.ok else f"new ({new.status})"
     if new is None:
-        return "removed" if old["status"] == "ok" else f"removed ({old['status']})"
-    if old["status"] == "ok":
-        return f"{new['status']} in new"
-    if new["status"] == "ok":
-        return f"{old['status']} in old"
-    if old["status"] == new["status"]:
-        return old["status"]
-    return f"{old['status']} → {new['status']}"
+        return "removed" if old.ok else f"removed ({old.status})"
+    if old.ok:
+        return f"{new.status} in new"
+    if new.ok:
+        return f"{old.status} in old"
+    if old.status == new.status:
+        return old.status
+    return f"{old.status} → {new.status}"
 
 
-def _untimed_row(old: dict | None, new: dict | None) -> dict:
+def _untimed_row(old: Record | None, new: Record | None) -> dict:
     """A record that is in one table only, or not ok in at least one: what happened to it."""
-    reasons = [f"{record['status']} in {side}: {record['reason']}" for side, record in (("old", old), ("new", new))
-               if record is not None and record["status"] != "ok" and record.get("reason")]
+    reasons = [f"{record.status} in {side}: {record.reason}" for side, record in (("old", old), ("new", new))
+               if record is not None and not record.ok and record.reason]
     return {"verdict": _status_verdict(old, new), "basis": "none", "ratio": None, "ci_low": None,
             "ci_high": None, "p_value": None,
-            "old_median_s": _median_s(old) if old and old["status"] == "ok" else None,
-            "new_median_s": _median_s(new) if new and new["status"] == "ok" else None,
-            "old_samples": len(old.get("samples_ns") or []) if old else 0,
-            "new_samples": len(new.get("samples_ns") or []) if new else 0,
+            "old_median_s": _median_s(old) if old and old.ok else None,
+            "new_median_s": _median_s(new) if new and new.ok else None,
+            "old_samples": len(old.samples_ns) if old else 0,
+            "new_samples": len(new.samples_ns) if new else 0,
             "note": "; ".join(reasons)}
 
 
-def _device_ids(doc: dict) -> list[str]:
-    return list(dict.fromkeys(r["device_id"] for r in doc["records"] + comm_records(doc)))
+def _device_ids(table: Table) -> list[str]:
+    return list(dict.fromkeys(r.device_id for r in table.records + comm_records(table)))
 
 
 def _parse_device_pair(text: str) -> tuple[str, str]:
@@ -264,14 +272,14 @@ def _parse_device_pair(text: str) -> tuple[str, str]:
     return old_id, new_id if sep else old_id
 
 
-def pair_devices(old_doc: dict, new_doc: dict, devices: list[str] | None = None) -> list[tuple[str, str]]:
+def pair_devices(old_doc, new_doc, devices: list[str] | None = None) -> list[tuple[str, str]]:
     """The (old device id, new device id) pairs to compare.
 
     devices: "ID" or "OLD_ID=NEW_ID" items picking the pairs (device ids hold colons, hence "=").
     Without them, two tables of one device each are compared across their devices whatever the
     ids; otherwise devices are paired by equal id, and tables with none in common are an error
     rather than a guess."""
-    old_ids, new_ids = _device_ids(old_doc), _device_ids(new_doc)
+    old_ids, new_ids = _device_ids(_typed(old_doc, "OLD")), _device_ids(_typed(new_doc, "NEW"))
     for ids, side in ((old_ids, "OLD"), (new_ids, "NEW")):
         if not ids:
             raise ValueError(f"{side} has no kernel records or collective timings to compare")
@@ -298,7 +306,7 @@ def pair_devices(old_doc: dict, new_doc: dict, devices: list[str] | None = None)
     return [(device_id, device_id) for device_id in common]
 
 
-def _records_by_key(records: list[dict], side: str, device_id: str) -> dict:
+def _records_by_key(records: list[Record], side: str, device_id: str) -> dict:
     keyed = {}
     for record in records:
         key = _key(record)
@@ -309,28 +317,32 @@ def _records_by_key(records: list[dict], side: str, device_id: str) -> dict:
     return keyed
 
 
-def comm_records(doc: dict) -> list[dict]:
+def _typed(doc, side: str) -> Table:
+    return doc if isinstance(doc, Table) else Table.from_json(doc, side)
+
+
+def comm_records(table: Table) -> tuple[Record, ...]:
     """The table's collective timings (`dlcb bench comm`) as records to compare: op "comm",
-    implementation comm/BACKEND/COLLECTIVE, one problem per size and rank count, on the device of
-    rank 0 (the host whose clock the slowest-rank samples are read on)."""
-    measurements = (doc.get("communication") or {}).get("measurements") or []
-    if not measurements or not doc["devices"]:
-        return []
-    home = next((d["id"] for d in doc["devices"] if 0 in (d.get("ranks") or [])), doc["devices"][0]["id"])
-    return [{"op": "comm", "problem": f"{e['collective']} {e['nbytes']} B p{e['ranks']}",
-             "implementation": f"comm/{e.get('backend', '?')}/{e['collective']}", "provider": "vendor",
-             "dtype": e.get("dtype", "float32"), "cache": "warm", "status": e["status"], "reason": e.get("reason"),
-             "samples_ns": e.get("samples_ns") or [], "stats": e.get("stats") or {}, "device_id": home}
-            for e in measurements]
+    implementation comm/BACKEND/COLLECTIVE (variant BACKEND/COLLECTIVE), one problem per size and
+    rank count, on the device of rank 0 (the host whose clock the slowest-rank samples are read on)."""
+    measurements = table.communication.get("measurements") or []
+    if not measurements or not table.devices:
+        return ()
+    home = next((d.id for d in table.devices if 0 in (d.get("ranks") or [])), table.devices[0].id)
+    return tuple(Record.from_json({
+        "op": "comm", "problem": f"{e['collective']} {e['nbytes']} B p{e['ranks']}",
+        "implementation": f"comm/{e.get('backend', '?')}/{e['collective']}",
+        "variant": f"{e.get('backend', '?')}/{e['collective']}", "provider": "vendor", "backend": "comm",
+        "dtype": e.get("dtype", "float32"), "cache": "warm", "status": e["status"], "reason": e.get("reason"),
+        "samples_ns": e.get("samples_ns") or [], "stats": e.get("stats"), "converged": e.get("converged"),
+        "device_id": home}) for e in measurements)
 
 
-def _selected(record: dict, ops: set[str] | None, impls: set[str] | None) -> bool:
-    if ops and record["op"] not in ops:
+def _selected(record: Record, ops: set[str] | None, impls: set[str] | None) -> bool:
+    if ops and record.op not in ops:
         return False
     if impls:
-        impl = record["implementation"]
-        names = {impl, impl.split("/")[-1], record.get("provider")}
-        return bool(names & impls)
+        return bool({record.implementation, record.variant, record.provider} & impls)
     return True
 
 
@@ -347,15 +359,15 @@ def compare_tables(old_doc: dict, new_doc: dict, settings: CompareSettings | Non
     settings = settings or CompareSettings()
     if not isinstance(settings, CompareSettings):
         raise TypeError(f"settings must be a CompareSettings, got {type(settings).__name__}")
-    old_doc, new_doc = validate(old_doc, "OLD"), validate(new_doc, "NEW")
+    old_doc, new_doc = _typed(old_doc, "OLD"), _typed(new_doc, "NEW")
     op_set, impl_set = _name_set(ops, "ops"), _name_set(impls, "impls")
     pairs = pair_devices(old_doc, new_doc, devices)
     sides = []
     for doc, side, index in ((old_doc, "OLD", 0), (new_doc, "NEW", 1)):
         by_device = defaultdict(list)
-        for record in doc["records"] + comm_records(doc):
+        for record in doc.records + comm_records(doc):
             if _selected(record, op_set, impl_set):
-                by_device[record["device_id"]].append(record)
+                by_device[record.device_id].append(record)
         sides.append((by_device, side, index))
     rows = []
     for old_id, new_id in pairs:
@@ -387,10 +399,10 @@ def _name_set(names, argument: str) -> set[str] | None:
     return set(names) or None
 
 
-def _row(key: tuple, old_id, new_id, old: dict | None, new: dict | None, settings: CompareSettings) -> dict:
+def _row(key: tuple, old_id, new_id, old: Record | None, new: Record | None, settings: CompareSettings) -> dict:
     row = dict(zip(MATCH_FIELDS, key))
-    row.update(old_device=old_id, new_device=new_id)
-    if old is not None and new is not None and old["status"] == new["status"] == "ok":
+    row.update(variant=(old or new).variant, old_device=old_id, new_device=new_id)
+    if old is not None and new is not None and old.ok and new.ok:
         row.update(_timing_row(old, new, settings))
     else:
         row.update(_untimed_row(old, new))
@@ -403,10 +415,11 @@ def geomean_summary(rows: list[dict]) -> list[dict]:
     groups = defaultdict(list)
     for row in rows:
         if row["ratio"] is not None:
-            groups[(row["old_device"], row["new_device"], row["implementation"], row["op"])].append(row["ratio"])
-    return [{"old_device": old_id, "new_device": new_id, "implementation": impl, "op": op,
+            groups[(row["old_device"], row["new_device"], row["implementation"], row["variant"],
+                    row["op"])].append(row["ratio"])
+    return [{"old_device": old_id, "new_device": new_id, "implementation": impl, "variant": variant, "op": op,
              "count": len(ratios), "geomean_ratio": math.exp(sum(map(math.log, ratios)) / len(ratios))}
-            for (old_id, new_id, impl, op), ratios in groups.items()]
+            for (old_id, new_id, impl, variant, op), ratios in groups.items()]
 
 
 def tally(rows: list[dict]) -> dict:
