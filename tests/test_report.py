@@ -1,7 +1,11 @@
 """`dlcb report`: the page is valid HTML that references only embedded PNGs, every section is
-built from a two-device table fixture, failures and empty tables are shown, inputs validated."""
+built from a two-device table fixture, failures and empty tables are shown, inputs validated;
+measured bars and points carry their quartile range, shaky records are marked, and tables of
+schema version 1 still make a report."""
 
 import base64
+import dataclasses
+import html
 import json
 import subprocess
 import sys
@@ -14,8 +18,9 @@ pytest.importorskip("matplotlib")
 
 from dlcb_kernels import cli
 from dlcb_kernels.problems import ConvProblem, GemmProblem
-from dlcb_kernels.report import figures
+from dlcb_kernels.report import cli_report, figures
 from dlcb_kernels.report.html import PNG_MAGIC, Page, png_data_uri
+from dlcb_kernels.results import Record
 from dlcb_kernels.table import new_table, write_atomic
 
 # small models and few workers keep the predictions fast
@@ -30,7 +35,7 @@ PROBLEMS = [GemmProblem(256, 256, 256), GemmProblem(512, 64, 512), GemmProblem(1
 def _record(problem, variant, provider, device_id, run_id, gflops, peak, status="ok", reason=None):
     record = {"run_id": run_id, "device_id": device_id, "op": problem.op, "problem": problem.key(),
               "params": problem.params(), "set": "synthetic", "implementation": f"{problem.op}/x/{variant}",
-              "provider": provider, "dtype": "float32", "cache": "warm", "threads": 2, "status": status,
+              "variant": variant, "provider": provider, "dtype": "float32", "cache": "warm", "threads": 2, "status": status,
               "reason": reason, "flops": problem.flops(), "bytes": problem.bytes_min(),
               "arithmetic_intensity": problem.flops() / problem.bytes_min()}
     if status == "ok":
@@ -67,8 +72,9 @@ def _table(device_id: str, name: str, speed: float, kind: str = "cpu") -> dict:
     for i, problem in enumerate(PROBLEMS):
         vendor = _record(problem, "vendorlib", "vendor", device_id, run_id, (60 + 20 * i) * speed, peak)
         ours = _record(problem, "ours", "ours", device_id, run_id, (70 + 15 * i) * speed, peak)
-        ours["vs_best_vendor"] = {"implementation": vendor["implementation"],
-                                  "speedup": ours["gflops"] / vendor["gflops"]}
+        speedup = ours["gflops"] / vendor["gflops"]
+        ours["vs_best_vendor"] = {"implementation": vendor["implementation"], "variant": vendor["variant"],
+                                  "time_ratio": 1 / speedup, "speedup": speedup}
         doc["records"] += [vendor, ours]
     doc["records"].append(_record(PROBLEMS[0], "brokenlib", "vendor", device_id, run_id, 0, peak, "failed",
                                   "max error 3.1 above tolerance 1e-4"))
@@ -123,6 +129,33 @@ def _check_page(out: Path) -> str:
     # the PNGs beside the page are the images in it
     assert sorted(f.read_bytes() for f in files) == sorted(embedded)
     return text
+
+
+@pytest.fixture
+def drawn_figures(monkeypatch):
+    """The figures the report draws, kept open for inspection instead of closed once saved."""
+    import matplotlib.pyplot as plt
+
+    close, kept = plt.close, []
+    monkeypatch.setattr(plt, "close", kept.append)
+    yield kept
+    for fig in kept:
+        close(fig)
+
+
+def _figure(kept: list, title: str):
+    """The kept figure with this title (a bar chart's suptitle or a single plot's title)."""
+    return next(fig for fig in kept if title in (fig.get_suptitle(), *(ax.get_title() for ax in fig.axes)))
+
+
+def _has_error_bars(ax) -> bool:
+    from matplotlib.container import ErrorbarContainer
+
+    return any(isinstance(c, ErrorbarContainer) for c in ax.containers)
+
+
+def _hatched(fig) -> list:
+    return [p for ax in fig.axes for p in ax.patches if p.get_hatch() == figures.SHAKY_HATCH]
 
 
 @pytest.fixture
@@ -237,7 +270,7 @@ def test_page_pieces_validate_their_inputs(tmp_path):
         figures.roofline([], [figures.Ceiling("cache", 1.0, True, "x")], tmp_path / "r.png", "t")
 
 
-def test_communication_measurements_get_bandwidth_and_fit_figures(tmp_path):
+def test_communication_measurements_get_bandwidth_and_fit_figures(tmp_path, drawn_figures):
     from dlcb_kernels.comm.fit import fit_collective
 
     doc = _table("cpu:test", "Test CPU", 1.0)
@@ -246,7 +279,9 @@ def test_communication_measurements_get_bandwidth_and_fit_figures(tmp_path):
         for nbytes in (2 ** k for k in range(3, 25)):
             median = latency + nbytes * per_byte
             measurements.append({"collective": collective, "backend": "mpi", "ranks": 2, "nbytes": nbytes,
-                                 "status": "ok", "stats": {"median": median}, "algbw_gbs": nbytes / median / 1e9,
+                                 "status": "ok", "stats": {"median": median, "q1": median * 0.97,
+                                                           "q3": median * 1.04},
+                                 "converged": nbytes != 1 << 20, "algbw_gbs": nbytes / median / 1e9,
                                  "busbw_gbs": nbytes / median / 1e9})
     measurements.append({"collective": "allreduce", "backend": "mpi", "ranks": 2, "nbytes": 1 << 26,
                          "status": "failed", "reason": "wrong result: max |error| 3 on the worst rank"})
@@ -260,6 +295,10 @@ def test_communication_measurements_get_bandwidth_and_fit_figures(tmp_path):
     names = {f.name for f in out.glob("*.png")}
     assert {"comm-busbw-mpi-2-rank-s-comm.png", "comm-allreduce-fit-mpi-2-rank-s-comm.png"} <= names
     assert 'id="communication"' in text and "wrong result: max |error| 3" in text
+    for title in ("bus bandwidth, mpi, 2 rank(s), comm", "all-reduce time and its fits, mpi, 2 rank(s), comm"):
+        ax = _figure(drawn_figures, title).axes[0]
+        assert _has_error_bars(ax)
+        assert "hollow: shaky" in {t.get_text() for t in ax.get_legend().get_texts()}
     assert "ring: t = 2·α + 1·n/β" in text and "binomial tree" in text
 
 
@@ -268,3 +307,98 @@ def test_a_report_says_when_no_table_has_communication_measurements(two_devices,
     assert cli.main(["report", *map(str, two_devices), "-o", str(out), "--models", "none",
                      "--scaling-model", "none"]) == 0
     assert "No table holds communication measurements" in _check_page(out)
+
+
+def test_intervals_come_from_the_quartiles():
+    ours = Record.from_json(_record(PROBLEMS[0], "ours", "ours", "cpu:test", "run", 100.0, 200.0))
+    vendor = Record.from_json(_record(PROBLEMS[0], "vendorlib", "vendor", "cpu:test", "run", 50.0, 200.0))
+    # throughput = work / time: the slow quartile gives the low end
+    low, high = cli_report.throughput_interval(ours.gflops, ours)
+    assert low == pytest.approx(ours.flops / ours.stats.q3 / 1e9)
+    assert high == pytest.approx(ours.flops / ours.stats.q1 / 1e9)
+    low, high = cli_report.throughput_interval(ours.percent_of_peak, ours)
+    assert low < ours.percent_of_peak < high
+    low, high = cli_report.speedup_interval(ours, vendor)
+    assert low == pytest.approx(vendor.stats.q1 / ours.stats.q3)
+    assert high == pytest.approx(vendor.stats.q3 / ours.stats.q1)
+    assert low < 2.0 < high
+    assert cli_report.speedup_interval(ours, None) is None
+    no_quartiles = ours.replace(stats=dataclasses.replace(ours.stats, q1=None))
+    assert cli_report.throughput_interval(ours.gflops, no_quartiles) is None
+    assert cli_report.speedup_interval(no_quartiles, vendor) is None
+
+
+def test_noise_marks_of_records_and_pairs():
+    steady = Record.from_json(_record(PROBLEMS[0], "ours", "ours", "cpu:test", "run", 100.0, 200.0))
+    unconverged = steady.replace(converged=False)
+    contended = steady.replace(conditions={"contended": True})
+    assert cli_report.noise_mark(steady) == "" and not steady.shaky
+    assert cli_report.noise_mark(unconverged) == "~" and cli_report.noise_mark(contended) == "*"
+    assert cli_report.noise_mark(unconverged, contended) == "~*"   # a ratio is as shaky as either record
+
+
+def test_bars_and_points_carry_error_bars_and_shaky_records_are_marked(tmp_path, drawn_figures):
+    doc = _table("cpu:test", "Test CPU", 1.0)
+    gemm_small, gemm_flat = PROBLEMS[0].key(), PROBLEMS[1].key()
+    unconverged = next(r for r in doc["records"] if r["variant"] == "ours" and r["problem"] == gemm_small)
+    unconverged["converged"] = False
+    contended = next(r for r in doc["records"] if r["variant"] == "vendorlib" and r["problem"] == gemm_flat)
+    contended["conditions"] = {"contended": True}
+    path = tmp_path / "shaky.json"
+    write_atomic(path, doc)
+    out = tmp_path / "report"
+    assert cli.main(["report", str(path), "-o", str(out), "--models", "none", "--scaling-model", "none"]) == 0
+    text = _check_page(out)
+
+    peak = _figure(drawn_figures, "cpu:test (Test CPU): % of peak")
+    speedup = _figure(drawn_figures, "cpu:test (Test CPU): ours vs the best vendor")
+    for fig in (peak, speedup):
+        assert fig.axes and all(_has_error_bars(ax) for ax in fig.axes)
+        marks = sorted(t.get_text().strip() for ax in fig.axes for t in ax.texts
+                       if t.get_text().strip() in ("~", "*", "~*"))
+        assert marks == ["*", "~"]
+    assert len(_hatched(peak)) == 2            # the two shaky records
+    assert len(_hatched(speedup)) == 2         # the pairs built on them
+    roofline = _figure(drawn_figures, "cpu:test (Test CPU), float32")
+    assert _has_error_bars(roofline.axes[0])
+    faces = [tuple(face[:3]) for c in roofline.axes[0].collections for face in c.get_facecolors()]
+    assert faces.count((1.0, 1.0, 1.0)) == 2   # white: the two shaky records drawn hollow
+
+    # the page says what the marks mean, and how many records carry them
+    assert html.escape(cli_report.NOISE_LEGEND) in text
+    assert "1 ok*" in text and "1 ok~" in text
+    assert "2 shaky (hatched)" in text and "2 shaky pair(s) (hatched)" in text and "2 shaky (hollow)" in text
+
+
+def test_predicted_throughputs_keep_their_uncertainty_bars(two_devices, tmp_path, drawn_figures):
+    out = tmp_path / "report"
+    assert cli.main(["report", *map(str, two_devices), "-o", str(out), *FAST]) == 0
+    predictions = _figure(drawn_figures, "Predicted throughput per device")
+    assert all(_has_error_bars(ax) for ax in predictions.axes)
+    assert not _hatched(predictions)
+
+
+def test_tables_of_schema_version_1_still_make_a_report(tmp_path, drawn_figures):
+    """Version 1 records have no variant: reading them derives it from the implementation name."""
+    paths = []
+    for device_id, name, speed in (("cpu:old", "Old CPU", 1.0), ("cpu:older", "Older CPU", 0.5)):
+        doc = _table(device_id, name, speed)
+        doc["schema_version"] = 1
+        for record in doc["records"]:
+            del record["variant"]
+            if record.get("vs_best_vendor"):
+                del record["vs_best_vendor"]["variant"]
+        paths.append(tmp_path / f"{device_id.replace(':', '-')}.json")
+        write_atomic(paths[-1], doc)
+    out = tmp_path / "report"
+    assert cli.main(["report", *map(str, paths), "-o", str(out), "--models", "none", "--scaling-model", "none"]) == 0
+    text = _check_page(out)
+    assert "GFLOP/s (ours)" in text and "GFLOP/s (vendorlib)" in text   # the devices table names variants
+    speedup = _figure(drawn_figures, "cpu:old (Old CPU): ours vs the best vendor")
+    rows = [label.get_text() for ax in speedup.axes for label in ax.get_yticklabels()]
+    assert rows and all(row.endswith(" vs vendorlib") for row in rows)
+    peak = _figure(drawn_figures, "cpu:old (Old CPU): % of peak")
+    legend = {t.get_text() for ax in peak.axes for t in ax.get_legend().get_texts()}
+    assert {"ours", "vendorlib", "brokenlib", "absentlib"} <= legend
+    devices = _figure(drawn_figures, "Devices side by side")
+    assert all(_has_error_bars(ax) for ax in devices.axes)

@@ -1,20 +1,26 @@
 """`dlcb report`: one self-contained HTML page (plus its PNGs) from one or several throughput
 tables: rooflines, % of peak, ours against the best vendor, devices side by side, predicted model
-step times, data-parallel scaling, communication benchmarks and the runs' provenance."""
+step times, data-parallel scaling, communication benchmarks and the runs' provenance.
+
+Every bar and point built from a measured time carries the time's interquartile range as an
+error bar, and every shaky record (results.Record.shaky) is marked; NOISE_LEGEND says how."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import re
 import shlex
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from ..argtypes import positive_int, positive_int_list
+from ..results import CONTENDED_MARK, SHAKY_MARK, Device, Record, Run, Table
 from . import figures
 from .html import Page, Section
 
@@ -26,6 +32,13 @@ _PREDICTION_ERRORS = (ValueError, TypeError, KeyError, ArithmeticError)
 # Ceilings a device block may carry: (field in "memory", what it is, measured?)
 _BANDWIDTH_FIELDS = (("triad_gbs", "STREAM triad", True), ("copy_gbs", "device copy", True),
                      ("bandwidth_gbs", "theoretical", False))
+NOISE_LEGEND = (
+    "Error bars: every bar and point built from a measured time spans that time's interquartile range "
+    "(q1 to q3): a throughput or % of peak runs from work / q3 to work / q1, ours against a vendor from "
+    "vendor q1 / ours q3 to vendor q3 / ours q1; predicted throughputs carry the predictor's uncertainty "
+    "instead. Shaky measurements are not to be taken as fact: hatched bars with a mark after them, hollow "
+    f"points. {SHAKY_MARK} stopped at its time limit before its noise target, {CONTENDED_MARK} was timed while "
+    "other processes used the CPUs or the clock dropped; a ratio is shaky when either of its records is.")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -68,16 +81,17 @@ class DeviceView:
     label: str       # unique within the report
     slug: str        # for file names
     source: Path
-    device: dict
-    doc: dict        # a table of the file's runs, this device, its records and the file's communication
+    device: Device
+    table: Table     # the file's runs and communication, this device's records
+    doc: dict        # the same as JSON, for the predictor and the interconnect fit, which read documents
 
     @property
-    def records(self) -> list:
-        return self.doc["records"]
+    def records(self) -> tuple:
+        return self.table.records
 
     @property
     def name(self) -> str:
-        return str(self.device.get("name") or "unnamed device")
+        return self.device.name or "unnamed device"
 
 
 def run(args) -> int:
@@ -137,12 +151,13 @@ def build_report(docs: list, out: Path, *, models: list, batch: int, modes: tupl
                  interconnect: str, workers: list, weak_batches: list, strong_batches: list, say) -> Page:
     """The page for the loaded tables [(path, doc)]; writes its PNGs into `out`."""
     from .. import __version__
+    from ..summary import busy_runs
 
-    views = device_views(docs)
-    records = [r for _, doc in docs for r in doc["records"]]
-    statuses = {}
-    for record in records:
-        statuses[record["status"]] = statuses.get(record["status"], 0) + 1
+    loaded = [(path, doc, Table.from_json(doc, str(path))) for path, doc in docs]
+    tables = [(path, table) for path, _, table in loaded]
+    views = device_views(loaded)
+    records = [r for _, table in tables for r in table.records]
+    statuses = Counter(r.status_mark for r in records)
     counts = ", ".join(f"{n} {status}" for status, n in sorted(statuses.items())) or "no records"
     page = Page("dlcb-kernels report")
     page.lead.append(f"{len(docs)} table(s): {', '.join(str(path) for path, _ in docs)}")
@@ -151,13 +166,16 @@ def build_report(docs: list, out: Path, *, models: list, batch: int, modes: tupl
     page.lead.append(f"generated {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} by "
                      f"dlcb-kernels {__version__}")
     overview = page.section("overview", "Overview")
-    for path, doc in docs:
-        if not doc["records"]:
-            overview.note(f"{path} has no records ({len(doc['devices'])} device(s), {len(doc['runs'])} run(s)): "
+    for path, table in tables:
+        if not table.records:
+            overview.note(f"{path} has no records ({len(table.devices)} device(s), {len(table.runs)} run(s)): "
                           "the sections below have nothing of it to show but its provenance")
+        for warning in busy_runs(table):
+            overview.note(f"{path.name}: {warning}")
     overview.paragraph("Every figure is also written beside this page as a PNG file; each section says what "
                        "the tables lack for it. Records that are not ok (failed, error, unavailable, skipped) "
                        "are listed in the achieved-vs-peak section with their reason.")
+    overview.paragraph(NOISE_LEGEND)
 
     _roofline_section(page.section("roofline", "Rooflines"), views, out)
     _peak_section(page.section("peak", "Achieved vs peak"), views, out)
@@ -168,29 +186,26 @@ def build_report(docs: list, out: Path, *, models: list, batch: int, modes: tupl
                         modes, kernels, say)
     _scaling_section(page.section("scaling", "Data-parallel scaling"), views, out, scaling_model, interconnect,
                      workers, weak_batches, strong_batches, kernels, say)
-    _communication_section(page.section("communication", "Communication"), docs, out)
-    _provenance_section(page.section("provenance", "Provenance"), docs)
+    _communication_section(page.section("communication", "Communication"), tables, out)
+    _provenance_section(page.section("provenance", "Provenance"), tables)
     return page
 
 
 # Devices --------------------------------------------------------------------------------------------
 
-def device_views(docs: list) -> list:
-    """One view per device of every file; a device id seen in several files is labelled with
-    the file's name too (two runs of one machine are compared like two devices)."""
-    pairs = [(path, doc, device) for path, doc in docs for device in doc["devices"]]
-    id_count = {}
-    for _, _, device in pairs:
-        id_count[device["id"]] = id_count.get(device["id"], 0) + 1
+def device_views(loaded: list) -> list:
+    """One view per device of every file [(path, doc, its Table)]; a device id seen in several
+    files is labelled with the file's name too (two runs of one machine are compared like two
+    devices)."""
+    pairs = [(path, table, device) for path, _, table in loaded for device in table.devices]
+    id_count = Counter(device.id for *_, device in pairs)
     views, labels, slugs = [], set(), set()
-    for path, doc, device in pairs:
-        label = device["id"] if id_count[device["id"]] == 1 else f"{device['id']} ({path.stem})"
+    for path, table, device in pairs:
+        label = device.id if id_count[device.id] == 1 else f"{device.id} ({path.stem})"
         label = _unique(label, labels, " #")
         slug = _unique(re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-") or "device", slugs, "-")
-        sub = {"schema": doc["schema"], "schema_version": doc["schema_version"], "runs": doc["runs"],
-               "devices": [device], "records": [r for r in doc["records"] if r["device_id"] == device["id"]],
-               "communication": doc.get("communication") or {}}
-        views.append(DeviceView(label, slug, path, device, sub))
+        own = dataclasses.replace(table.on_device(device.id), devices=(device,))
+        views.append(DeviceView(label, slug, path, device, own, own.to_json()))  # JSON for the predictor
     return views
 
 
@@ -203,14 +218,9 @@ def _unique(name: str, taken: set, joiner: str) -> str:
     return candidate
 
 
-def _family(record: dict) -> str:
+def _family(record: Record) -> str:
     """The op family a record is grouped and coloured by: the op, and its direction if it has one."""
-    direction = (record.get("params") or {}).get("direction")
-    return f"{record['op']} {direction}" if direction else record["op"]
-
-
-def _variant(record: dict) -> str:
-    return record["implementation"].split("/")[-1]
+    return record.op if record.direction == "-" else f"{record.op} {record.direction}"
 
 
 def _number(value) -> bool:
@@ -219,21 +229,69 @@ def _number(value) -> bool:
 
 def _row_labeller(records: list):
     """Row label of a record: its problem, plus dtype and cache where the records hold several."""
-    dtypes = {r["dtype"] for r in records}
-    caches = {r["cache"] for r in records}
+    dtypes = {r.dtype for r in records}
+    caches = {r.cache for r in records}
 
-    def label(record: dict) -> str:
-        parts = [record["problem"]]
-        if len(dtypes) > 1 and record["dtype"] not in record["problem"]:
-            parts.append(record["dtype"])
+    def label(record: Record) -> str:
+        parts = [record.problem]
+        if len(dtypes) > 1 and record.dtype not in record.problem:
+            parts.append(record.dtype)
         if len(caches) > 1:
-            parts.append(f"{record['cache']} cache")
+            parts.append(f"{record.cache} cache")
         return ", ".join(parts)
     return label
 
 
-def _ok(records: list) -> list:
-    return [r for r in records if r["status"] == "ok"]
+def _ok(records) -> list:
+    return [r for r in records if r.ok]
+
+
+# Noise ------------------------------------------------------------------------------------------------
+
+def inverse_time_interval(value: float, median, q1, q3) -> tuple | None:
+    """The range of a quantity inversely proportional to a measured time (work / time: GFLOP/s,
+    % of peak, bandwidth) over the time's quartiles: value·median/q3 .. value·median/q1; None
+    without quartiles."""
+    if not all(_number(t) and t > 0 for t in (median, q1, q3)):
+        return None
+    return value * median / q3, value * median / q1
+
+
+def throughput_interval(value: float, record: Record) -> tuple | None:
+    """inverse_time_interval of a value computed from the record's median time."""
+    stats = record.stats
+    return inverse_time_interval(value, stats.median, stats.q1, stats.q3) if stats else None
+
+
+def speedup_interval(ours: Record, vendor: Record | None) -> tuple | None:
+    """The range of vendor time / our time over both records' quartiles: vendor q1 / ours q3 ..
+    vendor q3 / ours q1; None without the vendor record or quartiles."""
+    if vendor is None or ours.stats is None or vendor.stats is None:
+        return None
+    times = (ours.stats.q1, ours.stats.q3, vendor.stats.q1, vendor.stats.q3)
+    if not all(_number(t) and t > 0 for t in times):
+        return None
+    ours_q1, ours_q3, vendor_q1, vendor_q3 = times
+    return vendor_q1 / ours_q3, vendor_q3 / ours_q1
+
+
+def noise_mark(*records: Record) -> str:
+    """The shaky marks of a value built on these records: ~ (one missed its noise target), *
+    (one was contended or throttled), both, or ""."""
+    return ((SHAKY_MARK if any(r.unconverged for r in records) else "")
+            + (CONTENDED_MARK if any(r.contended or r.throttled for r in records) else ""))
+
+
+def _factor_interval(value: float, uncertainty) -> tuple | None:
+    """A relative uncertainty u as the factor range value / (1 + u) .. value · (1 + u): never
+    below zero, symmetric on a log axis."""
+    return (value / (1 + uncertainty), value * (1 + uncertainty)) if _number(uncertainty) and uncertainty else None
+
+
+def _shaky_count(records, how: str) -> str:
+    """A caption's note of the shaky records among those drawn, and how they are drawn."""
+    shaky = sum(r.shaky for r in records)
+    return f"; {shaky} shaky ({how})" if shaky else ""
 
 
 # Sections --------------------------------------------------------------------------------------------
@@ -242,38 +300,39 @@ def _roofline_section(section: Section, views: list, out: Path) -> None:
     from ..devices import DTYPE_ALIASES
 
     section.paragraph("Each ok record at its arithmetic intensity (FLOP per byte moved, counted by the problem) "
-                      "and achieved GFLOP/s; circles are our kernels, triangles vendor libraries, colours the op "
-                      "family. Solid lines: measured compute peak and memory bandwidth; dashed: theoretical.")
+                      "and achieved GFLOP/s, with the GFLOP/s range of its timing's quartiles; circles are our "
+                      "kernels, triangles vendor libraries, colours the op family, hollow markers shaky records. "
+                      "Solid lines: measured compute peak and memory bandwidth; dashed: theoretical.")
     if not views:
         section.note("The tables hold no devices.")
     for view in views:
         ok = _ok(view.records)
-        placed = [r for r in ok if _number(r.get("arithmetic_intensity")) and _number(r.get("gflops"))
-                  and r["arithmetic_intensity"] > 0 and r["gflops"] > 0]
+        placed = [r for r in ok if _number(r.arithmetic_intensity) and _number(r.gflops)
+                  and r.arithmetic_intensity > 0 and r.gflops > 0]
         if len(placed) < len(ok):
             section.note(f"{view.label}: {len(ok) - len(placed)} ok record(s) lack a positive arithmetic "
                          "intensity or GFLOP/s and are not placed.")
         if not placed:
             section.note(f"{view.label} ({view.name}): no ok records to place on a roofline.")
             continue
-        for dtype in sorted({r["dtype"] for r in placed}):
-            chosen = [r for r in placed if r["dtype"] == dtype]
+        for dtype in sorted({r.dtype for r in placed}):
+            chosen = [r for r in placed if r.dtype == dtype]
             ceilings, missing = _ceilings(view.device, DTYPE_ALIASES.get(dtype, dtype))
-            points = [figures.RooflinePoint(r["arithmetic_intensity"], r["gflops"], _family(r),
-                                            r.get("provider") or "vendor") for r in chosen]
+            points = [figures.RooflinePoint(r.arithmetic_intensity, r.gflops, _family(r), r.provider,
+                                            throughput_interval(r.gflops, r), r.shaky) for r in chosen]
             path = figures.roofline(points, ceilings, out / f"roofline-{view.slug}-{dtype}.png",
                                     f"{view.label} ({view.name}), {dtype}")
             ours = sum(p.provider == "ours" for p in points)
             section.figure(path, f"Roofline of {view.label} ({view.name}), {dtype}: {len(points)} ok records, "
-                                 f"{ours} ours and {len(points) - ours} vendor.")
+                                 f"{ours} ours and {len(points) - ours} vendor{_shaky_count(chosen, 'hollow')}.")
             for text in missing:
                 section.note(f"{view.label}, {dtype}: {text}")
 
 
-def _ceilings(device: dict, peak_dtype: str) -> tuple:
+def _ceilings(device: Device, peak_dtype: str) -> tuple:
     """The device block's roofs for a dtype, and what it lacks, said in words."""
     ceilings, missing = [], []
-    peak = (device.get("peaks") or {}).get(peak_dtype)
+    peak = device.peaks.get(peak_dtype)
     if peak is None:
         missing.append(f"the device block has no {peak_dtype} peak: no compute ceiling")
     else:
@@ -301,92 +360,116 @@ def _ceilings(device: dict, peak_dtype: str) -> tuple:
     return ceilings, missing
 
 
-def _family_panels(records: list, value, mark=None, row_suffix=None) -> list:
-    """BarPanels, one per op family: rows are problems, series the implementations; value(record)
-    is the bar (None: none) and mark(record) the text shown instead."""
+def _family_panels(records: list, value, interval, flag, mark=None, row_suffix=None) -> list:
+    """BarPanels, one per op family: rows are problems, series the implementations' variants;
+    value(record) is the bar (None: none), interval(record) its error bar, flag(record) its shaky
+    mark and mark(record) the text shown instead of a bar."""
     label = _row_labeller(records)
     panels = []
     for family in dict.fromkeys(_family(r) for r in records):
         chosen = [r for r in records if _family(r) == family]
         rows = list(dict.fromkeys(label(r) for r in chosen))
-        series = list(dict.fromkeys(_variant(r) for r in chosen))
-        values = {s: [None] * len(rows) for s in series}
-        marks = {s: [None] * len(rows) for s in series}
+        series = list(dict.fromkeys(r.variant for r in chosen))
+        values, intervals, flags, marks = ({s: [None] * len(rows) for s in series} for _ in range(4))
         for r in chosen:
-            i, s = rows.index(label(r)), _variant(r)
+            i, s = rows.index(label(r)), r.variant
             v = value(r)
             if v is not None:
-                values[s][i] = v
+                values[s][i], intervals[s][i], flags[s][i] = v, interval(r), flag(r)
             elif mark is not None:
                 marks[s][i] = mark(r)
         if row_suffix is not None:
             suffixes = {label(r): row_suffix(r) for r in chosen if row_suffix(r)}
             rows = [f"{row}{suffixes.get(row, '')}" for row in rows]
-        panels.append(figures.BarPanel(family, rows, values, marks))
+        panels.append(figures.BarPanel(family, rows, values, marks, intervals, flags))
     return panels
 
 
-def _percent_of_peak(record: dict):
-    return record["percent_of_peak"] if record["status"] == "ok" and _number(record.get("percent_of_peak")) else None
+def _percent_of_peak(record: Record):
+    return record.percent_of_peak if record.ok and _number(record.percent_of_peak) else None
 
 
-def _why_no_percent(record: dict) -> str:
-    return record["status"] if record["status"] != "ok" else "no peak"
+def _percent_of_peak_interval(record: Record):
+    return throughput_interval(record.percent_of_peak, record)
+
+
+def _why_no_percent(record: Record) -> str:
+    return record.status if not record.ok else "no peak"
 
 
 def _peak_section(section: Section, views: list, out: Path) -> None:
     section.paragraph("Percent of the peak each record is held against (the record's own peak: measured unless "
                       "the run asked for the theoretical one), per problem and implementation, grouped by op "
-                      "family. Implementations without a bar on a problem are labelled with their status.")
+                      "family, with the range of its timing's quartiles. Implementations without a bar on a "
+                      "problem are labelled with their status.")
     for view in views:
         if not view.records:
             section.note(f"{view.label} ({view.name}): no records.")
             continue
-        panels = _family_panels(view.records, _percent_of_peak, _why_no_percent)
+        panels = _family_panels(view.records, _percent_of_peak, _percent_of_peak_interval, noise_mark,
+                                _why_no_percent)
         path = figures.bar_panels(panels, out / f"peak-{view.slug}.png", f"{view.label} ({view.name}): % of peak",
                                   "% of peak")
-        labels = sorted({(r.get("peak") or {}).get("label") for r in _ok(view.records)} - {None})
+        ok = _ok(view.records)
+        labels = sorted({(r.peak or {}).get("label") for r in ok} - {None})
         section.figure(path, f"Achieved vs peak on {view.label} ({view.name}); peaks: "
-                             f"{'; '.join(labels) or 'none recorded'}.")
-    not_ok = [(view, r) for view in views for r in view.records if r["status"] != "ok"]
+                             f"{'; '.join(labels) or 'none recorded'}{_shaky_count(ok, 'hatched')}.")
+    not_ok = [(view, r) for view in views for r in view.records if not r.ok]
     section.heading("Records that are not ok")
     if not not_ok:
         section.paragraph("Every record is ok." if any(v.records for v in views) else "There are no records.")
         return
     section.table(("device", "problem", "implementation", "dtype", "cache", "status", "reason"),
-                  [(view.label, r["problem"], r["implementation"], r["dtype"], r["cache"], r["status"],
-                    r.get("reason") or "(no reason recorded)") for view, r in not_ok])
+                  [(view.label, r.problem, r.implementation, r.dtype, r.cache, r.status,
+                    r.reason or "(no reason recorded)") for view, r in not_ok])
+
+
+def _vendor_finder(records):
+    """The vendor record an ok record of ours was compared with: same run, problem, dtype and cache."""
+    by_key = {(r.run_id, r.problem, r.implementation, r.dtype, r.cache): r for r in records}
+    return lambda ours: by_key.get((ours.run_id, ours.problem, ours.vs_best_vendor.implementation, ours.dtype,
+                                    ours.cache))
 
 
 def _speedup_section(section: Section, views: list, out: Path) -> None:
-    from ..summary import speedup_geomeans
+    from ..summary import speedup_geomeans_with_noise
 
     section.paragraph("Our speed against the best vendor implementation measured on the same problem (> 1: ours "
-                      "faster), log scale, and the geometric mean per implementation, set, direction and cache.")
+                      "faster), log scale, with the range of both timings' quartiles, and the geometric mean per "
+                      "implementation, set, direction and cache; a pair is shaky when either record is.")
     geomeans = []
     for view in views:
-        compared = [r for r in _ok(view.records) if isinstance(r.get("vs_best_vendor"), dict)
-                    and _number(r["vs_best_vendor"].get("speedup")) and r["vs_best_vendor"]["speedup"] > 0]
-        compared_ids = {id(r) for r in compared}
-        ours_alone = [r for r in _ok(view.records) if r.get("provider") == "ours" and id(r) not in compared_ids]
+        compared = [r for r in _ok(view.records) if r.vs_best_vendor is not None]   # the schema: speedup > 0
+        ours_alone = [r for r in _ok(view.records) if r.provider == "ours" and r.vs_best_vendor is None]
         if ours_alone:
             section.note(f"{view.label}: {len(ours_alone)} ok record(s) of ours have no ok vendor record of "
                          "the same problem to compare with.")
         if not compared:
             section.note(f"{view.label} ({view.name}): no record compares ours with a vendor.")
             continue
-        panels = _family_panels(compared, lambda r: r["vs_best_vendor"]["speedup"],
-                                row_suffix=lambda r: f" vs {r['vs_best_vendor']['implementation'].split('/')[-1]}")
+        vendor_of = _vendor_finder(view.records)
+
+        def pair_mark(ours, vendor_of=vendor_of):
+            vendor = vendor_of(ours)
+            return noise_mark(ours) if vendor is None else noise_mark(ours, vendor)
+
+        panels = _family_panels(compared, lambda r: r.vs_best_vendor.speedup,
+                                lambda r, vendor_of=vendor_of: speedup_interval(r, vendor_of(r)), pair_mark,
+                                row_suffix=lambda r: f" vs {r.vs_best_vendor.variant}")
         path = figures.bar_panels(panels, out / f"speedup-{view.slug}.png",
                                   f"{view.label} ({view.name}): ours vs the best vendor", "speedup (x, log scale)",
                                   log_scale=True, reference=1.0)
-        section.figure(path, f"Ours vs the best vendor on {view.label} ({view.name}), per problem.")
-        for (impl, set_name, direction, cache), (mean, count) in sorted(speedup_geomeans(view.doc).items()):
-            geomeans.append((view.label, impl, set_name, direction, cache, f"x{mean:.3f}", count))
+        shaky = sum(bool(pair_mark(r)) for r in compared)
+        section.figure(path, f"Ours vs the best vendor on {view.label} ({view.name}), per problem"
+                             f"{f'; {shaky} shaky pair(s) (hatched)' if shaky else ''}.")
+        for (impl, set_name, direction, cache), (mean, count, unsure, steady) in sorted(
+                speedup_geomeans_with_noise(view.table).items()):
+            geomeans.append((view.label, impl, set_name, direction, cache, f"x{mean:.3f}", count, unsure,
+                             "-" if not unsure else f"x{steady:.3f}" if steady is not None else "none steady"))
     if geomeans:
         section.heading("Geometric means")
-        section.table(("device", "implementation", "set", "direction", "cache", "geomean speedup", "problems"),
-                      geomeans, numeric=(5, 6))
+        section.table(("device", "implementation", "set", "direction", "cache", "geomean speedup", "problems",
+                       "shaky pairs", "geomean of the steady pairs"), geomeans, numeric=(5, 6, 7, 8))
 
 
 def _devices_section(section: Section, views: list, out: Path) -> None:
@@ -397,16 +480,16 @@ def _devices_section(section: Section, views: list, out: Path) -> None:
                      "two or more (pass the tables of several devices, or runs of several machines).")
         return
     section.paragraph("The problems measured ok on two or more devices: per device the best implementation's "
-                      "GFLOP/s, and our best implementation's.")
+                      "GFLOP/s, and our best implementation's, with the range of its timing's quartiles.")
     best, ours = {}, {}
     for view in with_records:
         for r in _ok(view.records):
-            if not _number(r.get("gflops")) or r["gflops"] <= 0:
+            if not _number(r.gflops) or r.gflops <= 0:
                 continue
-            key = (_family(r), r["problem"], r["dtype"], r["cache"])
-            for table, keep in ((best, True), (ours, r.get("provider") == "ours")):
+            key = (_family(r), r.problem, r.dtype, r.cache)
+            for table, keep in ((best, True), (ours, r.provider == "ours")):
                 held = table.setdefault(key, {}).get(view.label)
-                if keep and (held is None or r["gflops"] > held["gflops"]):
+                if keep and (held is None or r.gflops > held.gflops):
                     table[key][view.label] = r
     common = [key for key, per_view in best.items() if len(per_view) >= 2]
     if not common:
@@ -423,22 +506,36 @@ def _devices_section(section: Section, views: list, out: Path) -> None:
 
     labels = [v.label for v in with_records]
     panels = []
+    drawn = {}   # the records behind the bars, by identity: one can be both the best and ours
     for which, table in (("best implementation", best), ("ours", ours)):
         for family in dict.fromkeys(key[0] for key in common):
             keys = [k for k in common if k[0] == family and table.get(k)]
             if not keys:
                 continue
-            values = {label: [table[k][label]["gflops"] if label in table[k] else None for k in keys]
-                      for label in labels}
-            marks = {label: ["not measured" if label not in table[k] else None for k in keys] for label in labels}
-            panels.append(figures.BarPanel(f"{family}: {which}", [row(k) for k in keys], values, marks))
+            chosen = {label: [table[k].get(label) for k in keys] for label in labels}
+            drawn.update((id(r), r) for records in chosen.values() for r in records if r is not None)
+            panels.append(figures.BarPanel(
+                f"{family}: {which}", [row(k) for k in keys],
+                values={label: [r.gflops if r else None for r in records] for label, records in chosen.items()},
+                marks={label: [None if r else "not measured" for r in records] for label, records in chosen.items()},
+                intervals={label: [throughput_interval(r.gflops, r) if r else None for r in records]
+                           for label, records in chosen.items()},
+                flags={label: [noise_mark(r) if r else None for r in records] for label, records in chosen.items()}))
     log_scale = _spans_decades(panels)
     path = figures.bar_panels(panels, out / "devices.png", "Devices side by side",
                               "GFLOP/s (log scale)" if log_scale else "GFLOP/s", log_scale=log_scale)
-    section.figure(path, f"{len(common)} problem(s) measured on two or more of {len(labels)} devices.")
+    section.figure(path, f"{len(common)} problem(s) measured on two or more of {len(labels)} devices"
+                         f"{_shaky_count(drawn.values(), 'hatched')}.")
     section.table(("problem", *(f"{label}: best (implementation)" for label in labels)),
-                  [(row(k), *(f"{best[k][label]['gflops']:.4g} GFLOP/s ({_variant(best[k][label])})"
-                              if label in best[k] else None for label in labels)) for k in common])
+                  [(row(k), *(_gflops_text(best[k][label]) if label in best[k] else None for label in labels))
+                   for k in common])
+
+
+def _gflops_text(record: Record) -> str:
+    """GFLOP/s with its quartile range and the variant, marked where shaky."""
+    interval = throughput_interval(record.gflops, record)
+    spread = f" [{interval[0]:.4g}–{interval[1]:.4g}]" if interval else ""
+    return f"{record.gflops:.4g}{spread} GFLOP/s ({record.variant}{noise_mark(record)})"
 
 
 def _spans_decades(panels: list) -> bool:
@@ -457,7 +554,7 @@ def _view_dtype(view: DeviceView) -> str:
     """The dtype the predictor reads a device in: float32 where it has ok float32 records, else
     the dtype with the most ok records."""
     ok = _ok(view.records)
-    dtypes = [r["dtype"] for r in ok]
+    dtypes = [r.dtype for r in ok]
     if not dtypes or "float32" in dtypes:
         return "float32"
     return max(set(dtypes), key=dtypes.count)
@@ -470,7 +567,7 @@ def _kernel_model(view: DeviceView, cache: dict):
 
     if view.label not in cache:
         try:
-            cache[view.label] = ThroughputModel(view.doc, device_id=view.device["id"], impl="best",
+            cache[view.label] = ThroughputModel(view.doc, device_id=view.device.id, impl="best",
                                                 dtype=_view_dtype(view))
         except _PREDICTION_ERRORS as exc:
             cache[view.label] = str(exc)
@@ -505,18 +602,18 @@ def _prediction_section(section: Section, views: list, out: Path, models: list, 
     panels = []
     for mode in modes:
         values = {label: [None] * len(models) for label in labels}
-        errors = {label: [None] * len(models) for label in labels}
+        intervals = {label: [None] * len(models) for label in labels}
         marks = {label: [None] * len(models) for label in labels}
         for view, result_mode, pred in results:
             if result_mode == mode and _number(pred.throughput) and pred.throughput > 0:
                 i = [m.name for m in models].index(pred.model)
                 values[view.label][i] = pred.throughput
-                errors[view.label][i] = pred.uncertainty
+                intervals[view.label][i] = _factor_interval(pred.throughput, pred.uncertainty)
         for name, label, failed_mode, _ in failures:
             if failed_mode == mode:
                 marks[label][[m.name for m in models].index(name)] = "cannot predict (see the table)"
         panels.append(figures.BarPanel(f"{_MODE_TITLES[mode]}, batch {batch}", [m.name for m in models], values,
-                                       marks, errors))
+                                       marks, intervals))
     if results:
         log_scale = _spans_decades(panels)
         path = figures.bar_panels(panels, out / "predictions.png", "Predicted throughput per device",
@@ -596,19 +693,20 @@ def _scaling_section(section: Section, views: list, out: Path, model, preset: st
                                  f"{largest.speedup:.2f}, efficiency {largest.efficiency:.0%}.")
 
 
-def _communication_section(section: Section, docs: list, out: Path) -> None:
+def _communication_section(section: Section, tables: list, out: Path) -> None:
     """`dlcb bench comm`'s measurements: bus bandwidth against size per collective, all-reduce time
     with its α-β fits over it, and the fits' errors; one group per (file, backend, rank count)."""
-    groups = [(path, doc, key, entries) for path, doc in docs
-              for key, entries in _by_backend_and_ranks((doc.get("communication") or {}).get("measurements", []))]
+    groups = [(path, table, key, entries) for path, table in tables
+              for key, entries in _by_backend_and_ranks(table.communication.get("measurements", []))]
     if not groups:
         section.note("No table holds communication measurements (`mpirun -n P dlcb bench comm` makes them).")
         return
     section.paragraph("Collectives timed by `dlcb bench comm` on every rank: the slowest rank's median time per "
-                      "collective, bus bandwidth with the nccl-tests definitions, and the α-β fits (one line, "
-                      "dashed; size regimes, dotted) with their relative errors.")
-    for path, doc, (backend, ranks), entries in groups:
-        fits = [f for f in (doc.get("communication") or {}).get("fits", [])
+                      "collective with its quartiles as error bars (hollow: stopped before its noise target), bus "
+                      "bandwidth with the nccl-tests definitions, and the α-β fits (one line, dashed; size regimes, "
+                      "dotted) with their relative errors.")
+    for path, table, (backend, ranks), entries in groups:
+        fits = [f for f in table.communication.get("fits", [])
                 if f.get("backend") == backend and f.get("ranks") == ranks]
         _communication_group(section, f"{backend}, {ranks} rank(s), {path.stem}", ranks, entries, fits, out)
 
@@ -618,6 +716,17 @@ def _by_backend_and_ranks(measurements: list) -> list:
     for entry in measurements:
         groups.setdefault((entry.get("backend", "?"), entry["ranks"]), []).append(entry)
     return list(groups.items())
+
+
+def _quartiles(entry: dict) -> tuple:
+    """A collective timing's median, q1 and q3 in seconds (None where not written)."""
+    stats = entry.get("stats") or {}
+    return stats.get("median"), stats.get("q1"), stats.get("q3")
+
+
+def _time_interval_us(entry: dict) -> tuple | None:
+    _, q1, q3 = _quartiles(entry)
+    return (q1 * 1e6, q3 * 1e6) if _number(q1) and _number(q3) else None
 
 
 def _communication_group(section: Section, label: str, ranks: int, entries: list, fits: list, out: Path) -> None:
@@ -634,23 +743,28 @@ def _communication_group(section: Section, label: str, ranks: int, entries: list
                        for e in bad])
     series = []
     for collective in dict.fromkeys(e["collective"] for e in ok):
-        points = sorted((e["nbytes"], e["busbw_gbs"]) for e in ok if e["collective"] == collective)
+        chosen = sorted((e for e in ok if e["collective"] == collective), key=lambda e: e["nbytes"])
         if ranks > 1 or collective == "broadcast":
-            series.append(figures.Series(collective, [p[0] for p in points], [p[1] for p in points]))
+            series.append(figures.Series(
+                collective, [e["nbytes"] for e in chosen], [e["busbw_gbs"] for e in chosen],
+                intervals=[inverse_time_interval(e["busbw_gbs"], *_quartiles(e)) for e in chosen],
+                shaky=[e.get("converged") is False for e in chosen]))
     if series:
         chart = figures.line_chart(series, out / f"comm-busbw-{slug}.png", f"bus bandwidth, {label}",
                                    "message size (bytes)", "busbw (GB/s)")
         section.figure(chart, f"Bus bandwidth against message size, {label}.")
     else:
         section.note(f"{label}: one rank moves nothing between ranks; no bandwidth to draw.")
-    allreduce = sorted((e["nbytes"], e["stats"]["median"]) for e in ok if e["collective"] == "allreduce")
+    allreduce = sorted((e for e in ok if e["collective"] == "allreduce"), key=lambda e: e["nbytes"])
     fit = next((f for f in fits if f["collective"] == "allreduce"), None)
     if allreduce and fit:
-        sizes = [n for n, _ in allreduce]
+        sizes = [e["nbytes"] for e in allreduce]
         line = Line(fit["latency_s"], fit["seconds_per_byte"], *fit["fit_range_bytes"])
         regimes = Regimes.from_entries(fit["regimes"])
         chart = figures.line_chart(
-            [figures.Series("allreduce measured", sizes, [t * 1e6 for _, t in allreduce]),
+            [figures.Series("allreduce measured", sizes, [e["stats"]["median"] * 1e6 for e in allreduce],
+                            intervals=[_time_interval_us(e) for e in allreduce],
+                            shaky=[e.get("converged") is False for e in allreduce]),
              figures.Series("allreduce α-β line", sizes, [float(v) * 1e6 for v in line.predict(sizes)], "--"),
              figures.Series("allreduce regimes", sizes, [float(v) * 1e6 for v in regimes.predict(sizes)], ":")],
             out / f"comm-allreduce-fit-{slug}.png", f"all-reduce time and its fits, {label}",
@@ -674,17 +788,17 @@ def _communication_group(section: Section, label: str, ranks: int, entries: list
         section.note(f"{label}: no α-β fits in the table (fewer than four sizes in the fit range).")
 
 
-def _provenance_section(section: Section, docs: list) -> None:
+def _provenance_section(section: Section, tables: list) -> None:
     section.paragraph("Where every number comes from: the runs (command line, software, settings) and the devices "
                       "(clocks, peaks, bandwidth) of each table.")
-    for path, doc in docs:
-        for run in doc["runs"]:
-            section.heading(f"Run {str(run.get('run_id', '?'))[:8]} of {path.name}")
+    for path, table in tables:
+        for run in table.runs:
+            section.heading(f"Run {run.run_id[:8]} of {path.name}")
             section.key_values(_run_rows(run, path))
-        if not doc["runs"]:
+        if not table.runs:
             section.note(f"{path} records no runs.")
-        for device in doc["devices"]:
-            section.heading(f"Device {device['id']} of {path.name}")
+        for device in table.devices:
+            section.heading(f"Device {device.id} of {path.name}")
             section.key_values(_device_rows(device))
 
 
@@ -692,27 +806,26 @@ def _compact(value) -> str:
     return json.dumps(value, sort_keys=True, separators=(", ", ": "), default=str)
 
 
-_RUN_KEYS = ("run_id", "suite", "status", "started", "finished", "threads", "caches", "rounds", "settings",
-             "harness", "environment")
 _ENVIRONMENT_KEYS = ("command", "packages", "build_revision", "python", "implementation", "platform", "hostname",
                      "blas", "compiler", "openmp_max_threads", "env", "cuda")
 
 
-def _run_rows(run: dict, path: Path) -> list:
-    env = run.get("environment") or {}
+def _run_rows(run: Run, path: Path) -> list:
+    env = run.environment
     packages = dict(env.get("packages") or {})
     dlcb = packages.pop("dlcb-kernels", None)
     command = env.get("command")
     blas = "; ".join(f"{b.get('internal_api', '?')} {b.get('version', '?')} ({b.get('architecture', '?')}, "
                      f"{b.get('threading_layer', '?')}, {b.get('num_threads', '?')} threads)"
                      for b in env.get("blas") or [] if isinstance(b, dict))
-    overhead = ((run.get("harness") or {}).get("overhead_s") or {}).get("median")
+    timer = run.harness.get("timer")
+    overhead = (run.harness.get("overhead_s") or {}).get("median")
     rows = [
-        ("table file", str(path)), ("run id", run.get("run_id")), ("suite", run.get("suite")),
-        ("status", run.get("status")), ("started", run.get("started")), ("finished", run.get("finished")),
+        ("table file", str(path)), ("run id", run.run_id), ("suite", run.suite),
+        ("status", run.status), ("started", run.started), ("finished", run.finished),
         ("command line", shlex.join(map(str, command)) if isinstance(command, list) else command),
-        ("threads", run.get("threads")), ("caches", ", ".join(map(str, run.get("caches") or [])) or None),
-        ("rounds", run.get("rounds")),
+        ("threads", run.threads), ("caches", ", ".join(map(str, run.caches)) or None),
+        ("rounds", run.rounds),
         ("dlcb-kernels", (f"{dlcb or '?'} (build {env.get('build_revision') or '?'}, "
                          f"compiler {env.get('compiler') or '?'})")),
         ("Python", f"{env.get('implementation') or ''} {env.get('python') or '?'}".strip()),
@@ -721,25 +834,25 @@ def _run_rows(run: dict, path: Path) -> list:
         ("BLAS", blas or None),
         ("OpenMP threads", env.get("openmp_max_threads")),
         ("environment variables", " ".join(f"{k}={v}" for k, v in sorted((env.get("env") or {}).items())) or None),
-        ("timer", f"{(run.get('harness') or {}).get('timer')}, overhead median "
-                  f"{overhead * 1e9:.0f} ns" if _number(overhead) else (run.get("harness") or {}).get("timer")),
-        ("sampler settings", _compact(run["settings"]) if run.get("settings") else None),
+        ("timer", f"{timer}, overhead median {overhead * 1e9:.0f} ns" if _number(overhead) else timer),
+        ("sampler settings", _compact(run.settings) if run.settings else None),
+        ("machine at start", _compact(run.machine_at_start) if run.machine_at_start else None),
     ]
     if env.get("cuda"):
         rows.append(("CUDA", _compact(env["cuda"])))
     # whatever else the run carries (an MPI job's rank and host, fields of later versions)
-    rows += [(key, v if isinstance(v, (str, int, float)) else _compact(v))
-             for key, v in run.items() if key not in _RUN_KEYS]
+    rows += [(key, v if isinstance(v, (str, int, float)) else _compact(v)) for key, v in run.extra.items()]
     rows += [(f"environment.{key}", v if isinstance(v, (str, int, float)) else _compact(v))
              for key, v in env.items() if key not in _ENVIRONMENT_KEYS]
     return rows
 
 
-def _device_rows(device: dict) -> list:
-    rows = [("id", device.get("id")), ("name", device.get("name")), ("kind", device.get("kind")),
+def _device_rows(device: Device) -> list:
+    rows = [("id", device.id), ("name", device.name), ("kind", device.kind),
             ("hostname", device.get("hostname") or device.get("host"))]
-    if device.get("kind") == "cpu":
+    if device.kind == "cpu":
         clock = device.get("clock") or {}
+        hypervisor = device.get("hypervisor")
         rows += [
             ("microarchitecture", (f"{device.get('microarchitecture') or 'unknown'} ({device.get('vendor')}, "
                                   f"{device.get('arch')}, family {device.get('family')} model {device.get('model')})")),
@@ -750,8 +863,8 @@ def _device_rows(device: dict) -> list:
             ("clock reported / max", " / ".join(f"{clock[k]:g} MHz" if _number(clock.get(k)) else "not reported"
                                                 for k in ("reported_mhz", "max_mhz"))),
             ("clock note", clock.get("note")),
-            ("hypervisor", f"{device['hypervisor'].get('vendor') or 'unknown'} ({device['hypervisor'].get('source')})"
-             if isinstance(device.get("hypervisor"), dict) else "none detected"),
+            ("hypervisor", f"{hypervisor.get('vendor') or 'unknown'} ({hypervisor.get('source')})"
+             if isinstance(hypervisor, dict) else "none detected"),
             ("ISA", ", ".join((device.get("isa") or {}).get("flags") or []) or None),
             ("caches", ", ".join(f"{level.upper()} {info['bytes'] // 1024} KiB x{info.get('instances')}"
                                  for level, info in (device.get("caches") or {}).items()
@@ -766,7 +879,7 @@ def _device_rows(device: dict) -> list:
             ("NVML", _compact(nvml) if nvml else "not recorded"),
             ("notes", " / ".join(map(str, device.get("notes") or [])) or None),
         ]
-    for dtype, peak in (device.get("peaks") or {}).items():
+    for dtype, peak in device.peaks.items():
         if not isinstance(peak, dict):
             continue
         theoretical = (f"theoretical {peak['theoretical_gflops']:.4g} GFLOP/s ({peak.get('theoretical_formula')})"
@@ -782,6 +895,7 @@ def _device_rows(device: dict) -> list:
     if _number(memory.get("total_bytes")):
         rows.append(("memory", f"{memory['total_bytes'] / 2**30:.1f} GiB"))
     for key in ("ranks", "mpi_rank", "host", "pci_bus_id", "index"):
-        if key in device:
-            rows.append((key, device[key] if isinstance(device[key], (str, int, float)) else _compact(device[key])))
+        if key in device.extra:
+            value = device.get(key)
+            rows.append((key, value if isinstance(value, (str, int, float)) else _compact(value)))
     return rows
