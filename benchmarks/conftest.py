@@ -158,8 +158,9 @@ class DlcbSession:
         if self._monitor is None:
             self._monitor = self.target.monitor(device)
         settings = self.settings if timed else Settings(min_samples=3, min_time=0.0, max_time=0.0,
-                                                        warmup_time=0.0, min_warmup=0, settle=0.0)
-        context = Context(self.target, self.threads, settings, None, self._monitor, peak, label)
+                                                        warmup_time=0.0, min_warmup=0, settle=0.0, retries=0)
+        context = Context(self.target, self.threads, settings, None, self._monitor,
+                          self.target.canary(device) if timed else None, peak, label)
         writer = self.writer() if timed else None
         base = base_record(problem, impl, run_id=writer.run["run_id"] if writer else "pytest",
                            device_id=device["id"], cache="warm", threads=self.threads, labels=suite_problem.labels)

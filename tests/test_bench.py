@@ -194,6 +194,9 @@ class FakeCudaTarget:
     def monitor(self, device):
         return type("M", (), {"sample": staticmethod(lambda: {"throttled": False, "method": "fake"})})()
 
+    def canary(self, device):
+        return None
+
     def synchronize(self):
         return None
 

@@ -216,3 +216,58 @@ def test_measure_keeps_what_the_watch_saw_per_block():
     m = measure(lambda: None, FakeTimer([1.0] * 20), NoiseTarget(min_samples=5, min_time=0.0),
                 warmup=Warmup(0, 0.0), settle_s=0.0, watch=watch)
     assert watch.events == ["start", "stop"] and m.blocks == [{"contended": False, "throttled": False}]
+
+
+class ScriptedWatch:
+    """Says, block after block, what a BlockWatch would: slowed (retry) or not, at a speed."""
+
+    def __init__(self, speeds):
+        self.speeds = iter(speeds)
+
+    def start(self):
+        pass
+
+    def stop(self):
+        speed = next(self.speeds)
+        return {"speed": speed, "slowed": speed < 0.9, "retry": speed < 0.9, "contended": False}
+
+
+def test_a_block_on_a_slowed_machine_is_measured_again():
+    timer = FakeTimer([2.0] * 10 + [1.0] * 10)   # the slowed block ran at half speed
+    m = measure(lambda: None, timer, NoiseTarget(min_samples=10, min_time=0.0), warmup=Warmup(0, 0.0),
+                settle_s=0.0, watch=ScriptedWatch([0.5, 0.98]), retries=2)
+    assert m.stats.median == 1.0 and m.blocks[0]["speed"] == 0.98
+    assert [b["median"] for b in m.extra["discarded_blocks"]] == [2.0]
+
+
+def test_when_every_try_is_slowed_the_least_slowed_is_kept_and_flagged():
+    timer = FakeTimer([3.0] * 10 + [2.0] * 10 + [2.5] * 10)
+    m = measure(lambda: None, timer, NoiseTarget(min_samples=10, min_time=0.0), warmup=Warmup(0, 0.0),
+                settle_s=0.0, watch=ScriptedWatch([0.4, 0.7, 0.6]), retries=2)
+    assert m.stats.median == 2.0 and m.blocks[0]["slowed"] and len(m.extra["discarded_blocks"]) == 2
+    with pytest.raises(ValueError, match="retries"):
+        measure(lambda: None, timer, NoiseTarget(), retries=-1)
+
+
+class Canary:
+    def __init__(self, readings, reference=100.0):
+        self.readings = iter(readings)
+        self.reference_gflops = reference
+
+    def __call__(self):
+        return next(self.readings)
+
+
+def test_block_watch_reads_the_canary_before_and_after():
+    watch = contention.BlockWatch(None, canary=Canary([99.0, 60.0]))
+    watch.start()
+    seen = watch.stop()
+    assert seen["canary_gflops"] == [99.0, 60.0] and seen["speed"] == 0.6 and seen["slowed"]
+    assert seen["retry"] is (not seen["contended"])
+    steady = contended_free_stop(contention.BlockWatch(None, canary=Canary([97.0, 95.0])))
+    assert steady["slowed"] is False and steady["retry"] is False
+
+
+def contended_free_stop(watch):
+    watch.start()
+    return watch.stop()

@@ -153,9 +153,10 @@ def run_bench(config: BenchConfig, out_path, *, progress_stream: TextIO | None =
     writer = TableWriter(out_path, run, device)
     flush = target.flusher() if "cold" in config.caches else None
     monitor = target.monitor(device)
+    canary = target.canary(device)
     try:
         for sp in config.problems:
-            _run_problem(sp, config, writer, device, flush, monitor, progress)
+            _run_problem(sp, config, writer, device, flush, monitor, canary, progress)
     except KeyboardInterrupt:
         writer.finish("interrupted", now_iso())
         raise
@@ -164,7 +165,7 @@ def run_bench(config: BenchConfig, out_path, *, progress_stream: TextIO | None =
 
 
 def _run_problem(sp: SuiteProblem, config: BenchConfig, writer: TableWriter, device: dict,
-                 flush, monitor, progress: Progress) -> None:
+                 flush, monitor, canary, progress: Progress) -> None:
     """Every implementation and cache mode of one problem, `config.rounds` times.
 
     Vendors run first, so each of our records can be compared the moment it is written. With
@@ -179,7 +180,7 @@ def _run_problem(sp: SuiteProblem, config: BenchConfig, writer: TableWriter, dev
     except ValueError as exc:  # no peak for this dtype here: records go without % of peak
         peak, peak_label = None, str(exc)
     target = config.target
-    context = Context(target, config.threads, config.settings, flush, monitor, peak, peak_label)
+    context = Context(target, config.threads, config.settings, flush, monitor, canary, peak, peak_label)
     impls = [i for i in sorted(config.implementations, key=lambda i: i.provider != "vendor")
              if i.op == problem.op and i.backend == target.backend]
     records: dict[tuple[str, str], Record] = {}      # the problem's current records
@@ -216,6 +217,8 @@ def _progress_text(record: Record) -> str:
         text += f" (noise {record.rel_noise:.1%})"
     if record.contended:
         text += " CONTENDED"
+    if record.slowed:
+        text += " SLOWED"
     if record.throttled:
         text += " THROTTLED"
     if record.percent_of_peak is not None:

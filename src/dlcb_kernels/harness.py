@@ -28,13 +28,14 @@ def host_result(output):
 @dataclass
 class Context:
     """What stays the same for every implementation of a run: where the kernels run, how they
-    are measured, the flush for cold caches, the device monitor and the peak."""
+    are measured, the flush for cold caches, the device monitor and canary, and the peak."""
 
     target: object                   # CpuTarget or CudaTarget
     threads: int
     settings: Settings
     flush: object = None             # callable, for cold-cache samples
     monitor: object = None           # the target's monitor: the clock or NVML after each block
+    canary: object = None            # the target's canary: the machine's speed around each block
     peak_gflops: float | None = None
     peak_label: str | None = None
 
@@ -60,11 +61,12 @@ def measure_implementation(problem, inputs, impl, base: Record, context: Context
                                      f"> tolerance {tolerance:.3g}; not timed",
                                      library=library, error=error)
             timer = target.timer_for(prepared.run, base.cache)
-            watch = contention.BlockWatch(context.monitor, cpu_kernels=target.backend == "cpu")
+            watch = contention.BlockWatch(context.monitor, cpu_kernels=target.backend == "cpu",
+                                          canary=context.canary)
             criterion = context.settings.criterion()
             measurement = measure(prepared.run, timer, criterion, warmup=context.settings.warmup(),
                                   settle_s=context.settings.settle, cache=base.cache, flush=context.flush,
-                                  watch=watch)
+                                  watch=watch, retries=context.settings.retries)
             measurement.extra["timer"] = timer.name
             previous.append(measurement)
             return timed_record(base, combine(previous, criterion), peak_gflops=context.peak_gflops,

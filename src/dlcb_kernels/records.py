@@ -60,6 +60,7 @@ def block_conditions(blocks: list[dict]) -> dict:
         "throttled": any(b.get("throttled") for b in blocks),
         "contended": any(b.get("contended") for b in blocks),
         "clock_disturbed": any(b.get("clock_disturbed") for b in blocks),
+        "slowed": any(b.get("slowed") for b in blocks),
         "blocks": blocks,
     }
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from .measure.stats import Stats
 
-# Marks after an ok record's status: ~ missed its noise target, * contended or throttled.
+# Marks after an ok record's status: ~ missed its noise target, * the machine disturbed it.
 SHAKY_MARK, CONTENDED_MARK = "~", "*"
 
 
@@ -196,17 +196,27 @@ class Record:
         return self.ok and bool((self.conditions or {}).get("throttled"))
 
     @property
+    def slowed(self) -> bool:
+        """The host ran the cores slower than their kept peak around a block of it, even after
+        the harness measured that block again (a neighbour on the SMT sibling, power)."""
+        return self.ok and bool((self.conditions or {}).get("slowed"))
+
+    @property
+    def disturbed(self) -> bool:
+        """The machine, not the kernel, changed while it was timed: contended, slowed or throttled."""
+        return self.contended or self.slowed or self.throttled
+
+    @property
     def shaky(self) -> bool:
-        """Not to be taken as fact: unconverged or contended (or throttled)."""
-        return self.unconverged or self.contended or self.throttled
+        """Not to be taken as fact: unconverged or disturbed."""
+        return self.unconverged or self.disturbed
 
     @property
     def status_mark(self) -> str:
-        """ok, ok~ (missed the noise target), ok* (contended or throttled), ok~*; else the status."""
+        """ok, ok~ (missed the noise target), ok* (disturbed), ok~*; else the status."""
         if not self.ok:
             return self.status
-        return "ok" + (SHAKY_MARK if self.unconverged else "") + \
-            (CONTENDED_MARK if self.contended or self.throttled else "")
+        return "ok" + (SHAKY_MARK if self.unconverged else "") + (CONTENDED_MARK if self.disturbed else "")
 
 
 _RUN_FIELDS = ("run_id", "suite", "started", "finished", "status", "threads", "caches", "rounds", "settings",

@@ -52,10 +52,10 @@ def format_records(doc) -> str:
     if unconverged:
         lines.append(f"ok~: {unconverged} record(s) stopped at their time limit before the noise target; "
                      "their times and ratios are shaky")
-    disturbed = sum(r.contended or r.throttled for r in table.records)
+    disturbed = sum(r.disturbed for r in table.records)
     if disturbed:
-        lines.append(f"ok*: {disturbed} record(s) timed while other processes used the CPUs (or the clock "
-                     "dropped); their times and ratios are shaky")
+        lines.append(f"ok*: {disturbed} record(s) timed while other processes used the CPUs, the host slowed "
+                     "the cores or the clock dropped; their times and ratios are shaky")
     return "\n".join(lines)
 
 
@@ -129,7 +129,7 @@ def _format_device_summary(table: Table) -> str:
         variants = {r.implementation: (r.op, r.variant) for r in table.records}
         lines.append("")
         lines.append("geometric-mean speed of ours against the best vendor (x > 1: ours faster; a pair is "
-                     "shaky when either record missed its noise target or was timed on a busy machine):")
+                     "shaky when either record missed its noise target or the machine disturbed it):")
         for (impl, set_name, direction, cache), (mean, count, unsure, steady) in sorted(means.items()):
             op, variant = variants[impl]
             noise = ""

@@ -11,7 +11,7 @@ from typing import Callable
 
 from . import cuda, devices
 from .measure import HostTimer, Timer
-from .measure.monitor import CpuClockMonitor
+from .measure.monitor import CpuClockMonitor, FmaCanary
 
 GPU_TIMINGS = ("auto", "single", "batched", "graph")
 
@@ -71,6 +71,14 @@ class CpuTarget:
     def monitor(self, device: dict):
         return CpuClockMonitor(self.threads, (device.get("clock") or {}).get("measured_ghz"))
 
+    def canary(self, device: dict):
+        """The FMA canary of each block, held against the device's measured fp32 peak (on these
+        threads, with the ISA the kernels run); None where the device has none."""
+        measured = ((device.get("peaks") or {}).get("fp32") or {}).get("measured_gflops")
+        if not measured:
+            return None
+        return FmaCanary(self.threads, (device.get("kernels") or {}).get("default") or "auto", measured)
+
     def synchronize(self) -> None:
         return None
 
@@ -125,6 +133,9 @@ class CudaTarget:
         from .measure.nvml import NvmlMonitor
 
         return NvmlMonitor(self.index)
+
+    def canary(self, device: dict):
+        return None  # NVML's clocks and limiting reasons say what a GPU block ran at
 
     def synchronize(self) -> None:
         self._stream.synchronize()

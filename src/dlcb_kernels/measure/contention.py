@@ -79,30 +79,52 @@ def sample(seconds: float = 0.5) -> dict | None:
     return _usage(before, _Snapshot())
 
 
+# A block before or after which the machine's FMA throughput was below this share of the
+# device's kept peak ran on a slowed machine (see monitor.FmaCanary).
+SLOWED_FRACTION = 0.9
+
+
 class BlockWatch:
     """Watches one block of samples: other processes' CPU time and the hypervisor's steal while
-    it ran (from /proc), then the device monitor's conditions right after it (the clock, or
-    NVML's). A contended block is flagged `contended`; on a CPU, a low clock in a contended block
-    is a disturbed clock check (`clock_disturbed`), not throttling: the probe shares the cores."""
+    it ran (from /proc), the canary's throughput just before and after it, then the device
+    monitor's conditions (the clock, or NVML's).
 
-    def __init__(self, monitor=None, *, cpu_kernels: bool = True):
+    - contended: other processes used more than BUSY_CORES of a CPU, or steal exceeded BUSY_STEAL;
+    - slowed: the canary fell below SLOWED_FRACTION of the kept peak (the host slowed the cores:
+      another guest on the SMT sibling, power); a slowed block on an otherwise quiet machine is
+      marked "retry", since such spells pass;
+    - on a CPU, a low clock in a contended block is a disturbed clock check (`clock_disturbed`),
+      not throttling: the probe shares the cores.
+    """
+
+    def __init__(self, monitor=None, *, cpu_kernels: bool = True, canary=None):
         self.monitor = monitor
         self.cpu_kernels = cpu_kernels
+        self.canary = canary
         self._before: _Snapshot | None = None
+        self._canary_before: float | None = None
 
     def start(self) -> None:
+        self._canary_before = self.canary() if self.canary is not None else None
         self._before = _Snapshot()
 
     def stop(self) -> dict:
         after = _Snapshot()
         usage = _usage(self._before, after) if self._before is not None and self._before.readable \
             and after.readable else None
-        conditions = dict(self.monitor.sample()) if self.monitor is not None else {}
+        conditions = {}
+        if self.canary is not None and self._canary_before is not None and self.canary.reference_gflops:
+            readings = (self._canary_before, self.canary())
+            speed = min(readings) / self.canary.reference_gflops
+            conditions.update(canary_gflops=[round(v, 1) for v in readings], speed=round(speed, 3),
+                              slowed=speed < SLOWED_FRACTION)
+        conditions.update(self.monitor.sample() if self.monitor is not None else {})
         conditions["machine"] = usage
         conditions["contended"] = bool(usage and usage["busy"])
         if self.cpu_kernels and conditions["contended"] and conditions.get("throttled"):
             conditions["throttled"] = False
             conditions["clock_disturbed"] = True
+        conditions["retry"] = bool(conditions.get("slowed")) and not conditions["contended"]
         return conditions
 
 

@@ -15,7 +15,8 @@ steal a core from the next one, so a block of samples starts after a pause.
 
 A block can be watched (`watch`): an object whose start() is called before the first sample and
 whose stop() after the last returns a dict of conditions (other processes' CPU time during the
-block, the clock right after it), kept with the measurement.
+block, the machine's speed before and after it), kept with the measurement; a block the watch
+marks "retry" (the machine itself ran slow) is measured again, up to `retries` times.
 """
 
 from __future__ import annotations
@@ -129,12 +130,15 @@ class Settings:
     warmup_time: float = 0.05
     min_warmup: int = 2
     settle: float = 0.25         # pause before a block, seconds
+    retries: int = 2             # a block slowed by the machine itself is measured again this often
 
     def __post_init__(self):
         self.criterion()  # validates the criterion's fields
         Warmup(self.min_warmup, self.warmup_time)
         if self.settle < 0:
             raise ValueError("settle must be >= 0")
+        if self.retries < 0:
+            raise ValueError("retries must be >= 0")
 
     def criterion(self) -> NoiseTarget:
         return NoiseTarget(self.noise_target, self.min_samples, self.min_time, self.max_time, self.max_samples)
@@ -190,27 +194,45 @@ def sample_until(take_sample: Callable[[], float], criterion: StoppingCriterion,
 
 def measure(fn: Callable[[], object], timer: Timer, criterion: StoppingCriterion, *,
             warmup: Warmup = Warmup(), settle_s: float = 0.25, cache: str = "warm",
-            flush: Callable[[], object] | None = None, watch=None) -> Measurement:
+            flush: Callable[[], object] | None = None, watch=None, retries: int = 0) -> Measurement:
     """One block: settle, warm up, sample fn with the timer until the criterion stops. In
-    cold-cache mode the flush runs before every sample, outside the timed region."""
+    cold-cache mode the flush runs before every sample, outside the timed region.
+
+    A block its watch marks for a retry (the machine itself ran slow, see contention.BlockWatch)
+    is measured again, up to `retries` times; the discarded blocks are listed in the
+    measurement's extra ("discarded_blocks"), and if every try was slowed the least slowed one
+    is kept, flagged by its watch."""
     if cache not in CACHE_MODES:
         raise ValueError(f"cache must be one of {CACHE_MODES}, got {cache!r}")
     if cache == "cold" and flush is None:
         raise ValueError("cold-cache measurement needs a flush function")
-    settle(settle_s)
-    warmups = warm_up(fn, warmup)
+    if retries < 0:
+        raise ValueError(f"retries must be >= 0, got {retries}")
 
     def take_sample() -> float:
         if cache == "cold":
             flush()
         return timer.time(fn)
 
-    if watch is not None:
-        watch.start()
-    samples, reason = sample_until(take_sample, criterion)
-    blocks = [watch.stop()] if watch is not None else []
-    stats = summarize(samples)
-    return Measurement(cache, samples, stats, warmups, reason, criterion.converged(stats), blocks=blocks)
+    tries = []
+    for attempt in range(retries + 1):
+        settle(settle_s)
+        warmups = warm_up(fn, warmup)
+        if watch is not None:
+            watch.start()
+        samples, reason = sample_until(take_sample, criterion)
+        block = watch.stop() if watch is not None else None
+        stats = summarize(samples)
+        tries.append(Measurement(cache, samples, stats, warmups, reason, criterion.converged(stats),
+                                 blocks=[block] if block is not None else []))
+        if not (block or {}).get("retry"):
+            break
+    kept = tries[-1] if not (tries[-1].blocks and tries[-1].blocks[0].get("retry")) else \
+        max(tries, key=lambda m: m.blocks[0].get("speed") or 0.0)
+    discarded = [{"median": m.stats.median, "count": m.stats.count, **m.blocks[0]} for m in tries if m is not kept]
+    if discarded:
+        kept.extra["discarded_blocks"] = discarded
+    return kept
 
 
 def measure_overhead(timer: Timer, samples: int = 2000) -> Stats:

@@ -38,7 +38,8 @@ NOISE_LEGEND = (
     "vendor q1 / ours q3 to vendor q3 / ours q1; predicted throughputs carry the predictor's uncertainty "
     "instead. Shaky measurements are not to be taken as fact: hatched bars with a mark after them, hollow "
     f"points. {SHAKY_MARK} stopped at its time limit before its noise target, {CONTENDED_MARK} was timed while "
-    "other processes used the CPUs or the clock dropped; a ratio is shaky when either of its records is.")
+    "other processes used the CPUs, the host slowed the cores or the clock dropped; a ratio is shaky when "
+    "either of its records is.")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -277,9 +278,9 @@ def speedup_interval(ours: Record, vendor: Record | None) -> tuple | None:
 
 def noise_mark(*records: Record) -> str:
     """The shaky marks of a value built on these records: ~ (one missed its noise target), *
-    (one was contended or throttled), both, or ""."""
+    (the machine disturbed one: contended, slowed or throttled), both, or ""."""
     return ((SHAKY_MARK if any(r.unconverged for r in records) else "")
-            + (CONTENDED_MARK if any(r.contended or r.throttled for r in records) else ""))
+            + (CONTENDED_MARK if any(r.disturbed for r in records) else ""))
 
 
 def _factor_interval(value: float, uncertainty) -> tuple | None:

@@ -187,6 +187,8 @@ def _timing_row(old: Record, new: Record, settings: CompareSettings) -> dict:
             why.append(f"{name} was timed on a busy machine")
         if record.throttled:
             why.append(f"{name} was throttled")
+        if record.slowed:
+            why.append(f"{name} ran while the host slowed the cores")
     if why and row["verdict"] in ("faster", "slower", "same"):
         note = f"would be {row['verdict']}, but {' and '.join(why)} (shaky)"
         row.update(verdict="ambiguous", note=f"{row['note']}; {note}" if row.get("note") else note)
