@@ -215,7 +215,7 @@ def measure(fn: Callable[[], object], timer: Timer, criterion: StoppingCriterion
         return timer.time(fn)
 
     tries = []
-    for attempt in range(retries + 1):
+    for _ in range(retries + 1):
         settle(settle_s)
         warmups = warm_up(fn, warmup)
         if watch is not None:
@@ -227,8 +227,8 @@ def measure(fn: Callable[[], object], timer: Timer, criterion: StoppingCriterion
                                  blocks=[block] if block is not None else []))
         if not (block or {}).get("retry"):
             break
-    kept = tries[-1] if not (tries[-1].blocks and tries[-1].blocks[0].get("retry")) else \
-        max(tries, key=lambda m: m.blocks[0].get("speed") or 0.0)
+    settled = [m for m in tries if not (m.blocks and m.blocks[0].get("retry"))]  # at most the last
+    kept = settled[0] if settled else max(tries, key=lambda m: m.blocks[0].get("speed") or 0.0)
     discarded = [{"median": m.stats.median, "count": m.stats.count, **m.blocks[0]} for m in tries if m is not kept]
     if discarded:
         kept.extra["discarded_blocks"] = discarded
