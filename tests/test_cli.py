@@ -373,3 +373,24 @@ def test_predict_and_scale_from_a_table(small_table, tmp_path):
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     out = dlcb("scale", "--model", "deepmnist", "--table", str(small_table), "--interconnect", "carrier-pigeon")
     assert out.returncode == 1 and "carrier-pigeon" in out.stderr
+
+
+def test_bench_models_suite_takes_a_model_file_and_measures_its_training_passes(tmp_path):
+    """The documented route for a user's own model: a model file wherever a model name goes."""
+    from dlcb_kernels import models
+    from dlcb_kernels.models.io import save_model
+
+    model_file = tmp_path / "mine.json"
+    save_model(models.MODELS["DeepMNIST"], model_file)
+    out = tmp_path / "t.json"
+    result = dlcb("bench", "--suite", "models", "--models", str(model_file), "--batch", "2", "--mode", "train",
+                  "--impl", "ours", "--max-time", "0.02", "--min-samples", "3", "--peak-store", "off", "-q",
+                  "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    doc = table.load(out)
+    ops = {(r["op"], r["params"].get("direction")) for r in doc["records"]}
+    assert ("memory", "bwd") in ops and ("memory", "fwd") in ops and any(op == "gemm" for op, _ in ops)
+    passes = {entry["pass"] for r in doc["records"] for entry in r["layers"]}
+    assert {"fwd", "bwd_weights", "fwd train"} <= passes and "fwd infer" not in passes
+    bad = dlcb("bench", "--suite", "quick", "--mode", "train", "-o", str(tmp_path / "x.json"))
+    assert bad.returncode == 1 and "--mode is for the models suite" in bad.stderr

@@ -174,17 +174,39 @@ def test_models_suite_covers_every_layer_once_with_its_users():
     suite = load_suite("models")
     problems = [sp.problem for sp in suite]
     assert len(problems) == len(set(problems))
-    assert all(sp.labels["batch"] == 8 for sp in suite)
+    assert all(sp.labels["batch"] == [8] for sp in suite)
     resnet = models.MODELS["ResNet50"]
     for layer in resnet.kernel_layers():
         sp = next(sp for sp in suite if sp.problem == layer.problem(8))
-        assert {"model": "ResNet50", "layer": layer.name, "count": layer.count} in sp.labels["layers"]
+        assert {"model": "ResNet50", "layer": layer.name, "pass": "fwd", "count": layer.count} in sp.labels["layers"]
+    # inference: forward kernels and the memory-bound layers' inference calls, nothing backward
+    assert {getattr(sp.problem, "direction", "fwd") for sp in suite} == {"fwd"}
+    assert any(sp.problem.op == "memory" and not sp.problem.training for sp in suite)
     assert load_suite("models", ("conv",), batch=1)[0].problem.n == 1
     resnet_only = load_suite("models", ("conv",), model_names=("ResNet50",))
     assert {layer["model"] for sp in resnet_only for layer in sp.labels["layers"]} >= {"ResNet50"}
     assert len(resnet_only) == len({layer.problem(8) for layer in resnet.layers if layer.kind == "conv"})
-    with pytest.raises(ValueError, match="unknown models"):
+    with pytest.raises(ValueError, match="unknown model 'LeNet'"):
         load_suite("models", model_names=("LeNet",))
+    with pytest.raises(ValueError, match="ops must be among"):
+        load_suite("quick", ("memory",))
+
+
+def test_models_suite_training_adds_every_backward_pass_and_reads_model_files(tmp_path):
+    from dlcb_kernels.models.io import save_model
+
+    path = tmp_path / "mine.json"
+    save_model(models.MODELS["TextCNN"], path)
+    train = load_suite("models", model_names=(str(path),), batch=4, mode="train")
+    directions = {(sp.problem.op, getattr(sp.problem, "direction", None)) for sp in train}
+    assert ("conv", "bwd_filter") in directions and ("memory", "bwd") in directions
+    passes = {entry["pass"] for sp in train for entry in sp.labels["layers"]}
+    assert "fwd infer" not in passes and {"fwd", "fwd train", "bwd_weights"} <= passes
+    both = load_suite("models", model_names=(str(path),), batch=4, mode="both")
+    infer = load_suite("models", model_names=(str(path),), batch=4)
+    assert {sp.problem for sp in train} | {sp.problem for sp in infer} == {sp.problem for sp in both}
+    with pytest.raises(ValueError, match="mode"):
+        load_suite("models", mode="serve")
     with pytest.raises(ValueError, match="only be chosen for the models suite"):
         load_suite("quick", model_names=("ResNet50",))
     with pytest.raises(ValueError, match="batch"):

@@ -74,8 +74,9 @@ def _parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="run a suite and write a throughput table")
     bench.add_argument("--suite", choices=SUITES, default="quick", help="problem suite (default: quick)")
-    bench.add_argument("--ops", default="gemm,conv,rnn",
-                       help="comma list of ops to run: gemm, conv, rnn (default: all three)")
+    bench.add_argument("--ops", default=None,
+                       help="comma list of ops to run: gemm, conv, rnn, and for the models suite memory (its "
+                            "memory-bound layer calls); default: all of the suite's")
     bench.add_argument("--impl", default="ours,vendor",
                        help="comma list: ours, vendor, all, or implementation names such as ours-avx2, numpy, "
                             "torch, onnxruntime (default: ours,vendor; a vendor library that is not installed "
@@ -113,8 +114,14 @@ def _parser() -> argparse.ArgumentParser:
                             "tensor-core convolutions take NHWC)")
     bench.add_argument("--batch", type=positive_int, default=8,
                        help="batch size of the models suite's layers (default: 8)")
-    bench.add_argument("--models", default=None, metavar="NAME,...",
-                       help="with --suite models: only these reference models' layers (e.g. ResNet50,VGG16)")
+    bench.add_argument("--models", default=None, metavar="NAME|FILE,...",
+                       help="with --suite models: only these models, reference names (e.g. ResNet50,VGG16) or "
+                            "model files (.json, .yaml)")
+    bench.add_argument("--mode", choices=("infer", "train", "both"), default="infer",
+                       help="with --suite models: the passes to measure, those `dlcb predict --mode` charges: "
+                            "infer (forward kernels, memory-bound layers at inference), train (forward, backward "
+                            "data and weights, memory-bound layers' training forward and backward) or both "
+                            "(default: infer)")
     bench.add_argument("--limit", type=positive_int, default=None, help="run only the first N problems")
     bench.add_argument("--shape", action="append", type=_gemm_shape, default=None, metavar="MxNxK[:TT]",
                        help="run this GEMM instead of a suite (repeatable); :NN, :TN, :NT or :TT sets "
@@ -375,11 +382,16 @@ def _bench_config(args, kind: str, index: int):
     from . import registry
     from .bench import BenchConfig
     from .measure import Settings
-    from .suites import SuiteProblem, load_suite
+    from .suites import MODEL_OPS, OPS, SuiteProblem, load_suite
     from .targets import make_target
 
     suite = "gpu-quick" if kind == "cuda" and args.suite == "quick" else args.suite
-    ops = tuple(op.strip() for op in args.ops.split(",") if op.strip())
+    if args.ops is None:
+        ops = MODEL_OPS if suite == "models" else OPS
+    else:
+        ops = tuple(op.strip() for op in args.ops.split(",") if op.strip())
+    if args.mode != "infer" and suite != "models":
+        raise ValueError(f"--mode is for the models suite, not {suite!r}")
     if args.shape or args.problem:
         chosen = list(dict.fromkeys((args.shape or []) + (args.problem or [])))
         ops = tuple(dict.fromkeys(p.op for p in chosen))
@@ -390,7 +402,7 @@ def _bench_config(args, kind: str, index: int):
         max_gflop = args.max_gflop or (8.0 if kind == "cpu" else None)
         problems = load_suite(suite, ops, full=args.full or max_gflop is None,
                               max_flops=(max_gflop or 8.0) * 1e9, batch=args.batch,
-                              model_names=names)
+                              model_names=names, mode=args.mode)
     if args.dtype:
         problems = [SuiteProblem(dataclasses.replace(sp.problem, dtype=args.dtype), sp.labels) for sp in problems]
     if args.layout:

@@ -27,6 +27,8 @@ from .problems import ConvProblem, GemmProblem, RnnProblem
 
 SUITES = ("quick", "gpu-quick", "deepbench-train", "deepbench-inference", "models")
 OPS = ("gemm", "conv", "rnn")
+MODEL_OPS = OPS + ("memory",)   # the models suite also measures its memory-bound layer calls
+MODEL_MODES = ("infer", "train", "both")
 DEFAULT_MODEL_BATCH = 8
 
 # A budget that keeps one call near 10-50 ms on a few-core CPU, so a problem times in a second.
@@ -87,20 +89,58 @@ def deepbench_rnn(sets: tuple[str, ...], directions: tuple[str, ...]) -> list[Su
     return out
 
 
-def model_layers(ops: tuple[str, ...], batch: int = DEFAULT_MODEL_BATCH,
-                 names: tuple[str, ...] | None = None) -> list[SuiteProblem]:
-    """Each distinct forward layer problem of the reference models (all, or those named), once,
-    labelled with every (model, layer, count) it stands for."""
-    unknown = set(names or ()) - set(models.MODELS)
-    if unknown:
-        raise ValueError(f"unknown models {sorted(unknown)}; known: {', '.join(models.MODELS)}")
+def resolve_models(names) -> list:
+    """Models by reference name (case-insensitive) or model file (.json/.yaml)."""
+    return [models.get_model(name) for name in names]
+
+
+def model_problems(model_list, batch_by_model: dict, mode: str = "both", ops: tuple[str, ...] = MODEL_OPS,
+                   label_set: str = "models") -> list[SuiteProblem]:
+    """Every kernel problem and memory-bound layer call the predictor charges for the models at
+    their batch sizes, once each, labelled with every (model, layer, pass, count) it stands for.
+
+    mode "infer": the forward kernels and each memory-bound layer's inference forward (dropout is
+    the identity there: none); "train": the forward, backward data and backward weights of each
+    kernel layer (no backward data where the model input needs no gradient, as model_specs and the
+    predictor decide) and each memory-bound layer's training forward and backward; "both": all.
+    """
+    from .layer_runners import model_specs
+    from .problems.memory import MEMORY_KINDS, MemoryProblem
+
+    if mode not in MODEL_MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODEL_MODES)}; got {mode!r}")
+    infer, train = mode in ("infer", "both"), mode in ("train", "both")
     users: dict = {}
-    for model in (models.MODELS[name] for name in (names or models.MODELS)):
-        for layer in model.kernel_layers():     # memory-bound layers have no kernel problem
-            problem = layer.problem(batch)
-            if problem.op in ops:
-                users.setdefault(problem, []).append({"model": model.name, "layer": layer.name, "count": layer.count})
-    return [SuiteProblem(problem, {"set": "models", "batch": batch, "layers": layers})
+    batches: dict = {}
+
+    def use(problem, entry: dict, batch: int) -> None:
+        if problem.op in ops:
+            users.setdefault(problem, []).append(entry)
+            batches.setdefault(problem, set()).add(batch)
+
+    for model in model_list:
+        if model.name not in batch_by_model:
+            raise ValueError(f"batch_by_model has no batch size for {model.name}")
+        batch = batch_by_model[model.name]
+        for layer, spec in zip(model.layers, model_specs(model, batch)):
+            if layer.kind in MEMORY_KINDS:
+                calls = [("fwd", True)] if train else []
+                calls += [("fwd", False)] if infer and layer.kind != "dropout" else []
+                calls += [("bwd_data", True)] if train and spec.backward and spec.input_grad else []
+                for pass_, training in calls:
+                    label = pass_ if pass_ != "fwd" else f"fwd {'train' if training else 'infer'}"
+                    use(MemoryProblem.from_layer(layer, batch, pass_, training=training),
+                        {"model": model.name, "layer": layer.name, "pass": label, "count": layer.count}, batch)
+            if not layer.is_kernel:
+                continue
+            passes = [p for p in ("fwd", "bwd_data", "bwd_weights")
+                      if (p == "fwd" and (infer or train))
+                      or (train and p != "fwd" and spec.backward and (p != "bwd_data" or spec.input_grad))]
+            for pass_ in passes:
+                for problem, times in layer.kernel_problems(batch, pass_):
+                    use(problem, {"model": model.name, "layer": layer.name, "pass": pass_,
+                                  "count": layer.count * times}, batch)
+    return [SuiteProblem(problem, {"set": label_set, "batch": sorted(batches[problem]), "layers": layers})
             for problem, layers in users.items()]
 
 
@@ -162,14 +202,18 @@ def gpu_quick_rnn() -> list[SuiteProblem]:
             for dtype in ("float32", "bfloat16") for batch in (4, 128)]
 
 
-def load_suite(name: str, ops: tuple[str, ...] = OPS, *, full: bool = False,
+def load_suite(name: str, ops: tuple[str, ...] | None = None, *, full: bool = False,
                max_flops: float = DEFAULT_MAX_FLOPS, batch: int = DEFAULT_MODEL_BATCH,
-               model_names: tuple[str, ...] | None = None) -> list[SuiteProblem]:
+               model_names: tuple[str, ...] | None = None, mode: str = "infer") -> list[SuiteProblem]:
+    """A suite's problems for these ops (default: all of the suite's). The models suite: `model_names` (reference names or model
+    files; default all reference models) at `batch`, the passes of `mode` (see model_problems)."""
     if name not in SUITES:
         raise ValueError(f"suite must be one of {', '.join(SUITES)}; got {name!r}")
-    unknown = set(ops) - set(OPS)
+    allowed = MODEL_OPS if name == "models" else OPS
+    ops = allowed if ops is None else ops
+    unknown = set(ops) - set(allowed)
     if unknown:
-        raise ValueError(f"ops must be among {', '.join(OPS)}; got {', '.join(sorted(unknown))}")
+        raise ValueError(f"ops must be among {', '.join(allowed)}; got {', '.join(sorted(unknown))}")
     if max_flops <= 0:
         raise ValueError(f"max_flops must be > 0, got {max_flops}")
     if batch < 1:
@@ -184,7 +228,8 @@ def load_suite(name: str, ops: tuple[str, ...] = OPS, *, full: bool = False,
             if op in ops:
                 problems += loaders[op]()
     elif name == "models":
-        problems = model_layers(ops, batch, model_names)
+        chosen = resolve_models(model_names) if model_names else list(models.MODELS.values())
+        problems = model_problems(chosen, {m.name: batch for m in chosen}, mode, ops)
     else:
         train = name == "deepbench-train"
         sets = ("train",) if train else ("inference_server", "inference_device")

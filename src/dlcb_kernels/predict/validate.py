@@ -46,7 +46,6 @@ from ..layer_runners import (
     SGD_MOMENTUM,
     OursModel,
     TorchModel,
-    model_specs,
     torch_available,
 )
 
@@ -314,41 +313,11 @@ def _note(progress, text: str) -> None:
 # The validation table --------------------------------------------------------------------------
 
 def validation_problems(models, batch_by_model: dict) -> list:
-    """Every kernel problem of the models at their batch sizes in every pass a training step
-    runs (forward, backward data, backward weights; no backward data where the model input
-    needs no gradient, as model_specs and the predictor decide), and every memory-bound layer
-    call the predictor looks up (MemoryProblem: the inference forward, the training forward, the
-    backward), once each, labelled with every (model, layer, pass, count) it stands for: the
-    exact records the validation looks up."""
-    from ..problems.memory import MEMORY_KINDS, MemoryProblem
-    from ..suites import SuiteProblem
+    """Every kernel problem and memory-bound layer call the validation looks up: the models suite's
+    problems of both modes (suites.model_problems), labelled with set "validation"."""
+    from ..suites import MODEL_OPS, model_problems
 
-    users: dict = {}
-    batches: dict = {}
-    for model in models:
-        if model.name not in batch_by_model:
-            raise ValueError(f"batch_by_model has no batch size for {model.name}")
-        batch = batch_by_model[model.name]
-        for layer, spec in zip(model.layers, model_specs(model, batch)):
-            if layer.kind in MEMORY_KINDS:
-                calls = [("fwd", True)] + ([("fwd", False)] if layer.kind != "dropout" else [])
-                calls += [("bwd_data", True)] if spec.backward and spec.input_grad else []
-                for pass_, training in calls:
-                    problem = MemoryProblem.from_layer(layer, batch, pass_, training=training)
-                    label = pass_ if pass_ != "fwd" else f"fwd {'train' if training else 'infer'}"
-                    users.setdefault(problem, []).append({"model": model.name, "layer": layer.name, "pass": label,
-                                                          "count": layer.count})
-                    batches.setdefault(problem, set()).add(batch)
-            if not layer.is_kernel:
-                continue
-            passes = [p for p in PASSES if p == "fwd" or (spec.backward and (p != "bwd_data" or spec.input_grad))]
-            for pass_ in passes:
-                for problem, times in layer.kernel_problems(batch, pass_):
-                    users.setdefault(problem, []).append({"model": model.name, "layer": layer.name, "pass": pass_,
-                                                          "count": layer.count * times})
-                    batches.setdefault(problem, set()).add(batch)
-    return [SuiteProblem(problem, {"set": "validation", "batch": sorted(batches[problem]), "layers": layers})
-            for problem, layers in users.items()]
+    return model_problems(models, batch_by_model, "both", MODEL_OPS, label_set="validation")
 
 
 def make_table(path, models, batch_by_model: dict, threads: int, *, impls=IMPLS, max_time: float = 0.5,
@@ -378,9 +347,9 @@ def parse_batches(models, batch: int | None) -> dict:
 
 
 def resolve_models(names) -> list:
-    from ..models import get_model
+    from ..suites import resolve_models as resolve
 
-    return [get_model(name) for name in names]
+    return resolve(names)
 
 
 def main(argv: list[str] | None = None) -> int:
