@@ -394,3 +394,10 @@ def test_bench_models_suite_takes_a_model_file_and_measures_its_training_passes(
     assert {"fwd", "bwd_weights", "fwd train"} <= passes and "fwd infer" not in passes
     bad = dlcb("bench", "--suite", "quick", "--mode", "train", "-o", str(tmp_path / "x.json"))
     assert bad.returncode == 1 and "--mode is for the models suite" in bad.stderr
+    # predict takes the batch the table measured and the runner it holds, every kernel timed
+    predicted = dlcb("predict", "--model", str(model_file), "--table", str(out), "--mode", "train")
+    assert predicted.returncode == 0, predicted.stderr
+    assert "training step, batch 2" in predicted.stdout and "impl ours" in predicted.stdout
+    assert "estimated" not in predicted.stderr
+    other = dlcb("predict", "--model", str(model_file), "--table", str(out), "--mode", "train", "--batch", "64")
+    assert other.returncode == 0 and "of the predicted step is estimated" in other.stderr

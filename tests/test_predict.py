@@ -410,12 +410,19 @@ def test_cli_prints_the_prediction(gemm_table, tmp_path, capsys):
     assert "DeepMNIST: inference, batch 16" in capsys.readouterr().out
     model_file = tmp_path / "mlp.json"
     model_file.write_text(json.dumps(model_to_dict(get_model("DeepMNIST"))))
-    args = parser.parse_args(["predict", "--model", str(model_file), "--table", str(path), "--json"])
+    args = parser.parse_args(["predict", "--model", str(model_file), "--table", str(path), "--batch", "64",
+                              "--json"])
     assert cli_predict.run(args) == 0
-    data = json.loads(capsys.readouterr().out)
+    out, err = capsys.readouterr()
+    data = json.loads(out)
     assert data["batch"] == 64 and data["mode"] == "train" and data["step_seconds"] > 0
+    # the table's only implementation is the runner; its GEMMs are not this model's: said loudly
+    assert data["impl"] == "numpy" and "of the predicted step is estimated" in err
+    with pytest.raises(ValueError, match="--batch is needed: the table holds no records of DeepMNIST"):
+        cli_predict.run(parser.parse_args(["predict", "--model", "deepmnist", "--table", str(path)]))
     with pytest.raises(ValueError, match="impl 'torch'"):
-        cli_predict.run(parser.parse_args(["predict", "--model", "deepmnist", "--table", str(path), "--impl", "torch"]))
+        cli_predict.run(parser.parse_args(["predict", "--model", "deepmnist", "--table", str(path), "--impl", "torch",
+                                           "--batch", "8"]))
 
 
 @pytest.fixture(scope="module")
