@@ -293,12 +293,14 @@ def test_make_table_entry_point_argument_errors(capsys):
 def test_cli_prints_rows_summary_and_held_out(tmp_path, monkeypatch, capsys):
     calls = {}
 
-    def fake_validate(doc, models, batches, threads, impls, *, repeats, progress):
+    def fake_validate(doc, models, batches, threads, impls, *, repeats, progress, rows_out):
         calls.update(models=[m.name for m in models], batches=batches, threads=threads, impls=impls, repeats=repeats)
-        return [{"model": "TextCNN", "impl": "ours", "mode": mode, "batch": 16, "measured_s": 0.01,
-                 "predicted_s": 0.011, "error": 0.1} for mode in ("infer", "train")]
+        rows_out.extend({"model": "TextCNN", "impl": "ours", "mode": mode, "batch": 16, "measured_s": 0.01,
+                         "predicted_s": 0.011, "error": 0.1} for mode in ("infer", "train"))
+        return rows_out
 
     monkeypatch.setattr(v, "validate", fake_validate)
+    monkeypatch.setattr(cli_validate, "usable_runners", lambda impls, doc, names, batch: impls)
     monkeypatch.setattr(v, "held_out_summary", lambda doc, impl: [{"op": "all", "count": 2, "median_abs_error": 0.04,
                                                                    "p90_abs_error": 0.1}])
     table = str(_empty_table(tmp_path))
@@ -310,3 +312,51 @@ def test_cli_prints_rows_summary_and_held_out(tmp_path, monkeypatch, capsys):
     assert cli_validate.run(_cli(argv)) == 0
     text = capsys.readouterr().out
     assert "TextCNN" in text and "+10.0%" in text and "held-out kernels, ours records" in text
+
+
+def test_cli_checks_its_runners_before_measuring_anything(tmp_path, monkeypatch, capsys):
+    measured = []
+    monkeypatch.setattr(v, "validate", lambda *args, **kwargs: measured.append(1))
+    table = str(_empty_table(tmp_path))
+    argv = ["--table", table, "--models", "textcnn", "--batch", "16", "--threads", "1", "--impl", "torch,ours"]
+    with pytest.raises(ValueError, match="no runner of torch, ours can be validated here.*dlcb bench --suite models"):
+        cli_validate.run(_cli(argv))
+    assert measured == [] and "cannot predict the ours runner" in capsys.readouterr().err
+    monkeypatch.setattr("dlcb_kernels.layer_runners.torch_available", lambda: False)
+    assert cli_validate.usable_runners(("ours",), _table_of_ours(), ["textcnn"], 16) == ("ours",)
+    with pytest.raises(ValueError, match="no runner of torch"):
+        cli_validate.usable_runners(("torch",), _table_of_ours(), ["textcnn"], 16)
+    assert "torch is not installed" in capsys.readouterr().err
+
+
+def test_an_interrupted_validation_still_prints_its_summary(tmp_path, monkeypatch, capsys):
+    def interrupted_validate(doc, models, batches, threads, impls, *, repeats, progress, rows_out):
+        rows_out.append({"model": "TextCNN", "impl": "ours", "mode": "infer", "batch": 16, "measured_s": 0.01,
+                         "predicted_s": 0.012, "error": 0.2})
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(v, "validate", interrupted_validate)
+    monkeypatch.setattr(cli_validate, "usable_runners", lambda impls, doc, names, batch: impls)
+    monkeypatch.setattr(v, "held_out_summary", lambda doc, impl: [])
+    argv = ["--table", str(_empty_table(tmp_path)), "--models", "textcnn", "--batch", "16", "--impl", "ours"]
+    assert cli_validate.run(_cli(argv)) == 130
+    captured = capsys.readouterr()
+    assert "summary" in captured.out and "+20.0%" in captured.out and "interrupted" in captured.err
+
+
+def _table_of_ours() -> dict:
+    from dlcb_kernels.problems import GemmProblem
+    from dlcb_kernels.records import base_record
+    from dlcb_kernels.registry import select
+
+    ours = select(["gemm"], "ours", backend="cpu")[0]
+    doc = table_module.new_table()
+    doc["devices"].append({"id": "cpu:test", "kind": "cpu", "memory": {"triad_gbs": 20.0},
+                           "peaks": {"fp32": {"measured_gflops": 100.0, "measured_summary": "synthetic"}}})
+    for m in (64, 128, 256):
+        record = base_record(GemmProblem(m, m, m), ours, run_id="r", device_id="cpu:test", cache="warm",
+                             threads=1).to_json()
+        seconds = 2 * m ** 3 / 50e9
+        record.update(stats={"median": seconds, "q1": seconds, "q3": seconds, "rel_noise": 0.01, "count": 10})
+        doc["records"].append(record)
+    return table_module.validate(doc)

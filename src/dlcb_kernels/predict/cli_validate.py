@@ -1,9 +1,10 @@
 """`dlcb validate`: reference models run end to end here, against the predictor's figures.
 
-The table should hold every kernel problem of the chosen models at the chosen batch sizes in
-every pass, for torch's and our implementations; build it with
-    python -m dlcb_kernels.predict.validate --make-table FILE [--models ...] [--batch N]
-(the same --models and --batch as the validation).
+The table should hold every kernel problem and memory-bound layer call of the chosen models at
+the chosen batch sizes in every pass, for torch's and our implementations; build it with
+    dlcb bench --suite models --models NAME|FILE,... --batch N --mode both --impl torch,ours -o FILE
+(the same --models and --batch as the validation). Runners are checked before any model is
+measured, and the summary is printed whatever happens (an interrupted run: of what it finished).
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "table and prints predicted vs measured with the error per model, the summary against "
                     "the goals (mean |error| <= 10% over >= 6 models, none above 20%), and the held-out "
                     "per-kernel error. Models run as the sequence of their layers, each on an input of its "
-                    "declared shape (layer-sequence execution). Build the table with "
-                    "`python -m dlcb_kernels.predict.validate --make-table FILE` (same --models/--batch).")
+                    "declared shape (layer-sequence execution). Build the table with `dlcb bench --suite models "
+                    "--models ... --batch N --mode both --impl torch,ours` (same --models/--batch).")
     parser.add_argument("--table", required=True, metavar="FILE", help="throughput table (JSON) to predict from")
     parser.add_argument("--models", default=",".join(DEFAULT_BATCHES), metavar="NAME,...",
                         help=f"models to run, comma-separated (default: {','.join(DEFAULT_BATCHES)})")
@@ -46,14 +47,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     from .. import table as table_module
-    from .validate import (
-        format_rows,
-        held_out_summary,
-        parse_batches,
-        resolve_models,
-        summarize_rows,
-        validate,
-    )
+    from .validate import format_rows, parse_batches, resolve_models, summarize_rows, validate
 
     names = [name.strip() for name in args.models.split(",") if name.strip()]
     if not names:
@@ -66,13 +60,58 @@ def run(args) -> int:
     models = resolve_models(names)
     threads = require_threads(args.threads)
     batches = parse_batches(models, args.batch)
+    impls = usable_runners(impls, doc, names, args.batch)   # before anything is measured
     print(f"dlcb validate: {len(models)} models, {', '.join(impls)}, {threads} threads, table {args.table}",
           file=sys.stderr, flush=True)
-    rows = validate(doc, models, batches, threads, impls, repeats=args.repeats, progress=sys.stderr)
+    rows: list = []
+    interrupted = False
+    try:
+        validate(doc, models, batches, threads, impls, repeats=args.repeats, progress=sys.stderr, rows_out=rows)
+    except KeyboardInterrupt:
+        interrupted = True
+        print("dlcb validate: interrupted; the summary covers the models measured so far", file=sys.stderr)
     summary = summarize_rows(rows)
-    held_out = {impl: held_out_summary(doc, impl) for impl in impls}
+    held_out = {impl: _held_out(doc, impl) for impl in impls}
     if args.json:
-        print(json.dumps({"rows": rows, "summary": summary, "held_out": held_out}, indent=1))
-        return 0
-    print(format_rows(rows, summary, held_out))
-    return 0
+        print(json.dumps({"rows": rows, "summary": summary, "held_out": held_out, "interrupted": interrupted},
+                         indent=1))
+    else:
+        print(format_rows(rows, summary, held_out))
+    return 130 if interrupted else 0
+
+
+def usable_runners(impls: tuple, doc: dict, names: list, batch) -> tuple:
+    """The runners that can run here and be predicted from the table, checked before any model
+    is measured: a runner whose library is missing or whose records the table lacks is dropped
+    with a note, and none left is an error."""
+    from ..layer_runners import torch_available
+    from .kernel_model import ThroughputModel
+
+    usable = []
+    for impl in impls:
+        if impl == "torch" and not torch_available():
+            print("dlcb validate: torch is not installed: its runner is skipped (pip install torch)",
+                  file=sys.stderr)
+            continue
+        try:
+            ThroughputModel(doc, impl=impl)
+        except ValueError as exc:
+            print(f"dlcb validate: the table cannot predict the {impl} runner ({exc}); skipped", file=sys.stderr)
+            continue
+        usable.append(impl)
+    if not usable:
+        batch_text = f" --batch {batch}" if batch else ""
+        raise ValueError(f"no runner of {', '.join(impls)} can be validated here (see above); a table for them: "
+                         f"`dlcb bench --suite models --models {','.join(names)}{batch_text} --mode both "
+                         f"--impl {','.join(impls)} -o TABLE`")
+    return tuple(usable)
+
+
+def _held_out(doc: dict, impl: str) -> list:
+    from .validate import held_out_summary
+
+    try:
+        return held_out_summary(doc, impl)
+    except ValueError as exc:  # too few records of this runner to cross-validate
+        print(f"dlcb validate: no held-out figures for {impl}: {exc}", file=sys.stderr)
+        return []

@@ -199,18 +199,19 @@ def relative_error(predicted: float, measured: float) -> float:
 
 def validate(table_doc: dict, models, batch_by_model: dict, threads: int, impls=IMPLS, *,
              warmup: int = 2, repeats: int = 5, runners: dict | None = None,
-             predictor: Callable | None = None, progress=None) -> list[dict]:
+             predictor: Callable | None = None, progress=None, rows_out: list | None = None) -> list[dict]:
     """Measures every model with every runner in `impls`, predicts it from the table, and
     returns one row per (model, implementation, mode): model, impl, mode, batch, measured_s,
     predicted_s, error (relative, signed), sources. `runners` and `predictor`
-    (model, table_doc, batch, impl) -> {"infer": s, "train": s} replace the real ones in tests."""
+    (model, table_doc, batch, impl) -> {"infer": s, "train": s} replace the real ones in tests.
+    rows_out: a list the rows are appended to as they come (kept when the run is interrupted)."""
     impls = tuple(impls)
     unknown = set(impls) - set(IMPLS)
     if unknown or not impls:
         raise ValueError(f"impls must be a non-empty subset of {IMPLS}, got {impls!r}")
     runners = runners or RUNNERS
     predictor = predictor or predict_seconds
-    rows = []
+    rows = rows_out if rows_out is not None else []
     for model in models:
         if model.name not in batch_by_model:
             raise ValueError(f"batch_by_model has no batch size for {model.name}")
