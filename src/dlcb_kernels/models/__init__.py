@@ -3,6 +3,7 @@ user models in the same format (Python or a JSON/YAML file).
 
     from dlcb_kernels import models
     m = models.get_model("resnet50")            # or a path to a .json/.yaml model file
+    m = models.from_torch(net, torch.randn(1, 3, 224, 224))   # a torch.nn.Module, via torch.fx
     m.params("cookbook"), m.params("trainable"), m.macs_per_sample()
     for layer in m.layers: layer.kernel_problems(64, "fwd"), layer.memory_bytes(64, "fwd")
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .from_torch import from_torch
 from .io import layer_from_dict, layer_to_dict, load_model, model_from_dict, model_to_dict, save_model
 from .layers import (
     CONVENTIONS,
@@ -93,6 +95,7 @@ __all__ = [
     "eltwise",
     "embedding",
     "fc",
+    "from_torch",
     "gelu",
     "get_model",
     "layer_from_dict",

@@ -4,9 +4,11 @@ model's layers."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import sys
 
-from . import COOKBOOK, MODELS, get_model, model_to_dict
+from . import COOKBOOK, MODELS, get_model, model_to_dict, save_model
 from .layers import Layer, Model
 
 CHECK = "\u2713"
@@ -22,15 +24,36 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--model", metavar="NAME|FILE", default=None,
                         help="list one model's layers instead (kind, shape, count, parameters, MACs): a reference "
                              "model's name (case-insensitive) or a .json/.yaml model file")
+    parser.add_argument("--torch", metavar="MODULE:NAME", default=None,
+                        help="import a PyTorch model instead: NAME in the importable Python module MODULE, an "
+                             "nn.Module or a callable returning one (e.g. mynets:make_resnet18), traced with "
+                             "torch.fx on an input of --input's shape")
+    parser.add_argument("--input", metavar="SHAPE[:int]", default=None,
+                        help="with --torch: the example input, batch first, e.g. 1x3x224x224, or 1x128:int for "
+                             "token ids")
+    parser.add_argument("--save", metavar="FILE.json", default=None,
+                        help="write the model (imported or named) as a model file, which dlcb bench/predict/"
+                             "validate take wherever a model name goes")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
 
 
 def run(args) -> int:
-    if args.model is not None:
-        model = get_model(args.model)
+    if args.torch is not None:
+        model = import_torch(args.torch, args.input)
+    elif args.input is not None:
+        raise ValueError("--input is for --torch")
+    else:
+        model = get_model(args.model) if args.model is not None else None
+    if model is not None:
+        if args.save:
+            save_model(model, args.save)
         print(json.dumps(_model_detail(model), indent=1) if args.json else format_layers(model))
+        if args.save:
+            print(f"model file: {args.save}", file=sys.stderr)
         return 0
+    if args.save:
+        raise ValueError("--save needs a model: --model NAME|FILE or --torch MODULE:NAME")
     rows = [_summary(model) for model in MODELS.values()]
     print(json.dumps(rows, indent=1) if args.json else format_summary(rows))
     return 0
@@ -126,3 +149,40 @@ def format_layers(model: Model) -> str:
     out += ["  ".join(cell.ljust(width) if i < 3 else cell.rjust(width)
                       for i, (cell, width) in enumerate(zip(line, widths))).rstrip() for line in (header, *lines)]
     return "\n".join(out)
+
+
+# Importing from PyTorch ------------------------------------------------------------------------
+
+def import_torch(spec: str, input_spec: str | None) -> Model:
+    """The model that MODULE:NAME names (an nn.Module, or a callable returning one), imported on an
+    example input of input_spec's shape (see from_torch)."""
+    from .from_torch import from_torch
+
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ValueError(f"--torch must be MODULE:NAME, got {spec!r}")
+    if input_spec is None:
+        raise ValueError("--torch needs --input, the example input's shape (e.g. 1x3x224x224)")
+    try:
+        import torch
+    except ImportError:
+        raise ValueError("--torch needs PyTorch: pip install torch") from None
+    sys.path.insert(0, ".")  # a module beside the user, as `python -c "import MODULE"` would find it
+    try:
+        found = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"--torch {spec}: {exc}") from None
+    finally:
+        sys.path.remove(".")
+    net = found if isinstance(found, torch.nn.Module) else found() if callable(found) else None
+    if not isinstance(net, torch.nn.Module):
+        raise ValueError(f"--torch {spec} is not an nn.Module or a callable returning one")
+    dims, _, kind = input_spec.partition(":")
+    try:
+        shape = tuple(int(d) for d in dims.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--input must be a shape like 1x3x224x224 or 1x128:int, got {input_spec!r}") from None
+    if kind not in ("", "int") or any(d < 1 for d in shape):
+        raise ValueError(f"--input must be a shape like 1x3x224x224 or 1x128:int, got {input_spec!r}")
+    example = torch.zeros(shape, dtype=torch.long) if kind == "int" else torch.randn(shape)
+    return from_torch(net, example, name=attribute)

@@ -8,7 +8,8 @@ built-in models.
 
 A layer names its kind's shape fields (layers.SHAPE_FIELDS; pad/stride/window an int or a
 [height, width] pair; conv's s defaults to r, groups to 1, pad to 0, stride to 1; pool's stride
-to its window) and may give its kind's options (layers.OPTIONS, e.g. "bias", "tokens", "cell").
+to its window) and may give its kind's options (layers.OPTIONS, e.g. "bias", "tokens", "cell") and
+"reads", the graph's edges: the layers (or "input") it reads, as the importers write them.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ def layer_to_dict(layer: Layer) -> dict:
     for option in OPTIONS.get(layer.kind, ()):
         out[option] = getattr(layer, option)
     out["count"] = layer.count
+    if layer.reads:
+        out["reads"] = list(layer.reads)
     return out
 
 
@@ -54,7 +57,7 @@ def layer_from_dict(entry: dict, position: int) -> Layer:
     if kind not in SHAPE_FIELDS:
         raise ValueError(f"{where}: field 'kind' must be one of {', '.join(SHAPE_FIELDS)}; got {kind!r}")
     fields, options = SHAPE_FIELDS[kind], OPTIONS.get(kind, ())
-    unknown = set(entry) - set(fields) - set(options) - {"name", "kind", "count"}
+    unknown = set(entry) - set(fields) - set(options) - {"name", "kind", "count", "reads"}
     if unknown:
         raise ValueError(f"{where}: unknown field(s) {', '.join(sorted(unknown))} for a {kind} layer "
                          f"(shape fields: {', '.join(fields)}; options: {', '.join(options) or 'none'})")
@@ -71,6 +74,10 @@ def layer_from_dict(entry: dict, position: int) -> Layer:
         shape.append(value)
     shape = shape[0] if fields == ("tensor",) else tuple(shape)
     kwargs = {option: entry[option] for option in options if option in entry}
+    if "reads" in entry:
+        if not isinstance(entry["reads"], list):
+            raise ValueError(f"{where}: field 'reads' must be a list of layer names")
+        kwargs["reads"] = tuple(entry["reads"])
     try:
         return Layer(name, kind, shape, entry.get("count", 1), **kwargs)
     except (TypeError, ValueError) as exc:

@@ -44,6 +44,7 @@ OPTIONS = {"conv": ("bias",), "fc": ("bias", "tokens"), "rnn": ("cell", "bias"),
            "pool": ("mode",), "eltwise": ("operands",)}
 CONVENTIONS = ("cookbook", "trainable")
 PASSES = ("fwd", "bwd_data", "bwd_weights")
+MODEL_INPUT = "input"       # what a layer's `reads` names for the model's own input
 POOL_MODES = ("max", "avg")
 
 
@@ -88,6 +89,7 @@ class Layer:
     trans_b: bool = False       # matmul: C = A B^T (attention scores Q K^T)
     mode: str = "max"           # pool: max | avg
     operands: int = 2           # eltwise: tensors summed
+    reads: tuple = ()           # the graph's edges: names of the layers (or "input") it reads; () unknown
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -100,6 +102,9 @@ class Layer:
         for flag in ("bias", "trans_b"):
             if not isinstance(getattr(self, flag), (bool, np.bool_)):
                 raise TypeError(f"{where}: {flag} must be a bool, got {getattr(self, flag)!r}")
+        if not isinstance(self.reads, (tuple, list)) or not all(isinstance(i, str) and i for i in self.reads):
+            raise TypeError(f"{where}: reads must be a tuple of layer names, got {self.reads!r}")
+        object.__setattr__(self, "reads", tuple(self.reads))
         for field, minimum in (("tokens", 1), ("heads", 1), ("operands", 2)):
             object.__setattr__(self, field, _check_int(getattr(self, field), f"{where}: {field}", minimum))
         if self.cell not in GATES:
@@ -343,6 +348,12 @@ class Model:
             if layer.name in seen:
                 raise ValueError(f"model {self.name!r}: two layers are named {layer.name!r}")
             seen.add(layer.name)
+        names = {layer.name for layer in self.layers}
+        for layer in self.layers:
+            for source in layer.reads:
+                if source != MODEL_INPUT and source not in names:
+                    raise ValueError(f"model {self.name!r}: layer {layer.name!r} reads {source!r}, which is neither "
+                                     f"a layer of the model nor {MODEL_INPUT!r}")
         if not isinstance(self.input_shape, (tuple, list)) or not self.input_shape:
             raise ValueError(f"model {self.name!r}: input_shape must be a non-empty tuple of ints")
         object.__setattr__(self, "input_shape", tuple(_check_int(d, f"model {self.name!r}: input_shape", 1)

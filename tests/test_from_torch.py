@@ -1,0 +1,107 @@
+"""A torch.nn.Module imported as a dlcb model: layers, per-sample shapes and graph edges, parameter
+counts equal to torch's, clear errors for what the format cannot express."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from dlcb_kernels.models import from_torch, load_model, save_model  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+import torch_nets  # noqa: E402
+
+TESTS = Path(__file__).parent
+
+
+def torch_params(net) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def by_name(model):
+    return {layer.name: layer for layer in model.layers}
+
+
+def test_a_residual_network_keeps_its_edges_and_parameters():
+    net = torch_nets.ResNetish()
+    model = from_torch(net, torch.randn(2, 3, 32, 32))
+    layers = by_name(model)
+    assert model.input_shape == (3, 32, 32) and model.params("trainable") == torch_params(net)
+    assert layers["stem"].kind == "conv" and layers["stem"].shape[:4] == (3, 32, 32, 16)
+    assert layers["stem"].reads == ("input",)
+    assert layers["add"].kind == "eltwise" and set(layers["add"].reads) == {"b_b2", "pool"}   # the shortcut
+    assert layers["gap"].kind == "pool" and layers["gap"].mode == "avg" and layers["gap"].dims["window"] == (16, 16)
+    assert layers["fc"].shape == (16, 10) and layers["fc"].reads == ("gap",)   # flatten is free
+
+
+def test_an_inverted_residual_with_relu6_and_a_depthwise_convolution():
+    net = torch_nets.Inverted()
+    model = from_torch(net, torch.randn(1, 16, 8, 8))
+    layers = by_name(model)
+    assert layers["d"].dims["groups"] == 96 and [layers[n].kind for n in ("r", "r_1")] == ["relu", "relu"]
+    assert set(layers["add"].reads) == {"input", "p"} and model.params("trainable") == torch_params(net)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_a_transformer_encoder_becomes_attention_feed_forward_and_norms(norm_first):
+    net = torch_nets.Enc(norm_first=norm_first)
+    model = from_torch(net, torch.zeros(2, 12, dtype=torch.long))
+    layers = by_name(model)
+    assert model.params("trainable") == torch_params(net)
+    scores = layers["layers_0_attn_scores"]
+    assert scores.kind == "matmul" and scores.heads == 4 and scores.trans_b and scores.shape == (12, 12, 16)
+    assert layers["layers_0_attn_in_proj"].tokens == 12 and layers["layers_0_linear1"].shape == (64, 128)
+    assert set(layers["layers_0_add2"].reads) >= {"layers_0_dropout2"}
+    assert "dropout rate 0.1" in model.source
+    # every edge names an earlier layer or the input (Model checks it)
+    assert all(r == "input" or r in layers for layer in model.layers for r in layer.reads)
+
+
+def test_a_stacked_lstm_is_one_layer_per_level():
+    net = torch_nets.LM()
+    model = from_torch(net, torch.zeros(3, 20, dtype=torch.long))
+    layers = by_name(model)
+    assert (layers["lstm_l0"].shape, layers["lstm_l1"].shape) == ((32, 64, 20), (64, 64, 20))
+    assert layers["lstm_l0"].cell == "lstm" and layers["out"].tokens == 20
+    assert model.params("trainable") == torch_params(net)
+
+
+def test_what_the_format_cannot_express_is_an_error_naming_the_node():
+    with pytest.raises(ValueError, match="cannot import node .*SiLU"):
+        from_torch(torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.SiLU()), torch.randn(1, 4))
+    with pytest.raises(ValueError, match="dilated convolution"):
+        from_torch(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, dilation=2)), torch.randn(1, 3, 9, 9))
+    with pytest.raises(TypeError, match="module must be a torch.nn.Module"):
+        from_torch(object(), torch.randn(1, 3))
+    with pytest.raises(ValueError, match="batch dimension"):
+        from_torch(torch.nn.ReLU(), torch.randn(3))
+
+
+def test_an_imported_model_round_trips_through_a_model_file(tmp_path):
+    model = from_torch(torch_nets.ResNetish(), torch.randn(1, 3, 32, 32))
+    path = tmp_path / "resnetish.json"
+    save_model(model, path)
+    assert load_model(path) == model
+    entry = next(layer for layer in json.loads(path.read_text())["layers"] if layer["name"] == "add")
+    assert sorted(entry["reads"]) == ["b_b2", "pool"]
+
+
+def test_cli_imports_saves_and_the_models_suite_measures_it(tmp_path):
+    out = tmp_path / "lm.json"
+    result = subprocess.run([sys.executable, "-m", "dlcb_kernels", "models", "--torch", "torch_nets:LM", "--input",
+                             "2x10:int", "--save", str(out)], capture_output=True, text=True, cwd=TESTS, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "lstm_l1" in result.stdout and out.exists()
+    table = tmp_path / "t.json"
+    bench = subprocess.run([sys.executable, "-m", "dlcb_kernels", "bench", "--suite", "models", "--models", str(out),
+                            "--batch", "2", "--impl", "ours", "--max-time", "0.02", "--min-samples", "3",
+                            "--peak-store", "off", "-q", "-o", str(table)], capture_output=True, text=True,
+                           timeout=600)
+    assert bench.returncode == 0, bench.stderr
+    bad = subprocess.run([sys.executable, "-m", "dlcb_kernels", "models", "--torch", "torch_nets:LM"],
+                         capture_output=True, text=True, cwd=TESTS, timeout=300)
+    assert bad.returncode == 1 and "--torch needs --input" in bad.stderr
