@@ -4,6 +4,7 @@ user models in the same format (Python or a JSON/YAML file).
     from dlcb_kernels import models
     m = models.get_model("resnet50")            # or a path to a .json/.yaml model file
     m = models.from_torch(net, torch.randn(1, 3, 224, 224))   # a torch.nn.Module, via torch.fx
+    m = models.get_model("my.onnx")                             # an ONNX file (from_onnx)
     m.params("cookbook"), m.params("trainable"), m.macs_per_sample()
     for layer in m.layers: layer.kernel_problems(64, "fwd"), layer.memory_bytes(64, "fwd")
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .from_onnx import from_onnx
 from .from_torch import from_torch
 from .io import layer_from_dict, layer_to_dict, load_model, model_from_dict, model_to_dict, save_model
 from .layers import (
@@ -64,7 +66,9 @@ _BY_LOWER_NAME = {name.lower(): model for name, model in MODELS.items()}
 
 def get_model(name_or_path) -> Model:
     """A reference model by name (case-insensitive: "resnet50"), or a user model from a path to
-    a .json/.yaml/.yml file."""
+    a .json/.yaml/.yml model file or an .onnx file (imported, see from_onnx)."""
+    if str(name_or_path).lower().endswith(".onnx"):
+        return from_onnx(name_or_path)
     if isinstance(name_or_path, Path) or str(name_or_path).lower().endswith((".json", ".yaml", ".yml")):
         return load_model(name_or_path)
     if not isinstance(name_or_path, str):
@@ -95,6 +99,7 @@ __all__ = [
     "eltwise",
     "embedding",
     "fc",
+    "from_onnx",
     "from_torch",
     "gelu",
     "get_model",

@@ -136,17 +136,21 @@ def _model_detail(model: Model) -> dict:
 
 
 def format_layers(model: Model) -> str:
-    header = ("layer", "kind", "shape (per sample)", "count", "params", "trainable", "MACs")
+    """One line per layer; a model with its graph's edges (imported) also says what each layer reads."""
+    edges = any(layer.reads for layer in model.layers)
+    header = ("layer", "kind", "shape (per sample)", "count", "params", "trainable", "MACs") + \
+        (("reads",) if edges else ())
     lines = [(layer.name, layer.kind, describe_shape(layer), str(layer.count),
               f"{layer.params('cookbook') * layer.count:,}", f"{layer.params('trainable') * layer.count:,}",
-              f"{layer.macs_per_sample() * layer.count:,}") for layer in model.layers]
+              f"{layer.macs_per_sample() * layer.count:,}") + ((", ".join(layer.reads),) if edges else ())
+             for layer in model.layers]
     lines.append(("total", "", "", str(sum(layer.count for layer in model.layers)), f"{model.params('cookbook'):,}",
-                  f"{model.params('trainable'):,}", f"{model.macs_per_sample():,}"))
+                  f"{model.params('trainable'):,}", f"{model.macs_per_sample():,}") + (("",) if edges else ()))
     widths = [max(len(line[i]) for line in (header, *lines)) for i in range(len(header))]
     title = f"{model.name}: input {'x'.join(map(str, model.input_shape))}"
     out = [title + (f"; {model.source}" if model.source else ""),
            "params and MACs are of all the layer's occurrences (count); MACs are per sample, forward"]
-    out += ["  ".join(cell.ljust(width) if i < 3 else cell.rjust(width)
+    out += ["  ".join(cell.ljust(width) if i < 3 or i == 7 else cell.rjust(width)
                       for i, (cell, width) in enumerate(zip(line, widths))).rstrip() for line in (header, *lines)]
     return "\n".join(out)
 
