@@ -491,3 +491,28 @@ def test_a_table_benchmarked_here_is_read_end_to_end(tmp_path, capsys):
     assert fitted.source == "fitted" and 0 < fitted.seconds < 1
     rows = model.cross_validate()
     assert len(rows) == len(shapes) and all(np.isfinite(r["rel_error"]) for r in rows)
+
+
+def test_the_runners_framework_overhead_is_charged_per_layer_call_and_parameter_tensor(gemm_table):
+    from dlcb_kernels.predict.model_time import parameter_tensors
+    from dlcb_kernels.problems import OverheadProblem
+
+    doc, _ = gemm_table
+    model = get_model("DeepMNIST")
+    without = predict_model(model, doc, batch=16, mode="train", impl="numpy")
+    assert without.overhead_seconds == 0.0 and "not charged" in without.overhead_note
+    costs = {("layer", False): 2e-6, ("layer", True): 40e-6, ("step", True): 8e-6}
+    overhead = [record(OverheadProblem(kind, training), per_call * 32) for (kind, training), per_call in costs.items()]
+    with_overhead = make_table(list(doc["records"]) + overhead)
+    train = predict_model(model, with_overhead, batch=16, mode="train", impl="numpy")
+    calls = sum(layer.count for layer in model.layers)
+    tensors = sum(parameter_tensors(layer) * layer.count for layer in model.layers)
+    assert train.overhead_seconds == pytest.approx(calls * 40e-6 + tensors * 8e-6)
+    assert train.step_seconds == pytest.approx(without.step_seconds + train.overhead_seconds)
+    assert train.source_seconds()["overhead"] == pytest.approx(train.overhead_seconds)
+    assert f"{calls} layer calls" in train.overhead_note and "framework overhead" in format_prediction(train)
+    infer = predict_model(model, with_overhead, batch=16, mode="infer", impl="numpy")
+    dropouts = sum(layer.count for layer in model.layers if layer.kind == "dropout")
+    assert infer.overhead_seconds == pytest.approx((calls - dropouts) * 2e-6)
+    with pytest.raises(ValueError, match="training only"):
+        OverheadProblem("step", False)

@@ -229,7 +229,9 @@ def test_validation_problems_cover_every_pass_once_with_labels():
     keys = [sp.problem.key() for sp in problems]
     assert len(keys) == len(set(keys))
     directions = sorted((sp.problem.op, getattr(sp.problem, "direction", None), getattr(sp.problem, "trans_a", None))
-                        for sp in problems)
+                        for sp in problems if sp.problem.op != "overhead")
+    overhead = sorted(sp.problem.key() for sp in problems if sp.problem.op == "overhead")
+    assert overhead == ["overhead layer infer x32", "overhead layer train x32", "overhead step train x32"]
     # conv1 reads the model input: no backward data for it; relu1 and pool1 are calls: the
     # forward (training and inference alike for these kinds) and the backward
     assert directions == [("conv", "bwd_filter", None), ("conv", "fwd", None),

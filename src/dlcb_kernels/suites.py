@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 from importlib import resources
 
 from . import models
-from .problems import ConvProblem, GemmProblem, RnnProblem
+from .problems import ConvProblem, GemmProblem, OverheadProblem, RnnProblem
 
 SUITES = ("quick", "gpu-quick", "deepbench-train", "deepbench-inference", "models")
 OPS = ("gemm", "conv", "rnn")
-MODEL_OPS = OPS + ("memory",)   # the models suite also measures its memory-bound layer calls
+MODEL_OPS = OPS + ("memory", "overhead")   # the models suite also measures its memory-bound layer
+                                          # calls and the runners' framework overhead
 MODEL_MODES = ("infer", "train", "both")
 DEFAULT_MODEL_BATCH = 8
 
@@ -103,6 +104,8 @@ def model_problems(model_list, batch_by_model: dict, mode: str = "both", ops: tu
     the identity there: none); "train": the forward, backward data and backward weights of each
     kernel layer (no backward data where the model input needs no gradient, as model_specs and the
     predictor decide) and each memory-bound layer's training forward and backward; "both": all.
+    Also the runners' framework overhead per layer call (and, in training, per parameter tensor of
+    the optimizer): OverheadProblem, op "overhead".
     """
     from .layer_runners import model_specs
     from .problems.memory import MEMORY_KINDS, MemoryProblem
@@ -140,6 +143,12 @@ def model_problems(model_list, batch_by_model: dict, mode: str = "both", ops: tu
                 for problem, times in layer.kernel_problems(batch, pass_):
                     use(problem, {"model": model.name, "layer": layer.name, "pass": pass_,
                                   "count": layer.count * times}, batch)
+    overhead = ([OverheadProblem("layer", False)] if infer else []) + \
+        ([OverheadProblem("layer", True), OverheadProblem("step", True)] if train else [])
+    for problem in overhead:
+        for model in model_list:
+            use(problem, {"model": model.name, "layer": "(framework)", "pass": "per call", "count": 1},
+                batch_by_model[model.name])
     return [SuiteProblem(problem, {"set": label_set, "batch": sorted(batches[problem]), "layers": layers})
             for problem, layers in users.items()]
 

@@ -162,6 +162,12 @@ def import_torch(spec: str, input_spec: str | None) -> Model:
     example input of input_spec's shape (see from_torch)."""
     from .from_torch import from_torch
 
+    net, example, name = torch_module_and_input(spec, input_spec)
+    return from_torch(net, example, name=name)
+
+
+def torch_module_and_input(spec: str, input_spec: str | None):
+    """(the nn.Module MODULE:NAME names, an example input of input_spec's shape, NAME)."""
     module_name, sep, attribute = spec.partition(":")
     if not sep or not module_name or not attribute:
         raise ValueError(f"--torch must be MODULE:NAME, got {spec!r}")
@@ -189,4 +195,4 @@ def import_torch(spec: str, input_spec: str | None) -> Model:
     if kind not in ("", "int") or any(d < 1 for d in shape):
         raise ValueError(f"--input must be a shape like 1x3x224x224 or 1x128:int, got {input_spec!r}")
     example = torch.zeros(shape, dtype=torch.long) if kind == "int" else torch.randn(shape)
-    return from_torch(net, example, name=attribute)
+    return net, example, attribute

@@ -41,6 +41,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "(our kernels, predicted from our records); default: torch,ours")
     parser.add_argument("--repeats", type=positive_int, default=5,
                         help="timed runs per model and mode, after two warm-up runs; the median is reported (default 5)")
+    parser.add_argument("--torch", metavar="MODULE:NAME", default=None,
+                        help="validate a PyTorch model instead, run end to end as its module runs (the graph): "
+                             "NAME in the importable module MODULE, an nn.Module or a callable returning one; "
+                             "predicted from the table's torch records of its import (`dlcb models --torch`)")
+    parser.add_argument("--input", metavar="SHAPE[:int]", default=None,
+                        help="with --torch: the input, batch first (the batch the step runs), e.g. 8x3x224x224 or "
+                             "8x128:int")
     parser.add_argument("--json", action="store_true", help="print rows, summary and held-out figures as JSON")
     return parser
 
@@ -49,6 +56,10 @@ def run(args) -> int:
     from .. import table as table_module
     from .validate import format_rows, parse_batches, resolve_models, summarize_rows, validate
 
+    if args.torch is not None:
+        return _run_module(args)
+    if args.input is not None:
+        raise ValueError("--input is for --torch")
     names = [name.strip() for name in args.models.split(",") if name.strip()]
     if not names:
         raise ValueError("--models must name at least one model")
@@ -115,3 +126,27 @@ def _held_out(doc: dict, impl: str) -> list:
     except ValueError as exc:  # too few records of this runner to cross-validate
         print(f"dlcb validate: no held-out figures for {impl}: {exc}", file=sys.stderr)
         return []
+
+
+def _run_module(args) -> int:
+    """dlcb validate --torch: one real module, end to end, against its import's prediction."""
+    from .. import table as table_module
+    from ..layer_runners import torch_available
+    from ..models.cli import torch_module_and_input
+    from .validate import format_rows, summarize_rows, validate_module
+
+    if not torch_available():
+        raise ValueError("--torch needs PyTorch: pip install torch")
+    doc = table_module.load(args.table)
+    net, example, name = torch_module_and_input(args.torch, args.input)
+    threads = require_threads(args.threads)
+    usable_runners(("torch",), doc, [args.torch], int(example.shape[0]))
+    print(f"dlcb validate: {args.torch} on {tuple(example.shape)}, torch, {threads} threads, table {args.table}",
+          file=sys.stderr, flush=True)
+    rows = validate_module(doc, net, example, threads, repeats=args.repeats, name=name, progress=sys.stderr)
+    summary = summarize_rows(rows)
+    if args.json:
+        print(json.dumps({"rows": rows, "summary": summary}, indent=1))
+    else:
+        print(format_rows(rows, summary, execution="graph"))
+    return 0

@@ -58,6 +58,7 @@ ROOFLINE_UNCERTAINTY_OTHER_OP = 1.0
 # cache, framework kernels fall short of STREAM).
 MEMORY_UNCERTAINTY = 0.3
 MEMORY_OP = "memory"
+OVERHEAD_OP = "overhead"   # framework overhead records (OverheadProblem): per call, not fitted
 
 _KNN_CHOICES = (1, 2, 3, 4, 6, 8)
 _RIDGE_PENALTIES = tuple(10.0 ** e for e in np.arange(-3.0, 3.01, 0.5))
@@ -350,7 +351,10 @@ class ThroughputModel:
         except ValueError as exc:
             raise ValueError(f"device {self.device_id}: {exc}") from None
         self.bandwidth_gbs, self.bandwidth_label = self._bandwidth(self.device)
-        entries = [self._entry(record) for record in chosen]
+        # The runner's framework overhead: seconds per layer call and per parameter tensor of a step
+        self.overhead = {(r.params["kind"], bool(r.params["training"])): r.median / r.params["calls"]
+                         for r in chosen if r.op == OVERHEAD_OP}
+        entries = [self._entry(record) for record in chosen if record.op != OVERHEAD_OP]
         self.entries = [e for e in entries if e.problem.op != MEMORY_OP]
         self.memory_entries = [e for e in entries if e.problem.op == MEMORY_OP]
         self._exact = {(e.problem.op, _params_key(e.record.params)): e for e in entries}

@@ -3,7 +3,9 @@
 Inference = the forward pass. A training step = forward + backward data + backward weights of
 the kernel layers, forward and backward of the memory-bound layers (measured calls, or their bytes at the
 measured bandwidth), and the optimizer update (SGD with momentum: read weights, gradients and momentum,
-write weights and momentum, 5 x itemsize bytes per weight).
+write weights and momentum, 5 x itemsize bytes per weight). Both add the runner's framework overhead
+where the table measured it (OverheadProblem): a cost per layer call (inference: forward; training:
+forward and backward through autograd) and, in training, per parameter tensor the optimizer visits.
 
 The input gradient: nothing needs the gradient of the model input (models.layers.without_input_gradient
 says which layers skip their backward, or its backward data). Other parallel branches of the
@@ -30,6 +32,9 @@ from ..models.layers import without_input_gradient
 from ..problems._common import itemsize as dtype_itemsize
 from ..problems.memory import MEMORY_KINDS, MemoryProblem
 from .kernel_model import MEMORY_UNCERTAINTY, SOURCES, ThroughputModel
+
+# Per-call overheads move with the interpreter's and allocator's state: a wide uncertainty.
+OVERHEAD_UNCERTAINTY = 0.3
 
 MODES = ("train", "infer")
 PASSES = ("fwd", "bwd_data", "bwd_weights")
@@ -72,6 +77,8 @@ class ModelPrediction:
     device_id: str
     dtype: str
     table: str                      # what the kernel model holds
+    overhead_seconds: float = 0.0   # the runner's framework overhead: layer calls and optimizer visits
+    overhead_note: str = ""         # how it was charged, or why it was not
 
     def source_seconds(self) -> dict:
         """Step seconds by source: exact, fitted, roofline, memory (optimizer included)."""
@@ -80,6 +87,7 @@ class ModelPrediction:
             for source, seconds in layer.sources.items():
                 totals[source] += seconds
         totals["memory"] += self.optimizer_seconds
+        totals["overhead"] = self.overhead_seconds
         return totals
 
 
@@ -120,14 +128,50 @@ def predict_model(model, table_doc, *, batch: int, mode: str = "train", impl: st
     optimizer_seconds = 0.0
     if mode == "train":
         optimizer_seconds, _ = kernels.memory_seconds(5 * itemsize * weight_elements)
-    step = sum(p.total_s for p in predictions) + optimizer_seconds
-    weighted = sum(p.total_s * p.uncertainty for p in predictions) + optimizer_seconds * MEMORY_UNCERTAINTY
+    overhead_seconds, overhead_note = framework_overhead(layers, mode, kernels.overhead)
+    step = sum(p.total_s for p in predictions) + optimizer_seconds + overhead_seconds
+    weighted = sum(p.total_s * p.uncertainty for p in predictions) + optimizer_seconds * MEMORY_UNCERTAINTY + \
+        overhead_seconds * OVERHEAD_UNCERTAINTY
     return ModelPrediction(
         model=model.name, batch=batch, mode=mode, impl=kernels.impl, step_seconds=step,
         throughput=batch / step if step > 0 else float("inf"),
         uncertainty=weighted / step if step > 0 else 0.0, layers=predictions,
         optimizer_seconds=optimizer_seconds, device_id=kernels.device_id, dtype=kernels.dtype,
-        table=kernels.describe())
+        table=kernels.describe(), overhead_seconds=overhead_seconds, overhead_note=overhead_note)
+
+
+def parameter_tensors(layer) -> int:
+    """The parameter tensors of one occurrence of a layer, as a framework's optimizer visits them."""
+    if layer.kind in ("conv", "fc"):
+        return 1 + bool(layer.bias)
+    if layer.kind == "rnn":
+        return 2 + 2 * bool(layer.bias)
+    if layer.kind in ("bn", "layernorm"):
+        return 2
+    return 1 if layer.kind == "embedding" else 0
+
+
+def framework_overhead(layers, mode: str, per_call: dict) -> tuple[float, str]:
+    """(seconds, how) of the runner's overhead: every layer call (a training step's forward and
+    backward, or inference's forward) and, in training, the optimizer's visit of every parameter
+    tensor, at the table's measured cost per call (OverheadProblem records of the runner)."""
+    training = mode == "train"
+    layer_cost = per_call.get(("layer", training))
+    if layer_cost is None:
+        return 0.0, (f"not charged: the table has no {'training' if training else 'inference'} layer-call overhead "
+                     "of this runner (dlcb bench --suite models measures it)")
+    calls = sum(layer.count for layer in layers if training or layer.kind not in INFERENCE_IDENTITY_KINDS)
+    seconds = calls * layer_cost
+    how = f"{calls} layer calls x {layer_cost * 1e6:.1f} us"
+    if training:
+        step_cost = per_call.get(("step", True))
+        if step_cost is None:
+            how += "; the optimizer's per-tensor cost is not in the table"
+        else:
+            tensors = sum(parameter_tensors(layer) * layer.count for layer in layers)
+            seconds += tensors * step_cost
+            how += f" + {tensors} parameter tensors x {step_cost * 1e6:.1f} us"
+    return seconds, how
 
 
 def _kernel_model(table_doc, impl, device_id, dtype) -> ThroughputModel:
@@ -246,10 +290,13 @@ def format_prediction(pred: ModelPrediction, top: int = 15) -> str:
     lines.append("")
     parts = {"forward": sum(l.fwd_s for l in pred.layers), "backward data": sum(l.bwd_data_s for l in pred.layers),
              "backward weights": sum(l.bwd_weights_s for l in pred.layers),
-             "memory-bound layers": sum(l.memory_s for l in pred.layers), "optimizer update": pred.optimizer_seconds}
+             "memory-bound layers": sum(l.memory_s for l in pred.layers), "optimizer update": pred.optimizer_seconds,
+             "framework overhead": pred.overhead_seconds}
     for name, seconds in parts.items():
         if seconds or name == "forward":
             lines.append(f"  {name:<20} {seconds * 1e3:10.3f} ms")
+    if pred.overhead_note:
+        lines.append(f"  (framework overhead: {pred.overhead_note})")
     lines.append(f"step time {step * 1e3:.3f} ms +- {pred.uncertainty:.0%}, throughput {pred.throughput:.1f} samples/s")
     fractions = pred.source_seconds()
     lines.append("time from: " + ", ".join(f"{source} {seconds / step:.1%}" for source, seconds in fractions.items()

@@ -164,6 +164,59 @@ def run_ours(model, batch: int, threads: int, *, warmup: int = 2, repeats: int =
 RUNNERS = {"torch": run_torch, "ours": run_ours}
 
 
+def run_torch_module(net, example, threads: int, *, warmup: int = 2, repeats: int = 5,
+                     modes: tuple[str, ...] = MODES, seed: int = 0) -> dict:
+    """Times a real torch.nn.Module end to end on `example` (its batch): the forward pass (eval
+    mode, no_grad) and a training step (train mode: forward, backward of sum(output * a fixed
+    gradient), SGD with momentum), the graph as the module runs it; medians of `repeats` runs."""
+    import torch
+
+    batch = int(example.shape[0])
+    _check_run_args(batch, threads, warmup, repeats, modes)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    was_training = net.training
+    try:
+        samples = {}
+        if "infer" in modes:
+            net.eval()
+
+            def infer() -> None:
+                with torch.no_grad():
+                    net(example)
+
+            samples["infer"] = _time_runs(infer, warmup, repeats)
+        if "train" in modes:
+            net.train()
+            optimizer = torch.optim.SGD(net.parameters(), lr=SGD_LR, momentum=SGD_MOMENTUM)
+            generator = torch.Generator().manual_seed(seed)
+            output = _first_tensor(net(example))
+            grad = torch.randn(output.shape, generator=generator, dtype=output.dtype)
+
+            def train() -> None:
+                optimizer.zero_grad()
+                torch.autograd.backward(_first_tensor(net(example)), grad)
+                optimizer.step()
+
+            samples["train"] = _time_runs(train, warmup, repeats)
+    finally:
+        net.train(was_training)
+        torch.set_num_threads(before)
+    stats = {mode: _summary(values) for mode, values in samples.items()}
+    return {"model": type(net).__name__, "implementation": f"torch {torch.__version__}", "batch": batch,
+            "threads": threads, "execution": "graph",
+            "forward_s": stats["infer"]["median"] if "infer" in stats else None,
+            "train_step_s": stats["train"]["median"] if "train" in stats else None,
+            "samples": samples, "stats": stats}
+
+
+def _first_tensor(output):
+    """A module's output, or the first tensor of a tuple/list output (an RNN's)."""
+    while isinstance(output, (tuple, list)):
+        output = output[0]
+    return output
+
+
 # Predictions ----------------------------------------------------------------------------------
 
 def predict_seconds(model, table_doc: dict, batch: int, impl: str) -> dict:
@@ -181,6 +234,8 @@ def predict_seconds(model, table_doc: dict, batch: int, impl: str) -> dict:
         prediction = predict_model(model, kernels, batch=batch, mode=mode)
         out[mode] = prediction.step_seconds
         sources = {"memory": prediction.optimizer_seconds} if prediction.optimizer_seconds else {}
+        if prediction.overhead_seconds:
+            sources["overhead"] = prediction.overhead_seconds
         for layer in prediction.layers:
             for source, seconds in layer.sources.items():
                 sources[source] = sources.get(source, 0.0) + seconds
@@ -195,6 +250,31 @@ def relative_error(predicted: float, measured: float) -> float:
     if not measured > 0:
         raise ValueError(f"measured time must be > 0, got {measured}")
     return (predicted - measured) / measured
+
+
+def validate_module(table_doc: dict, net, example, threads: int, *, warmup: int = 2, repeats: int = 5,
+                    name: str | None = None, progress=None, runner: Callable | None = None) -> list[dict]:
+    """A torch.nn.Module run end to end (run_torch_module: the graph, not a layer sequence)
+    against the prediction of its import (models.from_torch) from the table's torch records:
+    rows as validate()'s, execution "graph". `runner` replaces run_torch_module in tests."""
+    from ..models import from_torch
+
+    model = from_torch(net, example, name=name)
+    batch = int(example.shape[0])
+    predicted = predict_seconds(model, table_doc, batch, "torch")
+    _note(progress, f"{model.name} batch {batch}, torch module: measuring...")
+    measured = (runner or run_torch_module)(net, example, threads, warmup=warmup, repeats=repeats)
+    rows = []
+    for mode, key in (("infer", "forward_s"), ("train", "train_step_s")):
+        rows.append({"model": model.name, "impl": "torch", "mode": mode, "batch": batch, "threads": threads,
+                     "measured_s": measured[key], "predicted_s": predicted[mode],
+                     "error": relative_error(predicted[mode], measured[key]),
+                     "implementation": measured["implementation"], "execution": "graph",
+                     "measured_spread": measured["stats"][mode]["rel_spread"],
+                     "sources": predicted.get("sources", {}).get(mode, {})})
+        _note(progress, f"  {mode:<5} measured {measured[key] * 1e3:9.2f} ms, predicted "
+                        f"{predicted[mode] * 1e3:9.2f} ms ({rows[-1]['error']:+.1%})")
+    return rows
 
 
 def validate(table_doc: dict, models, batch_by_model: dict, threads: int, impls=IMPLS, *,
@@ -277,7 +357,8 @@ def held_out_summary(table_doc: dict, impl: str = "best") -> list[dict]:
             for op, errors in groups.items() if errors]
 
 
-def format_rows(rows: list[dict], summary: list[dict], held_out: dict | None = None) -> str:
+def format_rows(rows: list[dict], summary: list[dict], held_out: dict | None = None,
+                execution: str = "layer-sequence") -> str:
     """The readable table: one line per row, the summary, the held-out figures per runner."""
     header = (f"{'model':<16} {'impl':<6} {'mode':<5} {'batch':>5} {'measured ms':>12} {'predicted ms':>13} "
               f"{'error':>8}")
@@ -301,7 +382,8 @@ def format_rows(rows: list[dict], summary: list[dict], held_out: dict | None = N
         if not figures:
             lines.append("  no records to cross-validate")
     lines.append("")
-    lines.append("execution: layer-sequence (each layer on an input of its declared shape; see "
+    lines.append("execution: graph (the module's own forward, end to end)" if execution == "graph" else
+                 "execution: layer-sequence (each layer on an input of its declared shape; see "
                  "src/dlcb_kernels/predict/validate.py)")
     return "\n".join(lines)
 

@@ -8,9 +8,11 @@ from ._common import DTYPES
 from .conv import ConvProblem
 from .gemm import GemmProblem
 from .memory import MemoryProblem
+from .overhead import OverheadProblem
 from .rnn import RnnProblem
 
-PROBLEM_TYPES = {"gemm": GemmProblem, "conv": ConvProblem, "rnn": RnnProblem, "memory": MemoryProblem}
+PROBLEM_TYPES = {"gemm": GemmProblem, "conv": ConvProblem, "rnn": RnnProblem, "memory": MemoryProblem,
+                 "overhead": OverheadProblem}
 
 
 def problem_from_params(op: str, params: dict):
@@ -21,4 +23,5 @@ def problem_from_params(op: str, params: dict):
     return cls.from_params(params)
 
 
-__all__ = ["DTYPES", "ConvProblem", "GemmProblem", "MemoryProblem", "PROBLEM_TYPES", "RnnProblem", "problem_from_params"]
+__all__ = ["DTYPES", "ConvProblem", "GemmProblem", "MemoryProblem", "OverheadProblem", "PROBLEM_TYPES", "RnnProblem",
+           "problem_from_params"]

@@ -124,5 +124,5 @@ def vendor_missing(module: str) -> Callable[..., str | None]:
 
 # Importing the implementation modules registers them.
 from . import (  # noqa: E402,F401
-    cuda_ours, cupy_vendor, memory_layers, numpy_vendor, ours, ort_vendor, torch_cuda_vendor, torch_vendor)
+    cuda_ours, cupy_vendor, memory_layers, numpy_vendor, ours, ort_vendor, overhead, torch_cuda_vendor, torch_vendor)
 from .numpy_vendor import blas_info  # noqa: E402,F401
