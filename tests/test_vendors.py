@@ -60,8 +60,8 @@ def test_a_missing_vendor_library_is_unavailable_with_the_install_hint(monkeypat
 
     monkeypatch.setattr(builtins, "__import__", no_such_module)
     impls = [i for i in VENDORS if i.variant == module]
-    # torch also runs the validation's memory-bound layers (registry.memory_layers)
-    assert {i.op for i in impls} == {"gemm", "conv", "rnn"} | ({"memory"} if module == "torch" else set())
+    # torch also runs the validation's memory-bound layers and its framework overhead
+    assert {i.op for i in impls} == {"gemm", "conv", "rnn"} | ({"memory", "overhead"} if module == "torch" else set())
     for impl in impls:
         reason = impl.unavailable_reason(GemmProblem(1, 1, 1))
         assert reason.startswith("unavailable:") and "dlcb-kernels[vendor]" in reason
