@@ -56,7 +56,7 @@ def test_a_transformer_encoder_becomes_attention_feed_forward_and_norms(norm_fir
     assert scores.kind == "matmul" and scores.heads == 4 and scores.trans_b and scores.shape == (12, 12, 16)
     assert layers["layers_0_attn_in_proj"].tokens == 12 and layers["layers_0_linear1"].shape == (64, 128)
     assert set(layers["layers_0_add2"].reads) >= {"layers_0_dropout2"}
-    assert "dropout rate 0.1" in model.source
+    assert layers["layers_0_dropout1"].rate == 0.1   # the layer keeps its rate
     # every edge names an earlier layer or the input (Model checks it)
     assert all(r == "input" or r in layers for layer in model.layers for r in layer.reads)
 

@@ -42,6 +42,7 @@ CASES = [
     ("concat", (2, 8, 3, 3), {}),
     ("softmax", (3, 10), {}),
     ("dropout", (3, 40), {}),
+    ("dropout", (3, 40), {"rate": 0.1}),
 ]
 
 
@@ -104,7 +105,12 @@ def test_fields_normalize_and_params_round_trip():
     assert MemoryProblem("bn", "fwd", (2, 3, 4, 4), training="true").training   # dlcb bench --problem
     pooled = MemoryProblem("pool", "bwd", (2, 3, 9, 9), window=(3, 3), stride=(2, 2), pad=(1, 1))
     assert problem_from_params("memory", pooled.params()) == pooled
-    assert all(isinstance(v, (str, int, bool)) for v in pooled.params().values())   # hashable, JSON-stable
+    assert all(isinstance(v, (str, int, float, bool)) for v in pooled.params().values())   # hashable, JSON-stable
+    light = MemoryProblem("dropout", "fwd", (2, 3), training=True, rate=0.1)
+    assert light.key().endswith("train rate 0.1") and problem_from_params("memory", light.params()) == light
+    assert MemoryProblem("relu", "fwd", (2, 3), rate=0.1).rate == 0.5   # other kinds hold the default
+    with pytest.raises(ValueError, match="rate"):
+        MemoryProblem("dropout", "fwd", (2, 3), rate=1.0)
     assert pooled.key() == "memory pool bwd 2x3x9x9 max 3x3/2x2 pad 1x1"
     assert MemoryProblem("dropout", "fwd", (2, 3)).key().endswith("infer")
     with pytest.raises(ValueError, match="kind"):

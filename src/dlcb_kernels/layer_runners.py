@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .models.layers import without_input_gradient
-from .problems.memory import BN_EPS, DROPOUT_P, LRN
+from .problems.memory import BN_EPS, LRN
 
 SGD_LR = 1e-4                   # small: repeated steps on fixed gradients must not blow up
 SGD_MOMENTUM = 0.9
@@ -107,7 +107,7 @@ def _memory_layer_spec(layer, batch: int, spec: LayerSpec) -> None:
         if kind == "lrn":   # Caffe's defaults (AlexNet and GoogLeNet use them)
             spec.params = dict(LRN)
         if kind == "dropout":
-            spec.params = {"p": DROPOUT_P}
+            spec.params = {"p": layer.rate}
     else:
         raise ValueError(f"layer {layer.name!r} has kind {kind!r}, which the validation runners do not execute")
 

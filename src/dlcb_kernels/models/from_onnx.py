@@ -187,7 +187,7 @@ class _Importer:
 
 def _fields(layer: Layer) -> dict:
     return {f: getattr(layer, f) for f in ("name", "kind", "shape", "count", "bias", "tokens", "cell", "heads",
-                                            "trans_b", "mode", "operands")}
+                                            "trans_b", "mode", "operands", "rate")}
 
 
 def from_onnx(path, *, name: str | None = None) -> Model:

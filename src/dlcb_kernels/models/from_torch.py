@@ -20,7 +20,7 @@ What maps to what (anything else is an error naming the node):
   unsqueeze, getitem, size, chunk, split, Identity) cost nothing and map to no layer; a tensor
   times or plus a constant is not charged either.
 What the format cannot say is written in the model's `source`: a pool whose torch output size
-differs from the format's (Caffe) rounding, dropout rates other than 0.5.
+differs from the format's (Caffe) rounding. Dropout keeps its rate.
 """
 
 from __future__ import annotations
@@ -114,8 +114,7 @@ class _Importer:
         elif isinstance(module, nn.Softmax):
             self.add(node, [Layer(name, "softmax", self.per_sample(node))])
         elif isinstance(module, nn.Dropout):
-            self.dropout_note(module.p, name)
-            self.add(node, [Layer(name, "dropout", self.per_sample(node))])
+            self.add(node, [Layer(name, "dropout", self.per_sample(node), rate=module.p)])
         elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
             self.add(node, [self.pool(node, module, name)])
         elif isinstance(module, nn.AdaptiveAvgPool2d):
@@ -201,7 +200,7 @@ class _Importer:
         tensor = (length, embed)
         hidden = module.linear1.out_features
         activation = "gelu" if "gelu" in _name_of(getattr(module, "activation", "relu")).lower() else "relu"
-        self.dropout_note(module.dropout.p, name)
+        rate = module.dropout.p
         source = self.reads_of(node)
         attention = self.attention(node.args[0], module.self_attn, f"{name}_attn", batch_first=first)
         norm_first = module.norm_first
@@ -209,7 +208,7 @@ class _Importer:
         if norm_first:
             layers.append(Layer(f"{name}_norm1", "layernorm", tensor, reads=source))
         layers += attention
-        layers.append(Layer(f"{name}_dropout1", "dropout", tensor))
+        layers.append(Layer(f"{name}_dropout1", "dropout", tensor, rate=rate))
         layers.append(Layer(f"{name}_add1", "eltwise", tensor, reads=(f"{name}_dropout1", *source)))
         if not norm_first:
             layers.append(Layer(f"{name}_norm1", "layernorm", tensor))
@@ -218,17 +217,13 @@ class _Importer:
             layers.append(Layer(f"{name}_norm2", "layernorm", tensor))
         layers += [Layer(f"{name}_linear1", "fc", (embed, hidden), tokens=length),
                    Layer(f"{name}_{activation}", activation, (length, hidden)),
-                   Layer(f"{name}_dropout", "dropout", (length, hidden)),
+                   Layer(f"{name}_dropout", "dropout", (length, hidden), rate=rate),
                    Layer(f"{name}_linear2", "fc", (hidden, embed), tokens=length),
-                   Layer(f"{name}_dropout2", "dropout", tensor),
+                   Layer(f"{name}_dropout2", "dropout", tensor, rate=rate),
                    Layer(f"{name}_add2", "eltwise", tensor, reads=(f"{name}_dropout2", after_attention))]
         if not norm_first:
             layers.append(Layer(f"{name}_norm2", "layernorm", tensor))
         return layers
-
-    def dropout_note(self, p: float, name: str) -> None:
-        if p != 0.5:
-            self.notes.append(f"{name}: dropout rate {p} (the format's dropout is costed as one pass at any rate)")
 
     # functions --------------------------------------------------------------------------------
     def function_node(self, node) -> None:
@@ -247,8 +242,8 @@ class _Importer:
         elif fname in ("softmax", "log_softmax"):
             self.add(node, [Layer(name, "softmax", self.per_sample(node))])
         elif fname == "dropout":
-            self.dropout_note(node.kwargs.get("p", node.args[1] if len(node.args) > 1 else 0.5), name)
-            self.add(node, [Layer(name, "dropout", self.per_sample(node))])
+            rate = node.kwargs.get("p", node.args[1] if len(node.args) > 1 else 0.5)
+            self.add(node, [Layer(name, "dropout", self.per_sample(node), rate=rate)])
         elif fname in ("adaptive_avg_pool2d",):
             self.add(node, [self.global_pool(node, node.args[1] if len(node.args) > 1 else node.kwargs["output_size"],
                                              name)])
@@ -282,7 +277,7 @@ def _pair(value) -> tuple:
 
 def _fields(layer: Layer) -> dict:
     return {f: getattr(layer, f) for f in ("name", "kind", "shape", "count", "bias", "tokens", "cell", "heads",
-                                            "trans_b", "mode", "operands")}
+                                            "trans_b", "mode", "operands", "rate")}
 
 
 def from_torch(module, example_input, *, name: str | None = None) -> Model:

@@ -41,7 +41,7 @@ KINDS = tuple(SHAPE_FIELDS)
 # Shape fields holding a (height, width) pair; pads may be 0, every other dimension is >= 1.
 PAIR_FIELDS = ("pad", "stride", "window")
 OPTIONS = {"conv": ("bias",), "fc": ("bias", "tokens"), "rnn": ("cell", "bias"), "matmul": ("heads", "trans_b"),
-           "pool": ("mode",), "eltwise": ("operands",)}
+           "pool": ("mode",), "eltwise": ("operands",), "dropout": ("rate",)}
 CONVENTIONS = ("cookbook", "trainable")
 PASSES = ("fwd", "bwd_data", "bwd_weights")
 MODEL_INPUT = "input"       # what a layer's `reads` names for the model's own input
@@ -89,6 +89,7 @@ class Layer:
     trans_b: bool = False       # matmul: C = A B^T (attention scores Q K^T)
     mode: str = "max"           # pool: max | avg
     operands: int = 2           # eltwise: tensors summed
+    rate: float = 0.5           # dropout: the share of elements dropped in training
     reads: tuple = ()           # the graph's edges: names of the layers (or "input") it reads; () unknown
 
     def __post_init__(self):
@@ -107,6 +108,10 @@ class Layer:
         object.__setattr__(self, "reads", tuple(self.reads))
         for field, minimum in (("tokens", 1), ("heads", 1), ("operands", 2)):
             object.__setattr__(self, field, _check_int(getattr(self, field), f"{where}: {field}", minimum))
+        if isinstance(self.rate, (bool, np.bool_)) or not isinstance(self.rate, (int, float, np.floating)) \
+                or not 0.0 <= self.rate < 1.0:
+            raise ValueError(f"{where}: rate must be a number in [0, 1), got {self.rate!r}")
+        object.__setattr__(self, "rate", float(self.rate))
         if self.cell not in GATES:
             raise ValueError(f"{where}: cell must be one of {', '.join(GATES)}; got {self.cell!r}")
         if self.mode not in POOL_MODES:

@@ -357,7 +357,8 @@ class ThroughputModel:
         entries = [self._entry(record) for record in chosen if record.op != OVERHEAD_OP]
         self.entries = [e for e in entries if e.problem.op != MEMORY_OP]
         self.memory_entries = [e for e in entries if e.problem.op == MEMORY_OP]
-        self._exact = {(e.problem.op, _params_key(e.record.params)): e for e in entries}
+        # keyed by the problem's own params, so a record written before a field existed still matches
+        self._exact = {(e.problem.op, _params_key(e.problem.params())): e for e in entries}
         self._memory_groups: dict[tuple, list[_Entry]] = {}
         for entry in self.memory_entries:
             self._memory_groups.setdefault(memory_group_of(entry.problem), []).append(entry)

@@ -31,7 +31,7 @@ from ._common import check_choice, check_dims, relative_error
 MEMORY_KINDS = ("relu", "pool", "bn", "lrn", "eltwise", "concat", "softmax", "dropout")
 DIRECTIONS = ("fwd", "bwd")
 POOL_MODES = ("max", "avg")
-# The layers' parameters (Caffe's LRN defaults, dropout 0.5, BN epsilon); layer_runners runs the
+# The layers' parameters (Caffe's LRN defaults, dropout 0.5 unless the layer says, BN epsilon); layer_runners runs the
 # layers with these same values.
 LRN = {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 1.0}
 DROPOUT_P = 0.5
@@ -72,6 +72,7 @@ class MemoryProblem:
     pad: tuple = (0, 0)
     mode: str = "max"
     operands: int = 2
+    rate: float = DROPOUT_P
     dtype: str = "float32"
 
     op = "memory"
@@ -107,6 +108,12 @@ class MemoryProblem:
                 object.__setattr__(self, name, default)
         if self.kind != "eltwise":
             object.__setattr__(self, "operands", 2)
+        if isinstance(self.rate, str):   # from the CLI
+            object.__setattr__(self, "rate", float(self.rate))
+        if isinstance(self.rate, (bool, np.bool_)) or not isinstance(self.rate, (int, float, np.floating)) \
+                or not 0.0 <= self.rate < 1.0:
+            raise ValueError(f"MemoryProblem.rate must be a number in [0, 1), got {self.rate!r}")
+        object.__setattr__(self, "rate", float(self.rate) if self.kind == "dropout" else DROPOUT_P)
         object.__setattr__(self, "training", bool(self.direction == "bwd" or
                                                   (self.training and self.kind in TRAINING_KINDS)))
         self.to_layer()   # the layer's own checks (a pooling window that fits, ...)
@@ -129,7 +136,8 @@ class MemoryProblem:
             d = layer.dims
             return cls("pool", direction, (batch, d["c"], d["h"], d["w"]), training, d["window"], d["stride"],
                        d["pad"], layer.mode)
-        return cls(layer.kind, direction, (batch, *layer.shape), training, operands=getattr(layer, "operands", 2))
+        return cls(layer.kind, direction, (batch, *layer.shape), training, operands=getattr(layer, "operands", 2),
+                   rate=getattr(layer, "rate", DROPOUT_P))
 
     def to_layer(self):
         """(Layer, batch): the model layer this problem is one occurrence of."""
@@ -139,7 +147,7 @@ class MemoryProblem:
         if self.kind == "pool":
             shape = (*sample, self.window, self.stride, self.pad)
             return Layer("memory", "pool", shape, mode=self.mode), batch
-        return Layer("memory", self.kind, sample, operands=self.operands), batch
+        return Layer("memory", self.kind, sample, operands=self.operands, rate=self.rate), batch
 
     @property
     def passes(self) -> tuple[str, ...]:
@@ -179,13 +187,16 @@ class MemoryProblem:
             text += f" x{self.operands}"
         if self.direction == "fwd" and self.kind in TRAINING_KINDS:
             text += " train" if self.training else " infer"
+        if self.kind == "dropout" and self.rate != DROPOUT_P:
+            text += f" rate {self.rate:g}"
         return text
 
     def params(self) -> dict:
         """Scalars and 'AxB' strings only: records are looked up by their params as dict keys."""
         return {"kind": self.kind, "direction": self.direction, "tensor": _dims_text(self.tensor),
                 "training": self.training, "window": _dims_text(self.window), "stride": _dims_text(self.stride),
-                "pad": _dims_text(self.pad), "mode": self.mode, "operands": self.operands, "dtype": self.dtype}
+                "pad": _dims_text(self.pad), "mode": self.mode, "operands": self.operands, "rate": self.rate,
+                "dtype": self.dtype}
 
     @classmethod
     def from_params(cls, params: dict) -> "MemoryProblem":
@@ -222,7 +233,7 @@ class MemoryProblem:
         dy = np.asarray(inputs["dy"][:samples], dtype=np.float64)
         out = np.asarray(out[:samples], dtype=np.float64)
         if self.kind == "dropout" and (self.training or self.direction == "bwd"):
-            scaled = (dy if self.direction == "bwd" else xs[0]) / (1.0 - DROPOUT_P)
+            scaled = (dy if self.direction == "bwd" else xs[0]) / (1.0 - self.rate)
             deviation = np.minimum(np.abs(out), np.abs(out - scaled))
             scale = float(np.sqrt(np.mean(scaled * scaled))) or 1.0
             return float(deviation.max(initial=0.0)) / scale if np.all(np.isfinite(deviation)) else float("inf")
