@@ -14,12 +14,6 @@ def _table(doc) -> Table:
     return doc if isinstance(doc, Table) else Table.from_json(doc)
 
 
-def shaky(record: Record) -> bool:
-    """An ok record not to be taken as fact: its sampling stopped before the noise target, or
-    other processes ran (or the clock dropped) while it was timed; any ratio built on it too."""
-    return record.shaky
-
-
 def _percent_of_peak(record: Record) -> str:
     """% of peak, or "above!" where the record beats the peak it is held against: a wrong peak or
     a wrong time, never a real figure (the record's exceeds_peak says so too)."""

@@ -20,6 +20,7 @@ Anything else on the data is an error naming the node.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -92,8 +93,7 @@ class _Importer:
                 self.producer[out] = reads
             layers = self.layers_of(node, inputs, data_in)
             for index, layer in enumerate(layers):
-                self.layers.append(Layer(**{**_fields(layer), "reads": reads if index == 0 else
-                                            (self.layers[-1].name,)}))
+                self.layers.append(dataclasses.replace(layer, reads=reads if index == 0 else (self.layers[-1].name,)))
             if layers:
                 for out in node.output:
                     self.producer[out] = (self.layers[-1].name,)
@@ -145,7 +145,7 @@ class _Importer:
         constant = [i for i in inputs if i not in self.data]
         if (layer is not None and self.producer.get(value) == (layer.name,) and layer.kind == "fc"
                 and not layer.bias and constant and math.prod(self.shape(constant[0])) == layer.shape[1]):
-            self.layers[-1] = Layer(**{**_fields(layer), "bias": True, "reads": layer.reads})
+            self.layers[-1] = dataclasses.replace(layer, bias=True)
 
     def conv(self, node, attrs, inputs, name) -> Layer:
         if any(d != 1 for d in attrs.get("dilations", [1, 1])):
@@ -183,11 +183,6 @@ class _Importer:
         cell = {"LSTM": "lstm", "GRU": "gru", "RNN": "vanilla"}[node.op_type]
         return Layer(name, "rnn", (input_size, hidden, timesteps), count=directions, cell=cell,
                      bias=len(inputs) > 3 and bool(inputs[3]))
-
-
-def _fields(layer: Layer) -> dict:
-    return {f: getattr(layer, f) for f in ("name", "kind", "shape", "count", "bias", "tokens", "cell", "heads",
-                                            "trans_b", "mode", "operands", "rate")}
 
 
 def from_onnx(path, *, name: str | None = None) -> Model:

@@ -25,6 +25,7 @@ differs from the format's (Caffe) rounding. Dropout keeps its rate.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import operator
 
@@ -75,7 +76,7 @@ class _Importer:
         reads = self.reads_of(node)
         for layer in layers:
             layer_reads = layer.reads or reads
-            self.layers.append(Layer(**{**_fields(layer), "reads": layer_reads}))
+            self.layers.append(dataclasses.replace(layer, reads=layer_reads))
             reads = (layer.name,)
         self.producer[node] = reads
 
@@ -273,11 +274,6 @@ class _Importer:
 
 def _pair(value) -> tuple:
     return (value, value) if isinstance(value, int) else tuple(value)
-
-
-def _fields(layer: Layer) -> dict:
-    return {f: getattr(layer, f) for f in ("name", "kind", "shape", "count", "bias", "tokens", "cell", "heads",
-                                            "trans_b", "mode", "operands", "rate")}
 
 
 def from_torch(module, example_input, *, name: str | None = None) -> Model:
