@@ -90,11 +90,12 @@ def _check_run_args(batch, threads, warmup, repeats, modes) -> None:
         raise ValueError(f"modes must be a non-empty subset of {MODES}, got {modes!r}")
 
 
-def _result(implementation: str, model, batch: int, threads: int, samples: dict) -> dict:
+def _result(implementation: str, name: str, batch: int, threads: int, samples: dict,
+            execution: str = "layer-sequence") -> dict:
     stats = {mode: _summary(values) for mode, values in samples.items()}
     return {
-        "model": model.name, "implementation": implementation, "batch": batch, "threads": threads,
-        "execution": "layer-sequence",
+        "model": name, "implementation": implementation, "batch": batch, "threads": threads,
+        "execution": execution,
         "forward_s": stats["infer"]["median"] if "infer" in stats else None,
         "train_step_s": stats["train"]["median"] if "train" in stats else None,
         "samples": samples, "stats": stats,
@@ -140,7 +141,7 @@ def run_torch(model, batch: int, threads: int, *, warmup: int = 2, repeats: int 
             samples["train"] = _time_runs(train, warmup, repeats)
     finally:
         torch.set_num_threads(before)
-    return _result(f"torch {torch.__version__}", model, batch, threads, samples)
+    return _result(f"torch {torch.__version__}", model.name, batch, threads, samples)
 
 
 def run_ours(model, batch: int, threads: int, *, warmup: int = 2, repeats: int = 5,
@@ -157,7 +158,7 @@ def run_ours(model, batch: int, threads: int, *, warmup: int = 2, repeats: int =
         samples["infer"] = _time_runs(lambda: net.forward(False), warmup, repeats)
     if "train" in modes:
         samples["train"] = _time_runs(net.train_step, warmup, repeats)
-    return _result(f"dlcb_kernels {__version__} (numpy {np.__version__} for memory-bound layers)", model, batch,
+    return _result(f"dlcb_kernels {__version__} (numpy {np.__version__} for memory-bound layers)", model.name, batch,
                    threads, samples)
 
 
@@ -202,12 +203,7 @@ def run_torch_module(net, example, threads: int, *, warmup: int = 2, repeats: in
     finally:
         net.train(was_training)
         torch.set_num_threads(before)
-    stats = {mode: _summary(values) for mode, values in samples.items()}
-    return {"model": type(net).__name__, "implementation": f"torch {torch.__version__}", "batch": batch,
-            "threads": threads, "execution": "graph",
-            "forward_s": stats["infer"]["median"] if "infer" in stats else None,
-            "train_step_s": stats["train"]["median"] if "train" in stats else None,
-            "samples": samples, "stats": stats}
+    return _result(f"torch {torch.__version__}", type(net).__name__, batch, threads, samples, execution="graph")
 
 
 def _first_tensor(output):
@@ -264,17 +260,23 @@ def validate_module(table_doc: dict, net, example, threads: int, *, warmup: int 
     predicted = predict_seconds(model, table_doc, batch, "torch")
     _note(progress, f"{model.name} batch {batch}, torch module: measuring...")
     measured = (runner or run_torch_module)(net, example, threads, warmup=warmup, repeats=repeats)
-    rows = []
+    rows: list = []
+    _add_rows(rows, model.name, "torch", batch, threads, measured, predicted, progress)
+    return rows
+
+
+def _add_rows(rows: list, model_name: str, impl: str, batch: int, threads: int, measured: dict, predicted: dict,
+              progress) -> None:
+    """One row per mode of a measured run against its prediction, appended (and said) as they come."""
     for mode, key in (("infer", "forward_s"), ("train", "train_step_s")):
-        rows.append({"model": model.name, "impl": "torch", "mode": mode, "batch": batch, "threads": threads,
+        rows.append({"model": model_name, "impl": impl, "mode": mode, "batch": batch, "threads": threads,
                      "measured_s": measured[key], "predicted_s": predicted[mode],
                      "error": relative_error(predicted[mode], measured[key]),
-                     "implementation": measured["implementation"], "execution": "graph",
+                     "implementation": measured["implementation"], "execution": measured.get("execution"),
                      "measured_spread": measured["stats"][mode]["rel_spread"],
                      "sources": predicted.get("sources", {}).get(mode, {})})
         _note(progress, f"  {mode:<5} measured {measured[key] * 1e3:9.2f} ms, predicted "
                         f"{predicted[mode] * 1e3:9.2f} ms ({rows[-1]['error']:+.1%})")
-    return rows
 
 
 def validate(table_doc: dict, models, batch_by_model: dict, threads: int, impls=IMPLS, *,
@@ -303,17 +305,7 @@ def validate(table_doc: dict, models, batch_by_model: dict, threads: int, impls=
             predicted = predictor(model, table_doc, batch, impl)
             _note(progress, f"{model.name} batch {batch}, {impl}: measuring...")
             measured = runners[impl](model, batch, threads, warmup=warmup, repeats=repeats)
-            for mode, key in (("infer", "forward_s"), ("train", "train_step_s")):
-                rows.append({
-                    "model": model.name, "impl": impl, "mode": mode, "batch": batch, "threads": threads,
-                    "measured_s": measured[key], "predicted_s": predicted[mode],
-                    "error": relative_error(predicted[mode], measured[key]),
-                    "implementation": measured["implementation"],
-                    "measured_spread": measured["stats"][mode]["rel_spread"],
-                    "sources": predicted.get("sources", {}).get(mode, {}),
-                })
-                _note(progress, f"  {mode:<5} measured {measured[key] * 1e3:9.2f} ms, predicted "
-                                f"{predicted[mode] * 1e3:9.2f} ms ({rows[-1]['error']:+.1%})")
+            _add_rows(rows, model.name, impl, batch, threads, measured, predicted, progress)
     return rows
 
 
