@@ -187,7 +187,7 @@ class DlcbSession:
         for i, compared in zip(same_problem, compare_to_vendors([self.records[i] for i in same_problem])):
             self.records[i] = compared
         if writer is not None:  # the table's records are self.records, in the same order
-            writer.append([record])
+            writer.append([record], flush=False)
             for i in same_problem:
                 writer.put(i, self.records[i])
             writer.flush()

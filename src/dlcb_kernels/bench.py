@@ -200,7 +200,7 @@ def _run_problem(sp: SuiteProblem, config: BenchConfig, writer: TableWriter, dev
                 records[key] = record.replace(rounds=len(previous))
                 records = dict(zip(records, compare_to_vendors(list(records.values()))))
                 if key not in positions:
-                    positions[key] = writer.append([records[key]])
+                    positions[key] = writer.append([records[key]], flush=False)
                 for other, position in positions.items():  # a new vendor time changes our ratios
                     writer.put(position, records[other])
                 writer.flush()

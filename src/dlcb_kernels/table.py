@@ -171,11 +171,13 @@ class TableWriter:
     def run(self) -> dict:
         return self.doc["runs"][0]
 
-    def append(self, records) -> int:
-        """Adds records (results.Record), rewrites the file; returns the first one's position."""
+    def append(self, records, *, flush: bool = True) -> int:
+        """Adds records (results.Record) and rewrites the file (unless the caller flushes after more
+        changes); returns the first one's position."""
         position = len(self.doc["records"])
         self.doc["records"].extend(r.to_json() for r in records)
-        self.flush()
+        if flush:
+            self.flush()
         return position
 
     def put(self, position: int, record) -> None:
