@@ -83,6 +83,7 @@ def fake_extension(gpu: FakeGpu):
 
     ext.EventTimer, ext.GraphCapture, ext.L2Flusher = EventTimer, GraphCapture, L2Flusher
     ext.spin = lambda device, stream, seconds: gpu.log.append(("spin", stream, seconds))
+    ext.synchronize = lambda device: gpu.log.append(("synchronize", device))
     return ext
 
 
@@ -222,8 +223,10 @@ def test_timer_drives_the_measurement_loop_with_a_cold_flush(gpu):
     m = measure(kernel.run, timer, settings.criterion(), warmup=settings.warmup(), settle_s=settings.settle,
                 cache="cold", flush=flush)
     assert m.converged and m.stats.median == pytest.approx(120e-6)
-    # Each sample: flush, head start, then the events, all on the timer's stream.
-    assert gpu.log[:4] == [("flush", 7), ("spin", 7, cuda_timer.HEAD_START_SECONDS), ("start", 7), ("stop", 7)]
+    # The warm-up waits for each of its calls; then each sample: flush, head start, then the
+    # events, all on the timer's stream.
+    assert gpu.log[:6] == [("synchronize", 0)] * 2 + [
+        ("flush", 7), ("spin", 7, cuda_timer.HEAD_START_SECONDS), ("start", 7), ("stop", 7)]
 
 
 # --- NvmlMonitor on a fake pynvml ----------------------------------------------------------------

@@ -39,6 +39,9 @@ class FakeTimer:
         self.durations = iter(durations)
         self.calls = 0
 
+    def synchronize(self):
+        pass
+
     def time(self, fn):
         fn()
         self.calls += 1
@@ -98,6 +101,22 @@ def test_warmup_runs_before_samples():
     timer = FakeTimer([1.0] * 100)
     m = measure_with(lambda: calls.append(1), timer, Settings(min_samples=10, min_warmup=3, **FAST))
     assert m.warmup_count == 3 and len(calls) == 3 + 10
+
+
+def test_warmup_time_counts_work_done_not_work_queued():
+    """A device timer's calls only queue work: the warm-up waits for each, so a 10 ms kernel
+    gets a few warm-up calls in 30 ms, not thousands queued behind each other."""
+    queued = []
+
+    class QueueingTimer(FakeTimer):
+        def synchronize(self):
+            while queued:
+                queued.pop()
+                time.sleep(0.01)
+
+    m = measure(lambda: queued.append(1), QueueingTimer([1.0] * 10), FixedRepeats(2),
+                warmup=Warmup(min_calls=1, min_time=0.03), settle_s=0.0)
+    assert 1 <= m.warmup_count <= 4
 
 
 def test_cold_mode_flushes_before_every_sample_outside_the_timing():

@@ -29,6 +29,9 @@ class FakeTimer:
         self.device, self.stream, self.mode, self.batch = device, stream, mode, batch
         self.name = f"{mode} x{batch}"
 
+    def synchronize(self):
+        pass
+
     def time(self, fn):
         return self.per_call
 

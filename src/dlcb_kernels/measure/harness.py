@@ -167,12 +167,17 @@ def settle(seconds: float) -> None:
         time.sleep(seconds)
 
 
-def warm_up(fn: Callable[[], object], warmup: Warmup) -> int:
-    """Untimed calls (caches, page faults, thread pools, the CPU clock ramp); returns how many."""
+def warm_up(fn: Callable[[], object], warmup: Warmup,
+            synchronize: Callable[[], object] | None = None) -> int:
+    """Untimed calls (caches, page faults, thread pools, the CPU clock ramp); returns how many.
+    `synchronize` waits for each call's work where fn only queues it (a GPU), so the warm-up's
+    time counts work done, not launches."""
     calls = 0
     start = time.perf_counter()
     while calls < warmup.min_calls or time.perf_counter() - start < warmup.min_time:
         fn()
+        if synchronize is not None:
+            synchronize()
         calls += 1
     return calls
 
@@ -217,7 +222,7 @@ def measure(fn: Callable[[], object], timer: Timer, criterion: StoppingCriterion
     tries = []
     for _ in range(retries + 1):
         settle(settle_s)
-        warmups = warm_up(fn, warmup)
+        warmups = warm_up(fn, warmup, timer.synchronize)
         if watch is not None:
             watch.start()
         samples, reason = sample_until(take_sample, criterion)

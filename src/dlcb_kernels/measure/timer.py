@@ -17,6 +17,9 @@ class Timer(Protocol):
     def time(self, fn: Callable[[], object]) -> float:
         """Seconds that one call of fn took."""
 
+    def synchronize(self) -> None:
+        """Wait until the work fn queued has finished (untimed calls between samples)."""
+
 
 class HostTimer:
     """Wall-clock time of a synchronous call (CPU kernels release the GIL and return when done)."""
@@ -27,3 +30,6 @@ class HostTimer:
         start = time.perf_counter_ns()
         fn()
         return (time.perf_counter_ns() - start) * 1e-9
+
+    def synchronize(self) -> None:
+        """Nothing to wait for: the call has returned when its work is done."""
