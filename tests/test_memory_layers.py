@@ -17,6 +17,7 @@ from dlcb_kernels.models.layers import (
     dropout,
     eltwise,
     fc,
+    loss,
     lrn,
     pool,
     relu,
@@ -43,11 +44,15 @@ CASES = [
     ("softmax", (3, 10), {}),
     ("dropout", (3, 40), {}),
     ("dropout", (3, 40), {"rate": 0.1}),
+    ("loss", (3, 10), {}),
+    ("loss", (2, 3, 7), {}),
 ]
 
 
-def _torch_forward(problem, xs, gamma, beta):
+def _torch_forward(problem, xs, gamma, beta, labels=None):
     x = xs[0]
+    if problem.kind == "loss":
+        return F.cross_entropy(x.reshape(-1, x.shape[-1]), labels.reshape(-1), reduction="none").reshape(labels.shape)
     if problem.kind == "relu":
         return F.relu(x)
     if problem.kind == "pool":
@@ -80,10 +85,12 @@ def test_reference_matches_torch_in_float64(kind, tensor, options, direction):
         gamma = beta = None
         if kind == "bn":
             gamma, beta = (torch.from_numpy(inputs[name].astype(np.float64)) for name in ("gamma", "beta"))
-        y = _torch_forward(problem, xs, gamma, beta)
+        labels = inputs.get("labels")
+        y = _torch_forward(problem, xs, gamma, beta, None if labels is None else torch.from_numpy(labels))
         expected = y if direction == "fwd" else torch.autograd.grad(y, xs[0], dy)[0]
         ours = problem.reference([x.detach().numpy() for x in xs], dy.numpy(),
-                                 None if gamma is None else gamma.numpy(), None if beta is None else beta.numpy())
+                                 None if gamma is None else gamma.numpy(), None if beta is None else beta.numpy(),
+                                 labels)
         np.testing.assert_allclose(ours, expected.detach().numpy(), rtol=1e-10, atol=1e-12)
 
 
@@ -96,6 +103,15 @@ def test_dropout_check_accepts_any_mask_and_nothing_else():
     assert problem.check_error(inputs, x * mask) > problem.tolerance()
     backward = MemoryProblem("dropout", "bwd", (2, 50))
     assert backward.check_error(inputs, inputs["dy"] * mask * 2) == 0
+
+
+def test_the_loss_runs_in_training_only_one_loss_per_row():
+    problem = MemoryProblem("loss", "fwd", (4, 6, 10))
+    assert problem.training and problem.output_shape == (4, 6) and problem.key() == "memory loss fwd 4x6x10"
+    inputs = problem.make_inputs(0)
+    assert inputs["labels"].shape == (4, 6) and inputs["labels"].max() < 10
+    layer = loss("loss", (6, 10))
+    assert not layer.runs_at_inference and layer.output_tensor() == (6,) and layer.params("trainable") == 0
 
 
 def test_fields_normalize_and_params_round_trip():
@@ -127,7 +143,7 @@ def test_fields_normalize_and_params_round_trip():
 
 LAYERS = [relu("relu", (4, 5, 6)), pool("pool", 3, 9, 9, 3, 2, pad=1), pool("avg", 3, 7, 7, 2, mode="avg"),
           bn("bn", (4, 5, 6)), lrn("lrn", (8, 4, 5)), eltwise("add", (4, 5, 6), operands=3),
-          concat("cat", (8, 3, 3)), softmax("prob", (10,)), dropout("drop", (40,))]
+          concat("cat", (8, 3, 3)), softmax("prob", (10,)), dropout("drop", (40,)), loss("loss", (6, 10))]
 
 
 @pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: layer.name)
@@ -225,3 +241,18 @@ def test_predict_model_charges_exact_and_fitted_memory_calls():
     expected = fit.seconds(MemoryProblem.from_layer(model.layers[1], 16, "fwd").bytes_min())
     assert infer.memory_s == pytest.approx(3 * expected)
     assert math.isclose(infer.uncertainty, SINGLE_RECORD_UNCERTAINTY)
+
+
+def test_the_loss_is_charged_in_training_only_as_measured_calls():
+    from dlcb_kernels.models import with_loss
+
+    model = with_loss(Model("m", (fc("fc", 64, 10), relu("relu", (10,)), softmax("prob", (10,))), (64,)))
+    assert [layer.kind for layer in model.layers] == ["fc", "relu", "loss"]    # the softmax is the loss's own
+    head = model.layers[-1]
+    loss_fwd = MemoryProblem.from_layer(head, 8, "fwd")
+    loss_bwd = MemoryProblem.from_layer(head, 8, "bwd_data")
+    kernels = ThroughputModel(_synthetic_table({loss_fwd: 5e-6, loss_bwd: 6e-6}), impl="ours")
+    train = predict_model(model, kernels, batch=8, mode="train").layers[2]
+    assert train.memory_s == pytest.approx(5e-6 + 6e-6) and train.sources == {"exact": pytest.approx(11e-6)}
+    infer = predict_model(model, kernels, batch=8, mode="infer")
+    assert infer.layers[2].total_s == 0 and infer.layers[2].kernels == []

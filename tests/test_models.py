@@ -201,7 +201,8 @@ def test_memory_bytes():
     assert drop.memory_bytes(2, "fwd") == 4 * 2 * 8192 + 8192
     table = models.embedding("e", 30522, 768, 128)
     assert table.memory_bytes(1, "fwd") == 4 * 2 * 128 * 768 and table.memory_bytes(1, "bwd_data") == 0
-    assert table.memory_bytes(1, "bwd_weights") == 4 * 3 * 128 * 768
+    # the dense gradient: the whole table zeroed, then the looked-up rows added
+    assert table.memory_bytes(1, "bwd_weights") == 4 * (30522 * 768 + 3 * 128 * 768)
     assert models.conv("c", 3, 8, 8, 4, 3).memory_bytes(1, "fwd") == 0
     with pytest.raises(ValueError, match="pass_"):
         relu.memory_bytes(1, "backward")
@@ -343,3 +344,21 @@ def test_cli_one_model(capsys, tmp_path):
     assert detail["params_trainable"] == 10 and detail["layers"][0]["macs_per_sample"] == 8
     with pytest.raises(ValueError, match="unknown model"):
         _run_cli("--model", "nonet")
+
+
+def test_with_loss_adds_a_training_only_loss_on_the_output():
+    from dlcb_kernels.models import Layer, Model, fc, loss, relu, with_loss
+
+    plain = Model("p", (fc("fc", 8, 5, tokens=3), relu("relu", (3, 5))), (3, 8))
+    added = with_loss(plain)
+    assert added.layers[:2] == plain.layers and added.layers[2] == loss("loss", (3, 5))
+    assert "loss" in added.source and with_loss(added) is added
+    # a final softmax is the loss's own; a name already taken is not reused; edges are kept
+    head = Layer("loss", "fc", (8, 5), tokens=3, reads=("input",))
+    replaced = with_loss(Model("g", (head, Layer("prob", "softmax", (3, 5), reads=("loss",))), (3, 8)))
+    assert [(layer.name, layer.kind, layer.reads) for layer in replaced.layers] == [
+        ("loss", "fc", ("input",)), ("loss_1", "loss", ("loss",))]
+    edged = with_loss(Model("e", (head,), (3, 8)))
+    assert edged.layers[-1].reads == ("loss",) and edged.layers[-1].shape == (3, 5)
+    with pytest.raises(TypeError, match="Model"):
+        with_loss("resnet50")

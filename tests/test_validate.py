@@ -20,6 +20,7 @@ from dlcb_kernels.models import (
     fc,
     gelu,
     layernorm,
+    loss,
     lrn,
     matmul,
     pool,
@@ -59,6 +60,7 @@ MIXED = Model("Mixed", (
     matmul("scores", 4, 4, 3, heads=2, trans_b=True),
     matmul("context", 4, 3, 4, heads=2),
     fc("fc", 12, 5),
+    loss("loss", (2, 5)),
 ), (3, 9, 9))
 
 
@@ -207,6 +209,77 @@ def test_validate_arithmetic_with_fake_measurements_and_predictions():
         v.relative_error(1.0, 0.0)
 
 
+def test_held_out_table_drops_every_record_the_model_reads_and_nothing_else():
+    from dlcb_kernels.problems import GemmProblem, OverheadProblem
+    from dlcb_kernels.suites import model_problems
+
+    own = [sp.problem for sp in model_problems([TINY], {"Tiny": 4}, "both")]
+    assert {p.op for p in own} >= {"conv", "gemm", "memory", "overhead"}
+    other = GemmProblem(64, 64, 64)
+    doc = {"devices": [], "records": [{"op": p.op, "params": p.params()} for p in (*own, other)]
+           + [{"op": "gemm", "status": "error"}]}
+    kept = v.held_out_table(doc, TINY, 4)["records"]
+    kept_ops = [r["op"] for r in kept]
+    # the other model's GEMM, the runner's overhead (no model's own) and a record without params stay
+    assert kept_ops.count("overhead") == sum(isinstance(p, OverheadProblem) for p in own)
+    assert {"params": other.params(), "op": "gemm"} in kept and {"op": "gemm", "status": "error"} in kept
+    assert not any(r["op"] in ("conv", "memory") for r in kept)
+    assert len(doc["records"]) == len(own) + 2          # the table given is not changed
+    assert len(v.held_out_table(doc, TINY, 8)["records"]) == len(doc["records"])   # another batch: none of its own
+
+
+def test_leave_one_model_out_rows_summary_and_coverage():
+    models = [Model(f"M{i}", (fc("fc", 4, 2),), (4,)) for i in range(6)]
+    measured = {m.name: (1.0, 2.0) for m in models}
+    tables = []
+
+    def predictor(model, doc, batch, impl):
+        tables.append(len(doc["records"]))
+        held_out = len(doc["records"]) == 0              # the fc's records removed
+        f = 1.2 if held_out else 1.05
+        if held_out and model.name == "M5":
+            raise ValueError("no records left")
+        return {"infer": f, "train": 2.0 * f, "sources": {}, "uncertainty": {"infer": 0.1, "train": 0.25}}
+
+    from dlcb_kernels.problems import GemmProblem
+    doc = {"devices": [], "records": [{"op": "gemm", "params": GemmProblem(3, 2, 4, trans_b=True).params()}]}
+    rows = v.validate(doc, models, {m.name: 3 for m in models}, 1, ("ours",),
+                      runners={"ours": _fake_runner(measured)}, predictor=predictor, leave_one_out=True)
+    assert tables == [1, 0] * 6
+    first = rows[0]
+    assert first["error"] == pytest.approx(0.05) and first["held_out_error"] == pytest.approx(0.2)
+    assert first["uncertainty"] == 0.1 and first["held_out_uncertainty"] == 0.1
+    assert "held_out_error" not in rows[-1]              # M5: no held-out prediction, said and skipped
+    summary = {(s["impl"], s["mode"]): s for s in v.summarize_rows(rows)}
+    both = summary[("ours", "all")]
+    assert both["rows"] == 12 and both["models"] == 6 and both["covered"] == {"count": 12, "of": 12, "share": 1.0}
+    held = both["held_out"]
+    assert held["rows"] == 10 and held["mean_abs_error"] == pytest.approx(0.2)
+    # infer: |1.2 - 1| = 0.2 > 0.1 x 1.2, not covered; train: 0.4 <= 0.25 x 2.4, covered
+    assert held["covered"] == {"count": 5, "of": 10, "share": 0.5} and not held["goal_met"]
+    assert summary[("ours", "train")]["held_out"]["covered"]["share"] == 1.0
+    text = v.format_rows(rows, v.summarize_rows(rows))
+    assert "held out" in text and "+20.0%" in text and "covers 5/10" in text
+    assert v.covered(1.0, 1.25, 0.25) and not v.covered(1.0, 1.26, 0.25) and v.covered(1.0, 1.0, None) is None
+
+
+def test_validate_module_runs_and_predicts_the_loss_when_asked(monkeypatch):
+    net = torch.nn.Sequential(torch.nn.Linear(8, 5))
+    seen = []
+
+    def predictor(model, doc, batch, impl):
+        seen.append(([layer.kind for layer in model.layers], batch, impl))
+        return {"infer": 1e-3, "train": 2e-3, "sources": {}, "uncertainty": {"infer": 0.1, "train": 0.1}}
+
+    monkeypatch.setattr(v, "predict_seconds", predictor)
+    rows = v.validate_module({}, net, torch.randn(4, 8), 1, warmup=0, repeats=1, loss=True)
+    assert seen == [(["fc", "loss"], 4, "torch")]
+    assert [r["mode"] for r in rows] == ["infer", "train"] and all(r["execution"] == "graph" for r in rows)
+    assert all(r["measured_s"] > 0 and r["uncertainty"] == 0.1 for r in rows)
+    v.validate_module({}, net, torch.randn(4, 8), 1, warmup=0, repeats=1)
+    assert seen[-1][0] == ["fc"]
+
+
 def test_held_out_summary_medians_and_p90(monkeypatch):
     class FakeModel:
         def __init__(self, doc, impl):
@@ -295,8 +368,9 @@ def test_make_table_entry_point_argument_errors(capsys):
 def test_cli_prints_rows_summary_and_held_out(tmp_path, monkeypatch, capsys):
     calls = {}
 
-    def fake_validate(doc, models, batches, threads, impls, *, repeats, progress, rows_out):
-        calls.update(models=[m.name for m in models], batches=batches, threads=threads, impls=impls, repeats=repeats)
+    def fake_validate(doc, models, batches, threads, impls, *, repeats, progress, rows_out, leave_one_out):
+        calls.update(models=[m.name for m in models], batches=batches, threads=threads, impls=impls, repeats=repeats,
+                     leave_one_out=leave_one_out)
         rows_out.extend({"model": "TextCNN", "impl": "ours", "mode": mode, "batch": 16, "measured_s": 0.01,
                          "predicted_s": 0.011, "error": 0.1} for mode in ("infer", "train"))
         return rows_out
@@ -309,7 +383,8 @@ def test_cli_prints_rows_summary_and_held_out(tmp_path, monkeypatch, capsys):
     argv = ["--table", table, "--models", "textcnn", "--batch", "16", "--threads", "1", "--impl", "ours", "--repeats", "2"]
     assert cli_validate.run(_cli([*argv, "--json"])) == 0
     out = json.loads(capsys.readouterr().out)
-    assert calls == {"models": ["TextCNN"], "batches": {"TextCNN": 16}, "threads": 1, "impls": ("ours",), "repeats": 2}
+    assert calls == {"models": ["TextCNN"], "batches": {"TextCNN": 16}, "threads": 1, "impls": ("ours",), "repeats": 2,
+                     "leave_one_out": False}
     assert out["summary"][0]["mean_abs_error"] == pytest.approx(0.1) and out["held_out"]["ours"][0]["count"] == 2
     assert cli_validate.run(_cli(argv)) == 0
     text = capsys.readouterr().out
@@ -332,7 +407,7 @@ def test_cli_checks_its_runners_before_measuring_anything(tmp_path, monkeypatch,
 
 
 def test_an_interrupted_validation_still_prints_its_summary(tmp_path, monkeypatch, capsys):
-    def interrupted_validate(doc, models, batches, threads, impls, *, repeats, progress, rows_out):
+    def interrupted_validate(doc, models, batches, threads, impls, *, repeats, progress, rows_out, leave_one_out):
         rows_out.append({"model": "TextCNN", "impl": "ours", "mode": "infer", "batch": 16, "measured_s": 0.01,
                          "predicted_s": 0.012, "error": 0.2})
         raise KeyboardInterrupt

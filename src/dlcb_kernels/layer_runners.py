@@ -26,7 +26,7 @@ from .problems.memory import BN_EPS, LRN
 SGD_LR = 1e-4                   # small: repeated steps on fixed gradients must not blow up
 SGD_MOMENTUM = 0.9
 # Memory-bound kinds that act on one per-sample tensor (eltwise: on several of that shape).
-MEMORY_KINDS = ("bn", "relu", "gelu", "tanh", "lrn", "eltwise", "concat", "softmax", "dropout", "layernorm")
+MEMORY_KINDS = ("bn", "relu", "gelu", "tanh", "lrn", "eltwise", "concat", "softmax", "dropout", "layernorm", "loss")
 
 
 # Layer geometry: the one place that reads a Layer's fields ------------------------------------
@@ -88,9 +88,9 @@ def layer_spec(layer, batch: int) -> LayerSpec:
 
 def _memory_layer_spec(layer, batch: int, spec: LayerSpec) -> None:
     """Memory-bound layers. pool: (c, h, w, window, stride, pad) and its mode; embedding:
-    (vocab, dim, tokens); eltwise: `operands` tensors of the per-sample `tensor`; concat: the
-    output tensor, filled from one input of its size (the branches' split is not described);
-    the other kinds act on their per-sample tensor."""
+    (vocab, dim, tokens); loss: the logits in, one loss per row out; eltwise: `operands` tensors
+    of the per-sample `tensor`; concat: the output tensor, filled from one input of its size (the
+    branches' split is not described); the other kinds act on their per-sample tensor."""
     kind, d = layer.kind, layer.dims
     if kind == "pool":
         (kh, kw), (sh, sw), (ph, pw) = d["window"], d["stride"], d["pad"]
@@ -100,6 +100,8 @@ def _memory_layer_spec(layer, batch: int, spec: LayerSpec) -> None:
     elif kind == "embedding":
         spec.inputs, spec.output = [(batch, d["tokens"])], (batch, d["tokens"], d["dim"])
         spec.params = {"vocabulary": d["vocab"]}
+    elif kind == "loss":   # logits in, one loss per row out, against fixed random labels
+        spec.inputs, spec.output = [(batch, *d["tensor"])], (batch, *d["tensor"][:-1])
     elif kind in MEMORY_KINDS:
         tensor = (batch, *d["tensor"])
         spec.inputs = [tensor] * (layer.operands if kind == "eltwise" else 1)
@@ -177,6 +179,10 @@ class TorchLayer:
             self.module = nn.GELU(approximate="tanh")   # the form our runner computes
         elif kind == "embedding":
             self.module = nn.Embedding(p["vocabulary"], spec.output[-1])
+        elif kind == "loss":   # a module for its train/eval flag: no loss at inference
+            self.module = nn.CrossEntropyLoss(reduction="none")
+            classes = spec.inputs[0][-1]
+            self.labels = torch.from_numpy(np.random.default_rng(0).integers(0, classes, spec.output))
         self.torch = torch
 
     def parameters(self) -> list:
@@ -199,6 +205,12 @@ class TorchLayer:
             return torch.cat(inputs, dim=1)
         if kind == "softmax":
             return torch.softmax(inputs[0], dim=-1)
+        if kind == "loss":
+            if not self.module.training:
+                return inputs[0]
+            logits = inputs[0]
+            rows = self.module(logits.reshape(-1, logits.shape[-1]), self.labels.reshape(-1))
+            return rows.reshape(self.labels.shape)
         return self.module(inputs[0])
 
 
@@ -289,6 +301,9 @@ class OursLayer:
                 self.running = {"mean": np.zeros(channels, np.float32), "var": np.ones(channels, np.float32)}
         elif kind == "embedding":
             self._weight("table", (p["vocabulary"], spec.output[-1]), rng)
+        elif kind == "loss":   # the torch runner's labels
+            self.labels = np.random.default_rng(0).integers(0, spec.inputs[0][-1], spec.output)
+            self.log_p = np.empty(spec.inputs[0], dtype=np.float32)
         elif kind == "pool":
             self._prepare_pool()
 
@@ -373,6 +388,14 @@ class OursLayer:
         np.subtract(self.x[0], self.x[0].max(axis=-1, keepdims=True), out=self.y)
         np.exp(self.y, out=self.y)
         self.y /= self.y.sum(axis=-1, keepdims=True)
+
+    def _fwd_loss(self, training: bool) -> None:
+        if not training:   # no loss at inference
+            return
+        x, log_p = self.x[0], self.log_p
+        np.subtract(x, x.max(axis=-1, keepdims=True), out=log_p)
+        log_p -= np.log(np.exp(log_p).sum(axis=-1, keepdims=True))
+        np.negative(np.take_along_axis(log_p, self.labels[..., None], axis=-1)[..., 0], out=self.y)
 
     def _fwd_embedding(self, training: bool) -> None:
         np.take(self.weights["table"], self.x[0], axis=0, out=self.y)
@@ -573,6 +596,14 @@ class OursLayer:
             dot = np.sum(self.dy * self.y, axis=-1, keepdims=True)
             np.subtract(self.dy, dot, out=self.dx[0])
             self.dx[0] *= self.y
+
+    def _bwd_loss(self, input_grad: bool) -> None:
+        if input_grad:   # (softmax - one-hot of the label) x the row's output gradient
+            dx = self.dx[0]
+            np.exp(self.log_p, out=dx)
+            picked = np.take_along_axis(dx, self.labels[..., None], axis=-1)
+            np.put_along_axis(dx, self.labels[..., None], picked - 1, axis=-1)
+            dx *= self.dy[..., None]
 
     def _bwd_embedding(self, input_grad: bool) -> None:
         table = self.grads["table"]

@@ -100,8 +100,8 @@ def model_problems(model_list, batch_by_model: dict, mode: str = "both", ops: tu
     """Every kernel problem and memory-bound layer call the predictor charges for the models at
     their batch sizes, once each, labelled with every (model, layer, pass, count) it stands for.
 
-    mode "infer": the forward kernels and each memory-bound layer's inference forward (dropout is
-    the identity there: none); "train": the forward, backward data and backward weights of each
+    mode "infer": the forward kernels and each memory-bound layer's inference forward (none for
+    dropout, the identity there, nor for the loss); "train": the forward, backward data and backward weights of each
     kernel layer (no backward data where the model input needs no gradient, as model_specs and the
     predictor decide) and each memory-bound layer's training forward and backward; "both": all.
     Also the runners' framework overhead per layer call (and, in training, per parameter tensor of
@@ -128,7 +128,7 @@ def model_problems(model_list, batch_by_model: dict, mode: str = "both", ops: tu
         for layer, spec in zip(model.layers, model_specs(model, batch)):
             if layer.kind in MEMORY_KINDS:
                 calls = [("fwd", True)] if train else []
-                calls += [("fwd", False)] if infer and layer.kind != "dropout" else []
+                calls += [("fwd", False)] if infer and layer.runs_at_inference else []
                 calls += [("bwd_data", True)] if train and spec.backward and spec.input_grad else []
                 for pass_, training in calls:
                     label = pass_ if pass_ != "fwd" else f"fwd {'train' if training else 'infer'}"

@@ -35,6 +35,7 @@ from .layers import (
     fc,
     gelu,
     layernorm,
+    loss,
     lrn,
     matmul,
     pool,
@@ -42,6 +43,7 @@ from .layers import (
     rnn,
     softmax,
     tanh,
+    with_loss,
 )
 from .zoo import MODELS
 
@@ -107,6 +109,7 @@ __all__ = [
     "layer_to_dict",
     "layernorm",
     "load_model",
+    "loss",
     "lrn",
     "matmul",
     "model_from_dict",
@@ -117,4 +120,5 @@ __all__ = [
     "save_model",
     "softmax",
     "tanh",
+    "with_loss",
 ]

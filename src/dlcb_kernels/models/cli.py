@@ -9,7 +9,7 @@ import json
 import sys
 
 from . import COOKBOOK, MODELS, get_model, model_to_dict, save_model
-from .layers import Layer, Model
+from .layers import Layer, Model, with_loss
 
 CHECK = "\u2713"
 
@@ -31,6 +31,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--input", metavar="SHAPE[:int]", default=None,
                         help="with --torch: the example input, batch first, e.g. 1x3x224x224, or 1x128:int for "
                              "token ids")
+    parser.add_argument("--loss", action="store_true",
+                        help="add a softmax cross-entropy loss on the model's output (replacing a final softmax), "
+                             "as a training step computes it; inference skips it")
     parser.add_argument("--save", metavar="FILE.json", default=None,
                         help="write the model (imported or named) as a model file, which dlcb bench/predict/"
                              "validate take wherever a model name goes")
@@ -45,7 +48,11 @@ def run(args) -> int:
         raise ValueError("--input is for --torch")
     else:
         model = get_model(args.model) if args.model is not None else None
+    if args.loss and model is None:
+        raise ValueError("--loss needs a model: --model NAME|FILE or --torch MODULE:NAME")
     if model is not None:
+        if args.loss:
+            model = with_loss(model)
         if args.save:
             save_model(model, args.save)
         print(json.dumps(_model_detail(model), indent=1) if args.json else format_layers(model))

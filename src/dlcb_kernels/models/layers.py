@@ -27,7 +27,10 @@ from ..numpy_ops import GATES
 from ..problems import ConvProblem, GemmProblem, RnnProblem
 
 KERNEL_KINDS = ("conv", "fc", "rnn", "matmul")
-TENSOR_KINDS = ("bn", "relu", "gelu", "tanh", "lrn", "eltwise", "concat", "softmax", "dropout", "layernorm")
+TENSOR_KINDS = ("bn", "relu", "gelu", "tanh", "lrn", "eltwise", "concat", "softmax", "dropout", "layernorm", "loss")
+# Kinds a framework runs in training only: dropout is the identity at inference, and the loss
+# (softmax cross-entropy over the last dimension against integer labels) is not computed there.
+TRAINING_ONLY_KINDS = ("dropout", "loss")
 SHAPE_FIELDS = {
     "conv": ("c", "h", "w", "k", "r", "s", "pad", "stride", "groups"),
     "fc": ("inputs", "outputs"),
@@ -157,6 +160,10 @@ class Layer:
     def is_kernel(self) -> bool:
         return self.kind in KERNEL_KINDS
 
+    @property
+    def runs_at_inference(self) -> bool:
+        return self.kind not in TRAINING_ONLY_KINDS
+
     def output_tensor(self) -> tuple:
         """The output of one sample."""
         d = self.dims
@@ -174,6 +181,8 @@ class Layer:
                                      zip((d["h"], d["w"]), d["window"], d["stride"], d["pad"]))
         if self.kind == "embedding":
             return (d["tokens"], d["dim"])
+        if self.kind == "loss":       # one loss per row of logits (the mean over them is free)
+            return self.shape[:-1]
         return self.shape
 
     def input_elements(self, batch: int) -> int:
@@ -297,8 +306,11 @@ class Layer:
         fwd reads the input(s) and writes the output; "bwd_data" reads the output gradient and
         what the derivative needs (the output for ReLU/tanh/softmax, the input for GELU/BN/
         LayerNorm, both for LRN, the argmax for max pooling) and writes the input gradient;
-        eltwise's backward is the sum of the gradients at the fork that fed its operands.
+        eltwise's backward is the sum of the gradients at the fork that fed its operands; an
+        embedding's weight gradient is a dense table (zeroed, then the rows added).
         Dropout (training) writes and reads a one-byte mask; at inference frameworks skip it.
+        The loss (training only) reads the logits and writes the log-probabilities it keeps;
+        its backward reads those and writes the logits' gradient.
         """
         batch = _check_int(batch, "batch", 1)
         itemsize = _check_int(itemsize, "itemsize", 1)
@@ -310,8 +322,9 @@ class Layer:
         weights = self.weight_elements
         if self.kind == "embedding":
             rows = outputs            # the looked-up rows, batch x tokens x dim
-            # the weight gradient is a scatter-add: read grad_out, read and write the rows it touches
-            elements = {"fwd": 2 * rows, "bwd_data": 0, "bwd_weights": 3 * rows}[pass_]
+            # the weight gradient is dense, as frameworks make it by default: the whole table's
+            # gradient zeroed, then a scatter-add (read grad_out, read and write the rows it touches)
+            elements = {"fwd": 2 * rows, "bwd_data": 0, "bwd_weights": weights + 3 * rows}[pass_]
             return itemsize * elements
         if self.kind in ("bn", "layernorm"):
             # statistics and gamma/beta are read in fwd and bwd_data; bwd_weights reduces
@@ -324,6 +337,8 @@ class Layer:
             return 0
         if self.kind == "dropout":
             return itemsize * 2 * inputs + inputs     # plus the one-byte mask
+        if self.kind == "loss":
+            return itemsize * (2 * inputs + outputs)  # plus the per-row losses (fwd) or labels (bwd)
         if self.kind == "pool":
             argmax = outputs if self.mode == "max" and pass_ == "bwd_data" else 0
             return itemsize * (inputs + outputs + argmax)
@@ -399,6 +414,25 @@ def without_input_gradient(layers, batch: int) -> tuple[set[int], set[int]]:
     return set(range(first)), skip_data
 
 
+def with_loss(model: Model) -> Model:
+    """The model as a training step runs it: a softmax cross-entropy loss on its output (the
+    last layer's), which inference skips. A final softmax layer is the loss's own softmax, so
+    the loss takes its place (Caffe's SoftmaxWithLoss); a model already ending in a loss is
+    returned unchanged."""
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be a Model, got {type(model).__name__}")
+    last = model.layers[-1]
+    if last.kind == "loss":
+        return model
+    head, logits = (model.layers[:-1], last.shape) if last.kind == "softmax" else (model.layers, last.output_tensor())
+    names = {layer.name for layer in head}
+    name = next(n for n in ("loss", *(f"loss_{i}" for i in range(1, len(names) + 2))) if n not in names)
+    with_edges = any(layer.reads for layer in model.layers)
+    reads = last.reads if last.kind == "softmax" else ((last.name,) if with_edges else ())
+    return Model(model.name, (*head, Layer(name, "loss", tuple(logits), reads=reads)), model.input_shape,
+                 (model.source + "; " if model.source else "") + "softmax cross-entropy loss added in training")
+
+
 # Constructors ----------------------------------------------------------------------------------
 
 def conv(name, c, h, w, k, r, s=None, pad=0, stride=1, groups=1, bias=True, count=1) -> Layer:
@@ -455,3 +489,4 @@ concat = _tensor_constructor("concat", "Concatenation into the output `tensor`")
 softmax = _tensor_constructor("softmax", "Softmax")
 dropout = _tensor_constructor("dropout", "Dropout")
 layernorm = _tensor_constructor("layernorm", "LayerNorm over the last dimension")
+loss = _tensor_constructor("loss", "Softmax cross-entropy over the last dimension (the logits), training only")

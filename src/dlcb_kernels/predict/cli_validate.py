@@ -25,7 +25,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "PyTorch when installed and with our own kernels), predicts the same from a throughput "
                     "table and prints predicted vs measured with the error per model, the summary against "
                     "the goals (mean |error| <= 10% over >= 6 models, none above 20%), and the held-out "
-                    "per-kernel error. Models run as the sequence of their layers, each on an input of its "
+                    "per-kernel error (--leave-one-out: each model also predicted without its own "
+                    "records). Models run as the sequence of their layers, each on an input of its "
                     "declared shape (layer-sequence execution). Build the table with `dlcb bench --suite models "
                     "--models ... --batch N --mode both --impl torch,ours` (same --models/--batch).")
     parser.add_argument("--table", required=True, metavar="FILE", help="throughput table (JSON) to predict from")
@@ -48,6 +49,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--input", metavar="SHAPE[:int]", default=None,
                         help="with --torch: the input, batch first (the batch the step runs), e.g. 8x3x224x224 or "
                              "8x128:int")
+    parser.add_argument("--loss", action="store_true",
+                        help="with --torch: the training step computes a softmax cross-entropy loss of the output "
+                             "(fixed random labels), and the prediction charges it (dlcb models --loss)")
+    parser.add_argument("--leave-one-out", action="store_true",
+                        help="also predict each model from the table without its own records (every kernel "
+                             "problem and memory-bound call it uses, as for a model never measured) and "
+                             "summarize those errors and how often the stated uncertainty covers them")
     parser.add_argument("--json", action="store_true", help="print rows, summary and held-out figures as JSON")
     return parser
 
@@ -58,8 +66,9 @@ def run(args) -> int:
 
     if args.torch is not None:
         return _run_module(args)
-    if args.input is not None:
-        raise ValueError("--input is for --torch")
+    if args.input is not None or args.loss:
+        raise ValueError(f"{'--input' if args.input is not None else '--loss'} is for --torch (a model file "
+                         "takes its loss from `dlcb models --loss --save`)")
     names = [name.strip() for name in args.models.split(",") if name.strip()]
     if not names:
         raise ValueError("--models must name at least one model")
@@ -77,7 +86,8 @@ def run(args) -> int:
     rows: list = []
     interrupted = False
     try:
-        validate(doc, models, batches, threads, impls, repeats=args.repeats, progress=sys.stderr, rows_out=rows)
+        validate(doc, models, batches, threads, impls, repeats=args.repeats, progress=sys.stderr, rows_out=rows,
+                 leave_one_out=args.leave_one_out)
     except KeyboardInterrupt:
         interrupted = True
         print("dlcb validate: interrupted; the summary covers the models measured so far", file=sys.stderr)
@@ -143,7 +153,8 @@ def _run_module(args) -> int:
     usable_runners(("torch",), doc, [args.torch], int(example.shape[0]))
     print(f"dlcb validate: {args.torch} on {tuple(example.shape)}, torch, {threads} threads, table {args.table}",
           file=sys.stderr, flush=True)
-    rows = validate_module(doc, net, example, threads, repeats=args.repeats, name=name, progress=sys.stderr)
+    rows = validate_module(doc, net, example, threads, repeats=args.repeats, name=name, progress=sys.stderr,
+                           leave_one_out=args.leave_one_out, loss=args.loss)
     summary = summarize_rows(rows)
     if args.json:
         print(json.dumps({"rows": rows, "summary": summary}, indent=1))

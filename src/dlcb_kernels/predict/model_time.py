@@ -17,7 +17,7 @@ fitted to the table's calls, else bytes at the measured bandwidth); other memory
 float16/bfloat16 tables, are bytes at the measured bandwidth.
 
 Kernel problems take the table's dtype, and convolutions its layout where the table measured one
-layout only. Dropout is the identity in inference and is skipped there. Each layer's uncertainty is the
+layout only. Dropout (the identity) and the loss are not run at inference, and not charged there. Each layer's uncertainty is the
 time-weighted mean of its parts' (the kernel predictions', and MEMORY_UNCERTAINTY for bytes);
 the model's is the time-weighted mean of its layers': errors of one table tend to share their
 sign, so they are not assumed to cancel.
@@ -38,8 +38,6 @@ OVERHEAD_UNCERTAINTY = 0.3
 
 MODES = ("train", "infer")
 PASSES = ("fwd", "bwd_data", "bwd_weights")
-# Layers a framework does not run in inference.
-INFERENCE_IDENTITY_KINDS = ("dropout",)
 
 
 @dataclass
@@ -117,7 +115,7 @@ def predict_model(model, table_doc, *, batch: int, mode: str = "train", impl: st
     weight_elements = 0
     for index, layer in enumerate(layers):
         if mode == "infer":
-            passes = () if layer.kind in INFERENCE_IDENTITY_KINDS else ("fwd",)
+            passes = ("fwd",) if layer.runs_at_inference else ()
         elif index in no_backward:
             passes = ("fwd",)
         else:
@@ -160,7 +158,7 @@ def framework_overhead(layers, mode: str, per_call: dict) -> tuple[float, str]:
     if layer_cost is None:
         return 0.0, (f"not charged: the table has no {'training' if training else 'inference'} layer-call overhead "
                      "of this runner (dlcb bench --suite models measures it)")
-    calls = sum(layer.count for layer in layers if training or layer.kind not in INFERENCE_IDENTITY_KINDS)
+    calls = sum(layer.count for layer in layers if training or layer.runs_at_inference)
     seconds = calls * layer_cost
     how = f"{calls} layer calls x {layer_cost * 1e6:.1f} us"
     if training:

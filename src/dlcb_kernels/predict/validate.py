@@ -53,13 +53,19 @@ IMPLS = ("torch", "ours")
 MODES = ("infer", "train")
 PASSES = ("fwd", "bwd_data", "bwd_weights")
 
-# Reference models that run in a few seconds each on a 2-core CPU, and their batch sizes.
+# The reference models (../shared/CONTEXT.md), each at a batch whose step takes seconds, not
+# minutes, on a 2-core CPU.
 DEFAULT_BATCHES = {
-    "AlexNetOWT": 8, "ResNet50": 4, "VGG16": 4, "GoogLeNet": 8,
-    "EnglishAcoustic": 64, "DeepMNIST": 64, "TextCNN": 64,
+    "AlexNet": 8, "AlexNetOWT": 8, "GoogLeNet": 8, "VGG16": 4, "VGG19": 4, "ResNet50": 4, "ResNet101": 4,
+    "ResNet152": 4, "EnglishAcoustic": 64, "TextCNN": 64, "DeepMNIST": 64,
 }
 GOAL_MODEL_ERROR = 0.20         # no model above 20 %
 GOAL_MEAN_ERROR = 0.10          # mean |error| over the models at most 10 %
+# Leave-one-model-out (the model's own records removed from the table): mean at most 15 %, none
+# above 30 %, and the stated uncertainty covering the measured time in at least 80 % of the rows.
+GOAL_HELD_OUT_MEAN_ERROR = 0.15
+GOAL_HELD_OUT_MODEL_ERROR = 0.30
+GOAL_COVERAGE = 0.80
 
 # Timing ----------------------------------------------------------------------------------------
 
@@ -166,10 +172,12 @@ RUNNERS = {"torch": run_torch, "ours": run_ours}
 
 
 def run_torch_module(net, example, threads: int, *, warmup: int = 2, repeats: int = 5,
-                     modes: tuple[str, ...] = MODES, seed: int = 0) -> dict:
+                     modes: tuple[str, ...] = MODES, seed: int = 0, loss: bool = False) -> dict:
     """Times a real torch.nn.Module end to end on `example` (its batch): the forward pass (eval
     mode, no_grad) and a training step (train mode: forward, backward of sum(output * a fixed
-    gradient), SGD with momentum), the graph as the module runs it; medians of `repeats` runs."""
+    gradient), or with `loss` of the softmax cross-entropy of the output's last dimension against
+    fixed random labels, then SGD with momentum), the graph as the module runs it; medians of
+    `repeats` runs."""
     import torch
 
     batch = int(example.shape[0])
@@ -193,10 +201,15 @@ def run_torch_module(net, example, threads: int, *, warmup: int = 2, repeats: in
             generator = torch.Generator().manual_seed(seed)
             output = _first_tensor(net(example))
             grad = torch.randn(output.shape, generator=generator, dtype=output.dtype)
+            labels = torch.randint(0, output.shape[-1], output.shape[:-1], generator=generator).reshape(-1)
 
             def train() -> None:
                 optimizer.zero_grad()
-                torch.autograd.backward(_first_tensor(net(example)), grad)
+                output = _first_tensor(net(example))
+                if loss:
+                    torch.nn.functional.cross_entropy(output.reshape(-1, output.shape[-1]), labels).backward()
+                else:
+                    torch.autograd.backward(output, grad)
                 optimizer.step()
 
             samples["train"] = _time_runs(train, warmup, repeats)
@@ -216,8 +229,8 @@ def _first_tensor(output):
 # Predictions ----------------------------------------------------------------------------------
 
 def predict_seconds(model, table_doc: dict, batch: int, impl: str) -> dict:
-    """{"infer": s, "train": s, "sources": {mode: {source: seconds}}} from predict_model on the
-    table's records of the runner's implementation: "torch" (conv/cpu/torch, gemm/cpu/torch,
+    """{"infer": s, "train": s, "sources": {mode: {source: seconds}}, "uncertainty": {mode: relative}}
+    from predict_model on the table's records of the runner's implementation: "torch" (conv/cpu/torch, gemm/cpu/torch,
     rnn/cpu/torch) or "ours" (provider ours)."""
     from .kernel_model import ThroughputModel
     from .model_time import predict_model
@@ -225,10 +238,11 @@ def predict_seconds(model, table_doc: dict, batch: int, impl: str) -> dict:
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {', '.join(IMPLS)}, got {impl!r}")
     kernels = ThroughputModel(table_doc, impl=impl)     # fitted once for both modes
-    out: dict = {"sources": {}}
+    out: dict = {"sources": {}, "uncertainty": {}}
     for mode in MODES:
         prediction = predict_model(model, kernels, batch=batch, mode=mode)
         out[mode] = prediction.step_seconds
+        out["uncertainty"][mode] = prediction.uncertainty
         sources = {"memory": prediction.optimizer_seconds} if prediction.optimizer_seconds else {}
         if prediction.overhead_seconds:
             sources["overhead"] = prediction.overhead_seconds
@@ -237,6 +251,31 @@ def predict_seconds(model, table_doc: dict, batch: int, impl: str) -> dict:
                 sources[source] = sources.get(source, 0.0) + seconds
         out["sources"][mode] = sources
     return out
+
+
+def held_out_table(table_doc: dict, model, batch: int) -> dict:
+    """The table without any record of a problem the model's prediction reads (its kernel
+    problems and memory-bound calls in both modes; the runner's framework overhead is no model's
+    own and stays): leave-one-model-out predicts the model from what the other models measured,
+    as a model never measured would be predicted."""
+    from ..problems import problem_from_params
+    from ..suites import MODEL_OPS, model_problems
+    from .kernel_model import OVERHEAD_OP
+
+    own = {_problem_key(sp.problem) for sp in model_problems([model], {model.name: batch}, "both", MODEL_OPS)
+           if sp.problem.op != OVERHEAD_OP}
+
+    def own_record(record: dict) -> bool:
+        try:
+            return _problem_key(problem_from_params(record["op"], record["params"])) in own
+        except (KeyError, TypeError, ValueError):   # an error record without usable params
+            return False
+
+    return {**table_doc, "records": [r for r in table_doc["records"] if not own_record(r)]}
+
+
+def _problem_key(problem) -> tuple:
+    return problem.op, tuple(sorted(problem.params().items()))
 
 
 # Validation ------------------------------------------------------------------------------------
@@ -249,44 +288,71 @@ def relative_error(predicted: float, measured: float) -> float:
 
 
 def validate_module(table_doc: dict, net, example, threads: int, *, warmup: int = 2, repeats: int = 5,
-                    name: str | None = None, progress=None, runner: Callable | None = None) -> list[dict]:
+                    name: str | None = None, progress=None, runner: Callable | None = None,
+                    leave_one_out: bool = False, loss: bool = False) -> list[dict]:
     """A torch.nn.Module run end to end (run_torch_module: the graph, not a layer sequence)
-    against the prediction of its import (models.from_torch) from the table's torch records:
-    rows as validate()'s, execution "graph". `runner` replaces run_torch_module in tests."""
-    from ..models import from_torch
+    against the prediction of its import (models.from_torch; with `loss`, the training step
+    computes a cross-entropy loss and the import has it, models.with_loss) from the table's
+    torch records: rows as validate()'s, execution "graph". `runner` replaces run_torch_module
+    in tests."""
+    from ..models import from_torch, with_loss
 
     model = from_torch(net, example, name=name)
+    model = with_loss(model) if loss else model
     batch = int(example.shape[0])
     predicted = predict_seconds(model, table_doc, batch, "torch")
+    held_out = _held_out_prediction(predict_seconds, model, table_doc, batch, "torch", progress) \
+        if leave_one_out else None
     _note(progress, f"{model.name} batch {batch}, torch module: measuring...")
-    measured = (runner or run_torch_module)(net, example, threads, warmup=warmup, repeats=repeats)
+    measured = (runner or run_torch_module)(net, example, threads, warmup=warmup, repeats=repeats, loss=loss)
     rows: list = []
-    _add_rows(rows, model.name, "torch", batch, threads, measured, predicted, progress)
+    _add_rows(rows, model.name, "torch", batch, threads, measured, predicted, progress, held_out)
     return rows
 
 
 def _add_rows(rows: list, model_name: str, impl: str, batch: int, threads: int, measured: dict, predicted: dict,
-              progress) -> None:
-    """One row per mode of a measured run against its prediction, appended (and said) as they come."""
+              progress, held_out: dict | None = None) -> None:
+    """One row per mode of a measured run against its prediction (and, given, the held-out
+    prediction: the table without the model's own records), appended and said as they come."""
     for mode, key in (("infer", "forward_s"), ("train", "train_step_s")):
-        rows.append({"model": model_name, "impl": impl, "mode": mode, "batch": batch, "threads": threads,
-                     "measured_s": measured[key], "predicted_s": predicted[mode],
-                     "error": relative_error(predicted[mode], measured[key]),
-                     "implementation": measured["implementation"], "execution": measured.get("execution"),
-                     "measured_spread": measured["stats"][mode]["rel_spread"],
-                     "sources": predicted.get("sources", {}).get(mode, {})})
-        _note(progress, f"  {mode:<5} measured {measured[key] * 1e3:9.2f} ms, predicted "
-                        f"{predicted[mode] * 1e3:9.2f} ms ({rows[-1]['error']:+.1%})")
+        row = {"model": model_name, "impl": impl, "mode": mode, "batch": batch, "threads": threads,
+               "measured_s": measured[key], "predicted_s": predicted[mode],
+               "error": relative_error(predicted[mode], measured[key]),
+               "uncertainty": predicted.get("uncertainty", {}).get(mode),
+               "implementation": measured["implementation"], "execution": measured.get("execution"),
+               "measured_spread": measured["stats"][mode]["rel_spread"],
+               "sources": predicted.get("sources", {}).get(mode, {})}
+        text = f"  {mode:<5} measured {measured[key] * 1e3:9.2f} ms, predicted {predicted[mode] * 1e3:9.2f} ms " \
+               f"({row['error']:+.1%})"
+        if held_out is not None:
+            row["held_out_predicted_s"] = held_out[mode]
+            row["held_out_error"] = relative_error(held_out[mode], measured[key])
+            row["held_out_uncertainty"] = held_out.get("uncertainty", {}).get(mode)
+            text += f", held out {held_out[mode] * 1e3:9.2f} ms ({row['held_out_error']:+.1%})"
+        rows.append(row)
+        _note(progress, text)
+
+
+def _held_out_prediction(predictor: Callable, model, table_doc: dict, batch: int, impl: str, progress):
+    """The model predicted from the table without its own records; None (said) where too little is left."""
+    try:
+        return predictor(model, held_out_table(table_doc, model, batch), batch, impl)
+    except ValueError as exc:
+        _note(progress, f"  {model.name}: no held-out prediction ({exc})")
+        return None
 
 
 def validate(table_doc: dict, models, batch_by_model: dict, threads: int, impls=IMPLS, *,
              warmup: int = 2, repeats: int = 5, runners: dict | None = None,
-             predictor: Callable | None = None, progress=None, rows_out: list | None = None) -> list[dict]:
+             predictor: Callable | None = None, progress=None, rows_out: list | None = None,
+             leave_one_out: bool = False) -> list[dict]:
     """Measures every model with every runner in `impls`, predicts it from the table, and
     returns one row per (model, implementation, mode): model, impl, mode, batch, measured_s,
     predicted_s, error (relative, signed), sources. `runners` and `predictor`
     (model, table_doc, batch, impl) -> {"infer": s, "train": s} replace the real ones in tests.
-    rows_out: a list the rows are appended to as they come (kept when the run is interrupted)."""
+    rows_out: a list the rows are appended to as they come (kept when the run is interrupted).
+    leave_one_out: each row also holds the model predicted from the table without its own
+    records (held_out_table): held_out_predicted_s, held_out_error, held_out_uncertainty."""
     impls = tuple(impls)
     unknown = set(impls) - set(IMPLS)
     if unknown or not impls:
@@ -303,29 +369,69 @@ def validate(table_doc: dict, models, batch_by_model: dict, threads: int, impls=
                 _note(progress, f"{model.name}: torch is not installed; skipping its runner")
                 continue
             predicted = predictor(model, table_doc, batch, impl)
+            held_out = _held_out_prediction(predictor, model, table_doc, batch, impl, progress) \
+                if leave_one_out else None
             _note(progress, f"{model.name} batch {batch}, {impl}: measuring...")
             measured = runners[impl](model, batch, threads, warmup=warmup, repeats=repeats)
-            _add_rows(rows, model.name, impl, batch, threads, measured, predicted, progress)
+            _add_rows(rows, model.name, impl, batch, threads, measured, predicted, progress, held_out)
     return rows
 
 
+def covered(predicted: float, measured: float, uncertainty: float | None) -> bool | None:
+    """Whether the measured time lies within the prediction's stated interval,
+    predicted x (1 +- uncertainty); None where no uncertainty was stated."""
+    if uncertainty is None:
+        return None
+    return abs(predicted - measured) <= uncertainty * predicted
+
+
 def summarize_rows(rows: list[dict]) -> list[dict]:
-    """Per (impl, mode): models, mean |error|, max |error| and its model, count within 20 %,
-    and whether the goals (mean <= 10 %, none above 20 %) are met."""
+    """Per (impl, mode), and per impl over both modes ("all") where both ran: models, mean
+    |error|, max |error| and its model, count within 20 %, how often the stated uncertainty
+    covers the measured time, whether the goals (mean <= 10 %, none above 20 %) are met; with
+    held-out predictions, the same of those (goals: mean <= 15 %, none above 30 %, covered in
+    >= 80 % of the rows)."""
     groups: dict = {}
     for row in rows:
         groups.setdefault((row["impl"], row["mode"]), []).append(row)
-    out = []
-    for (impl, mode), group in groups.items():
-        errors = [abs(r["error"]) for r in group]
-        worst = max(group, key=lambda r: abs(r["error"]))
-        mean = sum(errors) / len(errors)
-        out.append({"impl": impl, "mode": mode, "models": len(group), "mean_abs_error": mean,
-                    "max_abs_error": abs(worst["error"]), "worst_model": worst["model"],
-                    "within_20pct": sum(e <= GOAL_MODEL_ERROR for e in errors),
-                    "goal_met": len(group) >= 6 and mean <= GOAL_MEAN_ERROR and
-                    all(e <= GOAL_MODEL_ERROR for e in errors)})
+    for impl in dict.fromkeys(row["impl"] for row in rows):
+        modes = {mode for (i, mode) in groups if i == impl}
+        if len(modes) > 1:
+            groups[(impl, "all")] = [row for row in rows if row["impl"] == impl]
+    return [_summary_of(impl, mode, group) for (impl, mode), group in groups.items()]
+
+
+def _summary_of(impl: str, mode: str, group: list[dict]) -> dict:
+    errors = [abs(r["error"]) for r in group]
+    worst = max(group, key=lambda r: abs(r["error"]))
+    mean = sum(errors) / len(errors)
+    out = {"impl": impl, "mode": mode, "models": len({r["model"] for r in group}), "rows": len(group),
+           "mean_abs_error": mean, "max_abs_error": abs(worst["error"]), "worst_model": worst["model"],
+           "within_20pct": sum(e <= GOAL_MODEL_ERROR for e in errors),
+           "covered": _coverage(group, "predicted_s", "uncertainty"),
+           "goal_met": len(group) >= 6 and mean <= GOAL_MEAN_ERROR and all(e <= GOAL_MODEL_ERROR for e in errors)}
+    held = [r for r in group if r.get("held_out_error") is not None]
+    if held:
+        held_errors = [abs(r["held_out_error"]) for r in held]
+        held_worst = max(held, key=lambda r: abs(r["held_out_error"]))
+        held_mean = sum(held_errors) / len(held_errors)
+        coverage = _coverage(held, "held_out_predicted_s", "held_out_uncertainty")
+        out["held_out"] = {
+            "rows": len(held), "mean_abs_error": held_mean, "max_abs_error": abs(held_worst["held_out_error"]),
+            "worst_model": held_worst["model"], "covered": coverage,
+            "goal_met": len(held) >= 6 and held_mean <= GOAL_HELD_OUT_MEAN_ERROR and
+            max(held_errors) <= GOAL_HELD_OUT_MODEL_ERROR and coverage is not None and
+            coverage["share"] >= GOAL_COVERAGE}
     return out
+
+
+def _coverage(group: list[dict], predicted_key: str, uncertainty_key: str) -> dict | None:
+    """{"count": rows covered, "of": rows with a stated uncertainty, "share"}; None without any."""
+    flags = [covered(r[predicted_key], r["measured_s"], r.get(uncertainty_key)) for r in group]
+    stated = [flag for flag in flags if flag is not None]
+    if not stated:
+        return None
+    return {"count": sum(stated), "of": len(stated), "share": sum(stated) / len(stated)}
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -351,20 +457,35 @@ def held_out_summary(table_doc: dict, impl: str = "best") -> list[dict]:
 
 def format_rows(rows: list[dict], summary: list[dict], held_out: dict | None = None,
                 execution: str = "layer-sequence") -> str:
-    """The readable table: one line per row, the summary, the held-out figures per runner."""
-    header = (f"{'model':<16} {'impl':<6} {'mode':<5} {'batch':>5} {'measured ms':>12} {'predicted ms':>13} "
-              f"{'error':>8}")
+    """The readable table: one line per row (with the held-out prediction where made), the
+    summary, the held-out kernel figures per runner."""
+    loo = any("held_out_error" in r for r in rows)
+    header = (f"{'model':<18} {'impl':<6} {'mode':<5} {'batch':>5} {'measured ms':>12} {'predicted ms':>13} "
+              f"{'error':>8} {'+-':>5}" + (f" {'held out ms':>12} {'error':>8} {'+-':>5}" if loo else ""))
     lines = [header]
     for r in rows:
         flag = "  > 20%" if abs(r["error"]) > GOAL_MODEL_ERROR else ""
-        lines.append(f"{r['model']:<16} {r['impl']:<6} {r['mode']:<5} {r['batch']:>5} {r['measured_s'] * 1e3:>12.2f} "
-                     f"{r['predicted_s'] * 1e3:>13.2f} {r['error']:>+8.1%}{flag}")
+        line = (f"{r['model']:<18} {r['impl']:<6} {r['mode']:<5} {r['batch']:>5} {r['measured_s'] * 1e3:>12.2f} "
+                f"{r['predicted_s'] * 1e3:>13.2f} {r['error']:>+8.1%} {_percent(r.get('uncertainty')):>5}")
+        if loo:
+            if r.get("held_out_error") is None:
+                line += f" {'-':>12} {'-':>8} {'-':>5}"
+            else:
+                line += (f" {r['held_out_predicted_s'] * 1e3:>12.2f} {r['held_out_error']:>+8.1%} "
+                         f"{_percent(r.get('held_out_uncertainty')):>5}")
+        lines.append(line + flag)
     lines.append("")
-    lines.append("summary (goal: mean |error| <= 10% over >= 6 models, none above 20%):")
+    lines.append("summary (goal: mean |error| <= 10% over >= 6 models, none above 20%"
+                 + ("; held out: mean <= 15%, none above 30%, the stated +- covering >= 80%" if loo else "") + "):")
     for s in summary:
-        lines.append(f"  {s['impl']:<6} {s['mode']:<5} {s['models']} models: mean |error| {s['mean_abs_error']:.1%}, "
-                     f"max {s['max_abs_error']:.1%} ({s['worst_model']}), {s['within_20pct']}/{s['models']} within "
-                     f"20% -> {'met' if s['goal_met'] else 'not met'}")
+        lines.append(f"  {s['impl']:<6} {s['mode']:<5} {s['rows']} rows: mean |error| {s['mean_abs_error']:.1%}, "
+                     f"max {s['max_abs_error']:.1%} ({s['worst_model']}), {s['within_20pct']}/{s['rows']} within "
+                     f"20%, {_coverage_text(s['covered'])} -> {'met' if s['goal_met'] else 'not met'}")
+        h = s.get("held_out")
+        if h:
+            lines.append(f"  {'':<6} {'':<5} held out: mean |error| {h['mean_abs_error']:.1%}, max "
+                         f"{h['max_abs_error']:.1%} ({h['worst_model']}), {_coverage_text(h['covered'])} -> "
+                         f"{'met' if h['goal_met'] else 'not met'}")
     for impl, figures in (held_out or {}).items():
         lines.append("")
         lines.append(f"held-out kernels, {impl} records (goal: median |error| <= 5%, 90th percentile <= 12%):")
@@ -378,6 +499,16 @@ def format_rows(rows: list[dict], summary: list[dict], held_out: dict | None = N
                  "execution: layer-sequence (each layer on an input of its declared shape; see "
                  "src/dlcb_kernels/predict/validate.py)")
     return "\n".join(lines)
+
+
+def _percent(value) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _coverage_text(coverage: dict | None) -> str:
+    if coverage is None:
+        return "no stated uncertainty"
+    return f"+- covers {coverage['count']}/{coverage['of']}"
 
 
 def _note(progress, text: str) -> None:

@@ -1,5 +1,5 @@
 """The memory-bound layer problem: one forward or backward call of a ReLU, pooling, BatchNorm,
-LRN, element-wise sum, concatenation, softmax or dropout layer on a float32 tensor.
+LRN, element-wise sum, concatenation, softmax, dropout or loss layer on a float32 tensor.
 
 What a model's memory-bound layers cost is a framework call each, with its own efficiency, not
 just bytes at the STREAM bandwidth: measuring them per kind and implementation is what lets the
@@ -14,9 +14,11 @@ predictor charge them their real time. A MemoryProblem is made from a model Laye
 
 `training` matters for the forward of BN (batch statistics vs running ones) and dropout (the
 identity at inference); it is always False for the other kinds' forward and always True for a
-backward. Inputs: `x` (the list of input tensors: eltwise's operands; concat is filled from one
-input of the output's size, as the validation runners do), `dy` (the output gradient) and BN's
-`gamma`/`beta`. The result checked is the forward output or the first input's gradient.
+backward and for the loss (softmax cross-entropy, run in training only). Inputs: `x` (the list
+of input tensors: eltwise's operands; concat is filled from one input of the output's size, as
+the validation runners do), `dy` (the output gradient), BN's `gamma`/`beta` and the loss's
+integer `labels`. The result checked is the forward output (the loss: one per row of logits) or
+the first input's gradient.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import numpy as np
 
 from ._common import check_choice, check_dims, relative_error
 
-MEMORY_KINDS = ("relu", "pool", "bn", "lrn", "eltwise", "concat", "softmax", "dropout")
+MEMORY_KINDS = ("relu", "pool", "bn", "lrn", "eltwise", "concat", "softmax", "dropout", "loss")
 DIRECTIONS = ("fwd", "bwd")
 POOL_MODES = ("max", "avg")
 # The layers' parameters (Caffe's LRN defaults, dropout 0.5 unless the layer says, BN epsilon); layer_runners runs the
@@ -114,7 +116,7 @@ class MemoryProblem:
                 or not 0.0 <= self.rate < 1.0:
             raise ValueError(f"MemoryProblem.rate must be a number in [0, 1), got {self.rate!r}")
         object.__setattr__(self, "rate", float(self.rate) if self.kind == "dropout" else DROPOUT_P)
-        object.__setattr__(self, "training", bool(self.direction == "bwd" or
+        object.__setattr__(self, "training", bool(self.direction == "bwd" or self.kind == "loss" or
                                                   (self.training and self.kind in TRAINING_KINDS)))
         self.to_layer()   # the layer's own checks (a pooling window that fits, ...)
 
@@ -215,12 +217,14 @@ class MemoryProblem:
             channels = self.tensor[1]
             inputs["gamma"] = rng.uniform(0.5, 1.5, channels).astype(np.float32)
             inputs["beta"] = rng.uniform(-0.5, 0.5, channels).astype(np.float32)
+        if self.kind == "loss":
+            inputs["labels"] = rng.integers(0, self.tensor[-1], self.tensor[:-1])
         return inputs
 
     def tolerance(self) -> float:
         """float32 rounding of a few operations per element; BN's and softmax's reductions
         and LRN's power add a little."""
-        return 1e-4 if self.kind in ("bn", "lrn", "softmax") else 1e-5
+        return 1e-4 if self.kind in ("bn", "lrn", "softmax", "loss") else 1e-5
 
     def check_error(self, inputs: dict, out: np.ndarray) -> float:
         """max |out - ref| / rms(ref) on the first samples (BN: the whole batch), the reference in
@@ -237,13 +241,25 @@ class MemoryProblem:
             deviation = np.minimum(np.abs(out), np.abs(out - scaled))
             scale = float(np.sqrt(np.mean(scaled * scaled))) or 1.0
             return float(deviation.max(initial=0.0)) / scale if np.all(np.isfinite(deviation)) else float("inf")
-        ref = self.reference(xs, dy, inputs.get("gamma"), inputs.get("beta"))
+        labels = inputs["labels"][:samples] if self.kind == "loss" else None
+        ref = self.reference(xs, dy, inputs.get("gamma"), inputs.get("beta"), labels)
         return relative_error(out, ref)
 
-    def reference(self, xs: list, dy: np.ndarray, gamma=None, beta=None) -> np.ndarray:
-        """float64 forward output, or the first input's gradient, of this problem on xs / dy."""
+    def reference(self, xs: list, dy: np.ndarray, gamma=None, beta=None, labels=None) -> np.ndarray:
+        """float64 forward output, or the first input's gradient, of this problem on xs / dy
+        (the loss: against `labels`)."""
         x = xs[0]
         fwd = self.direction == "fwd"
+        if self.kind == "loss":
+            shifted = x - x.max(axis=-1, keepdims=True)
+            log_p = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+            picked = np.take_along_axis(log_p, labels[..., None], axis=-1)[..., 0]
+            if fwd:
+                return -picked
+            grad = np.exp(log_p)
+            np.put_along_axis(grad, labels[..., None], np.take_along_axis(grad, labels[..., None], axis=-1) - 1,
+                              axis=-1)
+            return grad * dy[..., None]
         if self.kind == "relu":
             return np.maximum(x, 0) if fwd else dy * (x > 0)
         if self.kind == "eltwise":

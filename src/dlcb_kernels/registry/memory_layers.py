@@ -41,6 +41,8 @@ def _torch() -> Implementation:
                 with torch.no_grad():
                     layer.module.weight.copy_(torch.from_numpy(inputs["gamma"]))
                     layer.module.bias.copy_(torch.from_numpy(inputs["beta"]))
+            if problem.kind == "loss":
+                layer.labels = torch.from_numpy(inputs["labels"])
             xs = [torch.from_numpy(x) for x in inputs["x"]]
             prepared = PreparedRun(lambda: None, None, threads, f"torch {problem.kind} layer of the validation runner")
             if problem.direction == "fwd":
@@ -83,6 +85,8 @@ def _ours() -> Implementation:
         if problem.kind == "bn":
             np.copyto(layer.weights["gamma"], inputs["gamma"])
             np.copyto(layer.weights["beta"], inputs["beta"])
+        if problem.kind == "loss":
+            layer.labels = inputs["labels"]
         prepared = PreparedRun(lambda: None, None, 1, f"numpy {problem.kind} of our validation runner")
         if problem.direction == "fwd":
             def run() -> None:
