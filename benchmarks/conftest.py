@@ -160,7 +160,8 @@ class DlcbSession:
         settings = self.settings if timed else Settings(min_samples=3, min_time=0.0, max_time=0.0,
                                                         warmup_time=0.0, min_warmup=0, settle=0.0, retries=0)
         context = Context(self.target, self.threads, settings, None, self._monitor,
-                          self.target.canary(device) if timed else None, peak, label)
+                          self.target.canary(device) if timed else None, peak, label,
+                          first_touch=self.target.first_touch() if timed else None)
         writer = self.writer() if timed else None
         base = base_record(problem, impl, run_id=writer.run["run_id"] if writer else "pytest",
                            device_id=device["id"], cache="warm", threads=self.threads, labels=suite_problem.labels)

@@ -33,6 +33,7 @@ def test_a_residual_network_keeps_its_edges_and_parameters():
     assert model.input_shape == (3, 32, 32) and model.params("trainable") == torch_params(net)
     assert layers["stem"].kind == "conv" and layers["stem"].shape[:4] == (3, 32, 32, 16)
     assert layers["stem"].reads == ("input",)
+    assert layers["relu"].kind == "relu" and not layers["relu"].inplace   # torch.relu: a fresh output
     assert layers["add"].kind == "eltwise" and set(layers["add"].reads) == {"b_b2", "pool"}   # the shortcut
     assert layers["gap"].kind == "pool" and layers["gap"].mode == "avg" and layers["gap"].dims["window"] == (16, 16)
     assert layers["fc"].shape == (16, 10) and layers["fc"].reads == ("gap",)   # flatten is free
@@ -43,6 +44,7 @@ def test_an_inverted_residual_with_relu6_and_a_depthwise_convolution():
     model = from_torch(net, torch.randn(1, 16, 8, 8))
     layers = by_name(model)
     assert layers["d"].dims["groups"] == 96 and [layers[n].kind for n in ("r", "r_1")] == ["relu", "relu"]
+    assert layers["r"].inplace and layers["r_1"].inplace            # ReLU6(inplace=True)
     assert set(layers["add"].reads) == {"input", "p"} and model.params("trainable") == torch_params(net)
 
 

@@ -290,3 +290,33 @@ def test_block_watch_reads_the_canary_before_and_after():
 def contended_free_stop(watch):
     watch.start()
     return watch.stop()
+
+
+def test_block_watch_counts_page_faults_and_probes_a_fresh_pages_cost():
+    readings = iter([2e-6, 4e-6])
+    fresh = []
+
+    def allocating_call():      # a fresh 4 MiB output each call, as a framework allocates one
+        out = np.empty(1 << 20, np.float32)
+        out.fill(1.0)
+        fresh.append(1)
+
+    watch = contention.BlockWatch(None, first_touch=lambda: next(readings))
+    m = measure(allocating_call, HostTimer(), FixedRepeats(4), warmup=Warmup(0, 0.0), settle_s=0.0, watch=watch)
+    block = m.blocks[0]
+    assert block["first_touch_s_per_page"] == pytest.approx(3e-6)   # the mean of before and after
+    if block.get("page_faults") is not None:      # a Unix: getrusage counts them
+        assert block["page_faults_per_call"] == pytest.approx(block["page_faults"] / 4)
+        assert block["page_faults_per_call"] > 100        # 1,024 fresh 4 KiB pages a call, less any reuse
+    quiet = contention.BlockWatch(None, cpu_kernels=False)
+    quiet.start()
+    assert "page_faults" not in quiet.stop()                     # GPU blocks: host faults say nothing
+
+
+def test_a_records_conditions_hold_the_block_means_of_faults_and_first_touch():
+    from dlcb_kernels.records import block_conditions
+
+    conditions = block_conditions([{"page_faults_per_call": 10.0, "first_touch_s_per_page": 1e-6},
+                                   {"page_faults_per_call": 30.0, "first_touch_s_per_page": 3e-6}, {}])
+    assert conditions["page_faults_per_call"] == 20.0 and conditions["first_touch_s_per_page"] == 2e-6
+    assert "page_faults_per_call" not in block_conditions([{"contended": False}])

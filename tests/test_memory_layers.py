@@ -10,7 +10,7 @@ import pytest
 from dlcb_kernels import registry
 from dlcb_kernels.bench import BenchConfig, run_bench
 from dlcb_kernels.measure import Settings
-from dlcb_kernels.models import Model
+from dlcb_kernels.models import Layer, Model
 from dlcb_kernels.models.layers import (
     bn,
     concat,
@@ -35,6 +35,7 @@ F = torch.nn.functional
 # One small case per kind (pool: overlapping windows with padding, and average pooling).
 CASES = [
     ("relu", (3, 4, 5, 6), {}),
+    ("relu", (3, 4, 5, 6), {"inplace": True}),
     ("pool", (2, 3, 9, 9), {"window": (3, 3), "stride": (2, 2), "pad": (1, 1), "mode": "max"}),
     ("pool", (2, 3, 9, 9), {"window": (3, 3), "stride": (2, 2), "mode": "avg"}),
     ("bn", (3, 4, 5, 6), {}),
@@ -103,6 +104,20 @@ def test_dropout_check_accepts_any_mask_and_nothing_else():
     assert problem.check_error(inputs, x * mask) > problem.tolerance()
     backward = MemoryProblem("dropout", "bwd", (2, 50))
     assert backward.check_error(inputs, inputs["dy"] * mask * 2) == 0
+
+
+def test_inplace_is_relus_forward_only_and_keys_apart():
+    inplace = MemoryProblem("relu", "fwd", (2, 3), inplace=True)
+    assert inplace.key() == "memory relu fwd 2x3 inplace" and inplace != MemoryProblem("relu", "fwd", (2, 3))
+    assert problem_from_params("memory", inplace.params()) == inplace
+    assert "inplace" not in MemoryProblem("relu", "fwd", (2, 3)).params()     # tables written before still match
+    assert not MemoryProblem("relu", "bwd", (2, 3), inplace=True).inplace     # the backward is the same call
+    assert not MemoryProblem("softmax", "fwd", (2, 3), inplace=True).inplace
+    layer = Layer("r", "relu", (3,), inplace=True)
+    assert MemoryProblem.from_layer(layer, 2, "fwd") == inplace
+    assert layer.memory_bytes(2, "fwd") == relu("r", (3,)).memory_bytes(2, "fwd")   # the same bytes
+    with pytest.raises(TypeError, match="inplace"):
+        MemoryProblem("relu", "fwd", (2, 3), inplace=1)
 
 
 def test_the_loss_runs_in_training_only_one_loss_per_row():
@@ -256,3 +271,20 @@ def test_the_loss_is_charged_in_training_only_as_measured_calls():
     assert train.memory_s == pytest.approx(5e-6 + 6e-6) and train.sources == {"exact": pytest.approx(11e-6)}
     infer = predict_model(model, kernels, batch=8, mode="infer")
     assert infer.layers[2].total_s == 0 and infer.layers[2].kernels == []
+
+
+def test_exact_records_move_to_the_first_touch_cost_given():
+    problem = MemoryProblem("relu", "fwd", (64, 4096))
+    doc = _synthetic_table({problem: 2e-3})
+    entry = next(r for r in doc["records"] if r["op"] == "memory")
+    entry["conditions"] = {"page_faults_per_call": 256.0, "first_touch_s_per_page": 1e-6}
+    as_measured = ThroughputModel(doc, impl="ours").predict(problem)
+    assert as_measured.seconds == pytest.approx(2e-3)
+    dearer = ThroughputModel(doc, impl="ours", first_touch=3e-6).predict(problem)
+    assert dearer.seconds == pytest.approx(2e-3 + 256 * 2e-6) and "256 fresh pages" in dearer.detail
+    cheaper = ThroughputModel(doc, impl="ours", first_touch=0.0).predict(problem)
+    assert cheaper.seconds == pytest.approx(2e-3 - 256e-6)
+    entry["conditions"]["page_faults_per_call"] = 1e6            # never below a tenth of the record
+    assert ThroughputModel(doc, impl="ours", first_touch=0.0).predict(problem).seconds == pytest.approx(2e-4)
+    with pytest.raises(ValueError, match="first_touch"):
+        ThroughputModel(doc, impl="ours", first_touch=-1.0)

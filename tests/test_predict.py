@@ -290,10 +290,17 @@ class FakeLayer:
     kind: str
     shape: tuple
     count: int = 1
+    operands: int = 2
+    rate: float = 0.5
+    inplace: bool = False
 
     @property
     def is_kernel(self):
         return self.kind == "fc"
+
+    @property
+    def runs_at_inference(self):
+        return self.kind != "dropout"
 
     @property
     def weight_elements(self):

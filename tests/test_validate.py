@@ -182,7 +182,7 @@ def test_validate_arithmetic_with_fake_measurements_and_predictions():
     # predicted / measured - 1: infer errors +5%, -10%, 0, 0, 0, +30%; train all +5%
     factors = [1.05, 0.9, 1.0, 1.0, 1.0, 1.3]
 
-    def predictor(model, doc, batch, impl):
+    def predictor(model, doc, batch, impl, first_touch=None):
         f = factors[int(model.name[1])]
         return {"infer": 1.0 * f, "train": 2.0 * 1.05, "sources": {}}
 
@@ -201,6 +201,11 @@ def test_validate_arithmetic_with_fake_measurements_and_predictions():
     text = v.format_rows(rows, v.summarize_rows(rows), {"ours": [{"op": "all", "count": 3, "median_abs_error": 0.02,
                                                                   "p90_abs_error": 0.1}]})
     assert "M5" in text and "+30.0%" in text and "> 20%" in text and "median 2.0%" in text
+    as_table = v.validate({}, models[:1], {"M0": 3}, 1, ("ours",), runners={"ours": _fake_runner(measured)},
+                          predictor=predictor, first_touch="table")
+    assert as_table[0]["first_touch_s_per_page"] is None
+    with pytest.raises(ValueError, match="first_touch"):
+        v.validate({}, models, {}, 1, ("ours",), first_touch="later")
     with pytest.raises(ValueError, match="batch_by_model"):
         v.validate({}, models, {}, 1, ("ours",), runners={"ours": _fake_runner(measured)}, predictor=predictor)
     with pytest.raises(ValueError, match="impls"):
@@ -233,7 +238,7 @@ def test_leave_one_model_out_rows_summary_and_coverage():
     measured = {m.name: (1.0, 2.0) for m in models}
     tables = []
 
-    def predictor(model, doc, batch, impl):
+    def predictor(model, doc, batch, impl, first_touch=None):
         tables.append(len(doc["records"]))
         held_out = len(doc["records"]) == 0              # the fc's records removed
         f = 1.2 if held_out else 1.05
@@ -247,6 +252,7 @@ def test_leave_one_model_out_rows_summary_and_coverage():
                       runners={"ours": _fake_runner(measured)}, predictor=predictor, leave_one_out=True)
     assert tables == [1, 0] * 6
     first = rows[0]
+    assert first["first_touch_s_per_page"] > 0                  # probed around the runs ("now")
     assert first["error"] == pytest.approx(0.05) and first["held_out_error"] == pytest.approx(0.2)
     assert first["uncertainty"] == 0.1 and first["held_out_uncertainty"] == 0.1
     assert "held_out_error" not in rows[-1]              # M5: no held-out prediction, said and skipped
@@ -267,7 +273,7 @@ def test_validate_module_runs_and_predicts_the_loss_when_asked(monkeypatch):
     net = torch.nn.Sequential(torch.nn.Linear(8, 5))
     seen = []
 
-    def predictor(model, doc, batch, impl):
+    def predictor(model, doc, batch, impl, first_touch=None):
         seen.append(([layer.kind for layer in model.layers], batch, impl))
         return {"infer": 1e-3, "train": 2e-3, "sources": {}, "uncertainty": {"infer": 0.1, "train": 0.1}}
 
@@ -368,7 +374,8 @@ def test_make_table_entry_point_argument_errors(capsys):
 def test_cli_prints_rows_summary_and_held_out(tmp_path, monkeypatch, capsys):
     calls = {}
 
-    def fake_validate(doc, models, batches, threads, impls, *, repeats, progress, rows_out, leave_one_out):
+    def fake_validate(doc, models, batches, threads, impls, *, repeats, progress, rows_out, leave_one_out,
+                      first_touch):
         calls.update(models=[m.name for m in models], batches=batches, threads=threads, impls=impls, repeats=repeats,
                      leave_one_out=leave_one_out)
         rows_out.extend({"model": "TextCNN", "impl": "ours", "mode": mode, "batch": 16, "measured_s": 0.01,
@@ -407,7 +414,8 @@ def test_cli_checks_its_runners_before_measuring_anything(tmp_path, monkeypatch,
 
 
 def test_an_interrupted_validation_still_prints_its_summary(tmp_path, monkeypatch, capsys):
-    def interrupted_validate(doc, models, batches, threads, impls, *, repeats, progress, rows_out, leave_one_out):
+    def interrupted_validate(doc, models, batches, threads, impls, *, repeats, progress, rows_out, leave_one_out,
+                             first_touch):
         rows_out.append({"model": "TextCNN", "impl": "ours", "mode": "infer", "batch": 16, "measured_s": 0.01,
                          "predicted_s": 0.012, "error": 0.2})
         raise KeyboardInterrupt

@@ -142,6 +142,25 @@ py::dict stream_triad(int threads, int64_t floats_per_array, int repeats) {
   return d;
 }
 
+py::dict first_touch(int threads, int64_t bytes, int repeats) {
+  check_threads(threads);
+  if (bytes < 1) throw py::value_error("bytes must be >= 1");
+  check_fits_in_memory(static_cast<double>(bytes), "bytes");
+  if (repeats < 1 || repeats > 1000) throw py::value_error("repeats must be between 1 and 1000");
+  dlcb::probe::FirstTouchTiming t{};
+  {
+    py::gil_scoped_release release;
+    t = dlcb::probe::first_touch(threads, bytes, repeats);
+  }
+  py::dict d;
+  d["threads"] = t.threads;
+  d["pages"] = t.pages;
+  d["page_bytes"] = t.page_bytes;
+  d["seconds"] = t.seconds;
+  d["seconds_per_page"] = t.seconds / static_cast<double>(t.pages);
+  return d;
+}
+
 py::dict cache_topology() {
   const dlcb::CacheTopology topo = dlcb::cache_topology();
   py::list levels;
@@ -185,6 +204,12 @@ void bind_probe(py::module_& m) {
         "STREAM triad a = b + s*c on three float32 arrays (default 64 MiB each), first touched in\n"
         "parallel: {'gbs', 'bytes', 'seconds', ...} for the best repetition. bytes counts 3 arrays\n"
         "x 4 bytes x floats_per_array (not the write-allocate read of a); GB/s is 1e9 bytes/s.");
+  m.def("first_touch", &first_touch, py::arg("threads") = 1, py::arg("bytes") = int64_t{8} << 20,
+        py::arg("repeats") = 3,
+        "First write to every page of `bytes` of freshly mapped memory, on `threads` threads (each\n"
+        "its contiguous share): {'seconds_per_page' (wall time of the median repetition per page),\n"
+        "'pages', 'page_bytes', 'seconds', 'threads'}. What a kernel pays per page of an output\n"
+        "allocated fresh (page fault and zeroing), beyond writing it.");
   m.def("cache_topology", &cache_topology,
         "Cache levels, innermost first: {'levels': [{'level', 'type', 'bytes' (one instance),\n"
         "'instances', 'line_bytes', 'sharing_cpus' (logical CPUs sharing one instance)}], 'source'}.");

@@ -180,7 +180,8 @@ def _run_problem(sp: SuiteProblem, config: BenchConfig, writer: TableWriter, dev
     except ValueError as exc:  # no peak for this dtype here: records go without % of peak
         peak, peak_label = None, str(exc)
     target = config.target
-    context = Context(target, config.threads, config.settings, flush, monitor, canary, peak, peak_label)
+    context = Context(target, config.threads, config.settings, flush, monitor, canary, peak, peak_label,
+                      first_touch=target.first_touch())
     impls = [i for i in sorted(config.implementations, key=lambda i: i.provider != "vendor")
              if i.op == problem.op and i.backend == target.backend]
     records: dict[tuple[str, str], Record] = {}      # the problem's current records

@@ -38,6 +38,7 @@ class Context:
     canary: object = None            # the target's canary: the machine's speed around each block
     peak_gflops: float | None = None
     peak_label: str | None = None
+    first_touch: object = None       # the target's first-touch probe: a fresh page's cost around each block
 
 
 def measure_implementation(problem, inputs, impl, base: Record, context: Context, previous: list) -> Record:
@@ -62,7 +63,7 @@ def measure_implementation(problem, inputs, impl, base: Record, context: Context
                                      library=library, error=error)
             timer = target.timer_for(prepared.run, base.cache)
             watch = contention.BlockWatch(context.monitor, cpu_kernels=target.backend == "cpu",
-                                          canary=context.canary)
+                                          canary=context.canary, first_touch=context.first_touch)
             criterion = context.settings.criterion()
             measurement = measure(prepared.run, timer, criterion, warmup=context.settings.warmup(),
                                   settle_s=context.settings.settle, cache=base.cache, flush=context.flush,

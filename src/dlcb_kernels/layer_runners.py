@@ -110,6 +110,8 @@ def _memory_layer_spec(layer, batch: int, spec: LayerSpec) -> None:
             spec.params = dict(LRN)
         if kind == "dropout":
             spec.params = {"p": layer.rate}
+        if kind == "relu":
+            spec.params = {"inplace": layer.inplace}
     else:
         raise ValueError(f"layer {layer.name!r} has kind {kind!r}, which the validation runners do not execute")
 
@@ -205,6 +207,10 @@ class TorchLayer:
             return torch.cat(inputs, dim=1)
         if kind == "softmax":
             return torch.softmax(inputs[0], dim=-1)
+        if kind == "relu" and self.spec.params.get("inplace") and not inputs[0].requires_grad:
+            # In place, as the model's own module runs it. A leaf that needs its gradient (the
+            # layer-sequence runner's training inputs) cannot be overwritten: out of place there.
+            return torch.relu_(inputs[0])
         if kind == "loss":
             if not self.module.training:
                 return inputs[0]
@@ -354,6 +360,7 @@ class OursLayer:
                  threads=self.threads)
 
     def _fwd_relu(self, training: bool) -> None:
+        # in place or not, the same pass: our buffers are allocated once, so no fresh output
         np.maximum(self.x[0], 0, out=self.y)
 
     def _fwd_gelu(self, training: bool) -> None:

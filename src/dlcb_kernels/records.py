@@ -61,8 +61,20 @@ def block_conditions(blocks: list[dict]) -> dict:
         "contended": any(b.get("contended") for b in blocks),
         "clock_disturbed": any(b.get("clock_disturbed") for b in blocks),
         "slowed": any(b.get("slowed") for b in blocks),
+        **_block_means(blocks, ("page_faults_per_call", "first_touch_s_per_page")),
         "blocks": blocks,
     }
+
+
+def _block_means(blocks: list[dict], names: tuple[str, ...]) -> dict:
+    """The mean over the blocks of each named reading the blocks have (CPU kernels: the page
+    faults a call and the cost of a fresh page)."""
+    out = {}
+    for name in names:
+        values = [b[name] for b in blocks if b.get(name) is not None]
+        if values:
+            out[name] = sum(values) / len(values)
+    return out
 
 
 def failed_record(base: Record, status: str, reason: str, *, library: str | None = None,

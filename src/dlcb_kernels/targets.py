@@ -11,7 +11,7 @@ from typing import Callable
 
 from . import cuda, devices
 from .measure import HostTimer, Timer
-from .measure.monitor import CpuClockMonitor, FmaCanary
+from .measure.monitor import CpuClockMonitor, FirstTouchProbe, FmaCanary
 
 GPU_TIMINGS = ("auto", "single", "batched", "graph")
 
@@ -70,6 +70,10 @@ class CpuTarget:
 
     def monitor(self, device: dict):
         return CpuClockMonitor(self.threads, (device.get("clock") or {}).get("measured_ghz"))
+
+    def first_touch(self):
+        """The cost of a fresh page around each block (calls that allocate their output pay it)."""
+        return FirstTouchProbe(self.threads)
 
     def canary(self, device: dict):
         """The FMA canary of each block, held against the device's measured fp32 peak (on these
@@ -136,6 +140,9 @@ class CudaTarget:
 
     def canary(self, device: dict):
         return None  # NVML's clocks and limiting reasons say what a GPU block ran at
+
+    def first_touch(self):
+        return None  # device memory is allocated once per problem, not per call
 
     def synchronize(self) -> None:
         self._stream.synchronize()

@@ -67,6 +67,16 @@ struct TriadTiming {
 
 TriadTiming stream_triad(int threads, int64_t floats_per_array, int repeats);
 
+struct FirstTouchTiming {
+  int threads;
+  int64_t pages;       // pages of fresh anonymous memory written once each
+  int64_t page_bytes;
+  double seconds;      // median repetition, wall time of all threads
+};
+
+// Writes one byte to every page of `bytes` of freshly mapped memory on `threads` threads.
+FirstTouchTiming first_touch(int threads, int64_t bytes, int repeats);
+
 // --- platform ------------------------------------------------------------------------------
 // (caches: common/cache_topology.h)
 

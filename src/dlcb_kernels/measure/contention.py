@@ -84,10 +84,21 @@ def sample(seconds: float = 0.5) -> dict | None:
 SLOWED_FRACTION = 0.9
 
 
+def _minor_faults() -> int | None:
+    """This process's minor page faults so far (all threads); None where the OS does not say."""
+    try:
+        import resource
+    except ImportError:   # not a Unix
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 class BlockWatch:
     """Watches one block of samples: other processes' CPU time and the hypervisor's steal while
-    it ran (from /proc), the canary's throughput just before and after it, then the device
-    monitor's conditions (the clock, or NVML's).
+    it ran (from /proc), the canary's throughput just before and after it, the page faults of
+    CPU kernels in it (`page_faults`; the harness divides them by the calls) and the cost of a
+    first touch of fresh memory around it (`first_touch_s_per_page`, monitor.FirstTouchProbe),
+    then the device monitor's conditions (the clock, or NVML's).
 
     - contended: other processes used more than BUSY_CORES of a CPU, or steal exceeded BUSY_STEAL;
     - slowed: the canary fell below SLOWED_FRACTION of the kept peak (the host slowed the cores:
@@ -97,22 +108,33 @@ class BlockWatch:
       not throttling: the probe shares the cores.
     """
 
-    def __init__(self, monitor=None, *, cpu_kernels: bool = True, canary=None):
+    def __init__(self, monitor=None, *, cpu_kernels: bool = True, canary=None, first_touch=None):
         self.monitor = monitor
         self.cpu_kernels = cpu_kernels
         self.canary = canary
+        self.first_touch = first_touch
         self._before: _Snapshot | None = None
         self._canary_before: float | None = None
+        self._touch_before: float | None = None
+        self._faults_before: int | None = None
 
     def start(self) -> None:
         self._canary_before = self.canary() if self.canary is not None else None
+        self._touch_before = self.first_touch() if self.first_touch is not None else None
+        # after the probes, which fault pages of their own
+        self._faults_before = _minor_faults() if self.cpu_kernels else None
         self._before = _Snapshot()
 
     def stop(self) -> dict:
         after = _Snapshot()
+        faults = _minor_faults() if self._faults_before is not None else None
         usage = _usage(self._before, after) if self._before is not None and self._before.readable \
             and after.readable else None
         conditions = {}
+        if faults is not None and self._faults_before is not None:
+            conditions["page_faults"] = faults - self._faults_before
+        if self._touch_before is not None:
+            conditions["first_touch_s_per_page"] = (self._touch_before + self.first_touch()) / 2
         if self.canary is not None and self._canary_before is not None and self.canary.reference_gflops:
             readings = (self._canary_before, self.canary())
             speed = min(readings) / self.canary.reference_gflops

@@ -227,6 +227,8 @@ def measure(fn: Callable[[], object], timer: Timer, criterion: StoppingCriterion
             watch.start()
         samples, reason = sample_until(take_sample, criterion)
         block = watch.stop() if watch is not None else None
+        if block is not None and "page_faults" in block:
+            block["page_faults_per_call"] = block["page_faults"] / len(samples)
         stats = summarize(samples)
         tries.append(Measurement(cache, samples, stats, warmups, reason, criterion.converged(stats),
                                  blocks=[block] if block is not None else []))

@@ -9,7 +9,8 @@ What maps to what (anything else is an error naming the node):
   Conv2d -> conv (no dilation: the format has none); Linear -> fc (tokens: every dimension
   between the batch and the features); BatchNorm1d/2d -> bn; LayerNorm -> layernorm;
   ReLU, ReLU6, Hardtanh, relu/relu6/clamp functions -> relu (the same pass over the tensor; the
-  clipping's comparison is not a separate cost); GELU -> gelu; Tanh -> tanh; Softmax -> softmax;
+  clipping's comparison is not a separate cost; inplace=True or relu_ kept: an in-place call
+  allocates no output, which on a fresh large tensor costs more than the pass); GELU -> gelu; Tanh -> tanh; Softmax -> softmax;
   Dropout -> dropout; MaxPool2d/AvgPool2d -> pool; AdaptiveAvgPool2d to 1x1 -> a global pool;
   add of two tensors (and sub, mul) -> eltwise; cat -> concat; Embedding -> embedding;
   LSTM/GRU/RNN -> one rnn layer per stacked layer (bidirectional: count 2); matmul/bmm of two
@@ -107,7 +108,7 @@ class _Importer:
         elif isinstance(module, nn.LayerNorm):
             self.add(node, [Layer(name, "layernorm", self.per_sample(node))])
         elif isinstance(module, (nn.ReLU, nn.ReLU6, nn.Hardtanh)):
-            self.add(node, [Layer(name, "relu", self.per_sample(node))])
+            self.add(node, [Layer(name, "relu", self.per_sample(node), inplace=bool(module.inplace))])
         elif isinstance(module, nn.GELU):
             self.add(node, [Layer(name, "gelu", self.per_sample(node))])
         elif isinstance(module, nn.Tanh):
@@ -234,8 +235,9 @@ class _Importer:
         name = node.name
         if fname in _FREE_FUNCTIONS or target is getattr:
             self.producer[node] = self.reads_of(node)
-        elif fname in ("relu", "relu_", "relu6", "hardtanh", "clamp", "clamp_min", "clip"):
-            self.add(node, [Layer(name, "relu", self.per_sample(node))])
+        elif fname in ("relu", "relu_", "relu6", "hardtanh", "clamp", "clamp_min", "clip", "clamp_", "hardtanh_"):
+            inplace = fname.endswith("_") or bool(node.kwargs.get("inplace", False))
+            self.add(node, [Layer(name, "relu", self.per_sample(node), inplace=inplace)])
         elif fname == "gelu":
             self.add(node, [Layer(name, "gelu", self.per_sample(node))])
         elif fname == "tanh":

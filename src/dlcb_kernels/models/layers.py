@@ -44,7 +44,7 @@ KINDS = tuple(SHAPE_FIELDS)
 # Shape fields holding a (height, width) pair; pads may be 0, every other dimension is >= 1.
 PAIR_FIELDS = ("pad", "stride", "window")
 OPTIONS = {"conv": ("bias",), "fc": ("bias", "tokens"), "rnn": ("cell", "bias"), "matmul": ("heads", "trans_b"),
-           "pool": ("mode",), "eltwise": ("operands",), "dropout": ("rate",)}
+           "pool": ("mode",), "eltwise": ("operands",), "dropout": ("rate",), "relu": ("inplace",)}
 CONVENTIONS = ("cookbook", "trainable")
 PASSES = ("fwd", "bwd_data", "bwd_weights")
 MODEL_INPUT = "input"       # what a layer's `reads` names for the model's own input
@@ -93,6 +93,7 @@ class Layer:
     mode: str = "max"           # pool: max | avg
     operands: int = 2           # eltwise: tensors summed
     rate: float = 0.5           # dropout: the share of elements dropped in training
+    inplace: bool = False       # relu: overwrites its input (no fresh output tensor to allocate)
     reads: tuple = ()           # the graph's edges: names of the layers (or "input") it reads; () unknown
 
     def __post_init__(self):
@@ -103,7 +104,7 @@ class Layer:
             raise ValueError(f"{where}: kind must be one of {', '.join(KINDS)}; got {self.kind!r}")
         object.__setattr__(self, "count", _check_int(self.count, f"{where}: count", 1))
         object.__setattr__(self, "shape", self._checked_shape(where))
-        for flag in ("bias", "trans_b"):
+        for flag in ("bias", "trans_b", "inplace"):
             if not isinstance(getattr(self, flag), (bool, np.bool_)):
                 raise TypeError(f"{where}: {flag} must be a bool, got {getattr(self, flag)!r}")
         if not isinstance(self.reads, (tuple, list)) or not all(isinstance(i, str) and i for i in self.reads):

@@ -52,6 +52,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--loss", action="store_true",
                         help="with --torch: the training step computes a softmax cross-entropy loss of the output "
                              "(fixed random labels), and the prediction charges it (dlcb models --loss)")
+    parser.add_argument("--first-touch", choices=("now", "table"), default="now",
+                        help="now (default): probe what a fresh page of memory costs before and after each "
+                             "model's runs and move the exact records, which say how many pages a call faulted "
+                             "and at what cost, to it (on a VM that cost moves several times within an hour); "
+                             "table: the records' times as measured")
     parser.add_argument("--leave-one-out", action="store_true",
                         help="also predict each model from the table without its own records (every kernel "
                              "problem and memory-bound call it uses, as for a model never measured) and "
@@ -87,7 +92,7 @@ def run(args) -> int:
     interrupted = False
     try:
         validate(doc, models, batches, threads, impls, repeats=args.repeats, progress=sys.stderr, rows_out=rows,
-                 leave_one_out=args.leave_one_out)
+                 leave_one_out=args.leave_one_out, first_touch=args.first_touch)
     except KeyboardInterrupt:
         interrupted = True
         print("dlcb validate: interrupted; the summary covers the models measured so far", file=sys.stderr)
@@ -154,7 +159,7 @@ def _run_module(args) -> int:
     print(f"dlcb validate: {args.torch} on {tuple(example.shape)}, torch, {threads} threads, table {args.table}",
           file=sys.stderr, flush=True)
     rows = validate_module(doc, net, example, threads, repeats=args.repeats, name=name, progress=sys.stderr,
-                           leave_one_out=args.leave_one_out, loss=args.loss)
+                           leave_one_out=args.leave_one_out, loss=args.loss, first_touch=args.first_touch)
     summary = summarize_rows(rows)
     if args.json:
         print(json.dumps({"rows": rows, "summary": summary}, indent=1))

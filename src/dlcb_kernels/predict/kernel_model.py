@@ -28,6 +28,14 @@ kind, direction, training flag and pooling mode (a >= 0, b > 0; one record: its 
 bytes, +-50%); else "memory", bytes at the measured bandwidth (memory_seconds). Memory records
 take no part in the kernel fits nor in cross_validate.
 
+First touch: a CPU call that allocates its output pays for every fresh page it writes (a page
+fault and the page zeroed), and on a shared VM that cost per page moves by several times within
+an hour. Records say how many pages a call faulted and what a fresh page cost around their
+samples (conditions page_faults_per_call, first_touch_s_per_page). Given `first_touch` (seconds
+a page now, measured as the records' was: measure.monitor.FirstTouchProbe), an exact record's
+time is moved by faults x (now - then), and the prediction says so; fitted and roofline
+predictions are not (the faults of a problem never measured are unknown).
+
 Uncertainties are relative (0.1: the time is expected within about +-10%), meant as a 90th
 percentile, not a standard deviation.
 """
@@ -327,7 +335,7 @@ class ThroughputModel:
     """
 
     def __init__(self, table_doc: dict, *, device_id: str | None = None, impl: str = "best",
-                 dtype: str = "float32"):
+                 dtype: str = "float32", first_touch: float | None = None):
         if not isinstance(table_doc, dict):
             raise TypeError(f"table_doc must be a dict (a loaded table), got {type(table_doc).__name__}")
         table = Table.from_json(table_doc)
@@ -341,8 +349,12 @@ class ThroughputModel:
             raise TypeError(f"dtype must be a str, got {type(dtype).__name__}")
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}")
+        if first_touch is not None and (isinstance(first_touch, bool) or not isinstance(first_touch, (int, float))
+                                        or not 0 <= first_touch < 1e-3):
+            raise ValueError(f"first_touch must be seconds per page in [0, 1e-3), got {first_touch!r}")
         self.impl = impl
         self.dtype = dtype
+        self.first_touch = first_touch
         self.device = self._find_device(table_doc, device_id)
         self.device_id = self.device["id"]
         chosen = self._select(table)
@@ -482,17 +494,29 @@ class ThroughputModel:
         return KernelPrediction(fit.seconds(nbytes), "fitted", fit.uncertainty, ", ".join(implementations),
                                 f"{fit.describe()} over {fit.count} {' '.join(map(str, group))} records")
 
-    @staticmethod
-    def _exact_prediction(entry: _Entry) -> KernelPrediction:
+    def _exact_prediction(self, entry: _Entry) -> KernelPrediction:
         record = entry.record
         rounds = record.rounds or 1
         floor = EXACT_UNCERTAINTY_FLOOR if rounds == 1 else EXACT_UNCERTAINTY_FLOOR / 2
         # Half the interquartile range: about the typical deviation of one run from the median.
         noise = record.rel_noise or 0.0
         uncertainty = max(0.5 * noise, floor)
-        return KernelPrediction(entry.seconds, "exact", uncertainty, record.implementation,
+        seconds, moved = self._at_first_touch(entry)
+        return KernelPrediction(seconds, "exact", uncertainty, record.implementation,
                                 f"record {record.problem!r}: median of {record.stats.count} samples, "
-                                f"{rounds} round(s), IQR/median {noise:.1%}")
+                                f"{rounds} round(s), IQR/median {noise:.1%}{moved}")
+
+    def _at_first_touch(self, entry: _Entry) -> tuple[float, str]:
+        """The record's time at this model's first-touch cost, and what was moved (see the
+        module's docstring); unchanged without a cost or without the record's readings."""
+        conditions = entry.record.conditions or {}
+        faults, then = conditions.get("page_faults_per_call"), conditions.get("first_touch_s_per_page")
+        if self.first_touch is None or not faults or then is None:
+            return entry.seconds, ""
+        # never below a tenth of the record: the fault cost is an estimate, the compute is not zero
+        seconds = max(entry.seconds + faults * (self.first_touch - then), 0.1 * entry.seconds)
+        return seconds, (f"; {faults:,.0f} fresh pages a call at {self.first_touch * 1e6:.2f} us a page "
+                         f"(the record's: {then * 1e6:.2f} us): {(seconds - entry.seconds) * 1e3:+.3f} ms")
 
     def _predict_from(self, problem, groups: dict, fits: dict) -> KernelPrediction:
         group = group_of(problem)
@@ -553,9 +577,11 @@ class ThroughputModel:
         return rows
 
     def describe(self) -> str:
+        touch = "" if self.first_touch is None else \
+            f"; exact records moved to a first touch of {self.first_touch * 1e6:.2f} us a page"
         return (f"device {self.device_id} ({self.device.get('name')}), {self.dtype}, impl {self.impl}: "
                 f"{len(self.entries)} problems; peak {self.peak_gflops:.1f} GFLOP/s ({self.peak_label}), "
-                f"memory {self.bandwidth_label}")
+                f"memory {self.bandwidth_label}{touch}")
 
 
 def memory_group_of(problem) -> tuple:

@@ -33,6 +33,7 @@ measures them into a table.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 from collections.abc import Callable
@@ -50,6 +51,8 @@ from ..layer_runners import (
 )
 
 IMPLS = ("torch", "ours")
+# "now": predict at the fresh-page cost probed around each model's runs; "table": at the records'
+FIRST_TOUCH_CHOICES = ("now", "table")
 MODES = ("infer", "train")
 PASSES = ("fwd", "bwd_data", "bwd_weights")
 
@@ -228,16 +231,17 @@ def _first_tensor(output):
 
 # Predictions ----------------------------------------------------------------------------------
 
-def predict_seconds(model, table_doc: dict, batch: int, impl: str) -> dict:
+def predict_seconds(model, table_doc: dict, batch: int, impl: str, first_touch: float | None = None) -> dict:
     """{"infer": s, "train": s, "sources": {mode: {source: seconds}}, "uncertainty": {mode: relative}}
     from predict_model on the table's records of the runner's implementation: "torch" (conv/cpu/torch, gemm/cpu/torch,
-    rnn/cpu/torch) or "ours" (provider ours)."""
+    rnn/cpu/torch) or "ours" (provider ours). first_touch: seconds a fresh page costs now, to
+    which exact records are moved (ThroughputModel); None keeps the records' times."""
     from .kernel_model import ThroughputModel
     from .model_time import predict_model
 
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {', '.join(IMPLS)}, got {impl!r}")
-    kernels = ThroughputModel(table_doc, impl=impl)     # fitted once for both modes
+    kernels = ThroughputModel(table_doc, impl=impl, first_touch=first_touch)     # fitted once for both modes
     out: dict = {"sources": {}, "uncertainty": {}}
     for mode in MODES:
         prediction = predict_model(model, kernels, batch=batch, mode=mode)
@@ -289,29 +293,32 @@ def relative_error(predicted: float, measured: float) -> float:
 
 def validate_module(table_doc: dict, net, example, threads: int, *, warmup: int = 2, repeats: int = 5,
                     name: str | None = None, progress=None, runner: Callable | None = None,
-                    leave_one_out: bool = False, loss: bool = False) -> list[dict]:
+                    leave_one_out: bool = False, loss: bool = False, first_touch: str = "now") -> list[dict]:
     """A torch.nn.Module run end to end (run_torch_module: the graph, not a layer sequence)
     against the prediction of its import (models.from_torch; with `loss`, the training step
     computes a cross-entropy loss and the import has it, models.with_loss) from the table's
-    torch records: rows as validate()'s, execution "graph". `runner` replaces run_torch_module
-    in tests."""
+    torch records: rows as validate()'s, execution "graph"; first_touch as validate()'s.
+    `runner` replaces run_torch_module in tests."""
     from ..models import from_torch, with_loss
 
     model = from_torch(net, example, name=name)
     model = with_loss(model) if loss else model
     batch = int(example.shape[0])
-    predicted = predict_seconds(model, table_doc, batch, "torch")
-    held_out = _held_out_prediction(predict_seconds, model, table_doc, batch, "torch", progress) \
-        if leave_one_out else None
+    if first_touch not in FIRST_TOUCH_CHOICES:
+        raise ValueError(f"first_touch must be one of {', '.join(FIRST_TOUCH_CHOICES)}, got {first_touch!r}")
     _note(progress, f"{model.name} batch {batch}, torch module: measuring...")
-    measured = (runner or run_torch_module)(net, example, threads, warmup=warmup, repeats=repeats, loss=loss)
+    with _first_touch_around(first_touch, threads) as touch:
+        measured = (runner or run_torch_module)(net, example, threads, warmup=warmup, repeats=repeats, loss=loss)
+    predicted = predict_seconds(model, table_doc, batch, "torch", touch.cost)
+    held_out = _held_out_prediction(predict_seconds, model, table_doc, batch, "torch", progress, touch.cost) \
+        if leave_one_out else None
     rows: list = []
-    _add_rows(rows, model.name, "torch", batch, threads, measured, predicted, progress, held_out)
+    _add_rows(rows, model.name, "torch", batch, threads, measured, predicted, progress, held_out, touch.cost)
     return rows
 
 
 def _add_rows(rows: list, model_name: str, impl: str, batch: int, threads: int, measured: dict, predicted: dict,
-              progress, held_out: dict | None = None) -> None:
+              progress, held_out: dict | None = None, first_touch: float | None = None) -> None:
     """One row per mode of a measured run against its prediction (and, given, the held-out
     prediction: the table without the model's own records), appended and said as they come."""
     for mode, key in (("infer", "forward_s"), ("train", "train_step_s")):
@@ -321,9 +328,11 @@ def _add_rows(rows: list, model_name: str, impl: str, batch: int, threads: int, 
                "uncertainty": predicted.get("uncertainty", {}).get(mode),
                "implementation": measured["implementation"], "execution": measured.get("execution"),
                "measured_spread": measured["stats"][mode]["rel_spread"],
-               "sources": predicted.get("sources", {}).get(mode, {})}
+               "sources": predicted.get("sources", {}).get(mode, {}), "first_touch_s_per_page": first_touch}
         text = f"  {mode:<5} measured {measured[key] * 1e3:9.2f} ms, predicted {predicted[mode] * 1e3:9.2f} ms " \
                f"({row['error']:+.1%})"
+        if first_touch is not None:
+            text += f" [fresh page {first_touch * 1e6:.2f} us]"
         if held_out is not None:
             row["held_out_predicted_s"] = held_out[mode]
             row["held_out_error"] = relative_error(held_out[mode], measured[key])
@@ -333,10 +342,30 @@ def _add_rows(rows: list, model_name: str, impl: str, batch: int, threads: int, 
         _note(progress, text)
 
 
-def _held_out_prediction(predictor: Callable, model, table_doc: dict, batch: int, impl: str, progress):
+class _FirstTouch:
+    cost: float | None = None
+
+
+@contextlib.contextmanager
+def _first_touch_around(choice: str, threads: int):
+    """With "now": the mean of the fresh-page cost probed before and after the block, in `.cost`."""
+    touch = _FirstTouch()
+    if choice == "table":
+        yield touch
+        return
+    from ..measure.monitor import FirstTouchProbe
+
+    probe = FirstTouchProbe(threads)
+    before = probe()
+    yield touch
+    touch.cost = (before + probe()) / 2
+
+
+def _held_out_prediction(predictor: Callable, model, table_doc: dict, batch: int, impl: str, progress,
+                         first_touch: float | None = None):
     """The model predicted from the table without its own records; None (said) where too little is left."""
     try:
-        return predictor(model, held_out_table(table_doc, model, batch), batch, impl)
+        return predictor(model, held_out_table(table_doc, model, batch), batch, impl, first_touch)
     except ValueError as exc:
         _note(progress, f"  {model.name}: no held-out prediction ({exc})")
         return None
@@ -345,14 +374,19 @@ def _held_out_prediction(predictor: Callable, model, table_doc: dict, batch: int
 def validate(table_doc: dict, models, batch_by_model: dict, threads: int, impls=IMPLS, *,
              warmup: int = 2, repeats: int = 5, runners: dict | None = None,
              predictor: Callable | None = None, progress=None, rows_out: list | None = None,
-             leave_one_out: bool = False) -> list[dict]:
+             leave_one_out: bool = False, first_touch: str = "now") -> list[dict]:
     """Measures every model with every runner in `impls`, predicts it from the table, and
     returns one row per (model, implementation, mode): model, impl, mode, batch, measured_s,
     predicted_s, error (relative, signed), sources. `runners` and `predictor`
     (model, table_doc, batch, impl) -> {"infer": s, "train": s} replace the real ones in tests.
     rows_out: a list the rows are appended to as they come (kept when the run is interrupted).
     leave_one_out: each row also holds the model predicted from the table without its own
-    records (held_out_table): held_out_predicted_s, held_out_error, held_out_uncertainty."""
+    records (held_out_table): held_out_predicted_s, held_out_error, held_out_uncertainty.
+    first_touch: "now" probes the cost of a fresh page before and after each model's runs and
+    predicts at their mean (exact records moved to it, ThroughputModel), "table" keeps the
+    records' own times."""
+    if first_touch not in FIRST_TOUCH_CHOICES:
+        raise ValueError(f"first_touch must be one of {', '.join(FIRST_TOUCH_CHOICES)}, got {first_touch!r}")
     impls = tuple(impls)
     unknown = set(impls) - set(IMPLS)
     if unknown or not impls:
@@ -368,12 +402,13 @@ def validate(table_doc: dict, models, batch_by_model: dict, threads: int, impls=
             if impl == "torch" and runners is RUNNERS and not torch_available():
                 _note(progress, f"{model.name}: torch is not installed; skipping its runner")
                 continue
-            predicted = predictor(model, table_doc, batch, impl)
-            held_out = _held_out_prediction(predictor, model, table_doc, batch, impl, progress) \
-                if leave_one_out else None
             _note(progress, f"{model.name} batch {batch}, {impl}: measuring...")
-            measured = runners[impl](model, batch, threads, warmup=warmup, repeats=repeats)
-            _add_rows(rows, model.name, impl, batch, threads, measured, predicted, progress, held_out)
+            with _first_touch_around(first_touch, threads) as touch:
+                measured = runners[impl](model, batch, threads, warmup=warmup, repeats=repeats)
+            predicted = predictor(model, table_doc, batch, impl, touch.cost)
+            held_out = _held_out_prediction(predictor, model, table_doc, batch, impl, progress, touch.cost) \
+                if leave_one_out else None
+            _add_rows(rows, model.name, impl, batch, threads, measured, predicted, progress, held_out, touch.cost)
     return rows
 
 

@@ -75,6 +75,7 @@ class MemoryProblem:
     mode: str = "max"
     operands: int = 2
     rate: float = DROPOUT_P
+    inplace: bool = False          # relu's forward overwriting its input
     dtype: str = "float32"
 
     op = "memory"
@@ -116,6 +117,12 @@ class MemoryProblem:
                 or not 0.0 <= self.rate < 1.0:
             raise ValueError(f"MemoryProblem.rate must be a number in [0, 1), got {self.rate!r}")
         object.__setattr__(self, "rate", float(self.rate) if self.kind == "dropout" else DROPOUT_P)
+        if isinstance(self.inplace, str) and self.inplace.lower() in ("true", "false"):   # from the CLI
+            object.__setattr__(self, "inplace", self.inplace.lower() == "true")
+        if not isinstance(self.inplace, (bool, np.bool_)):
+            raise TypeError(f"MemoryProblem.inplace must be a bool, got {type(self.inplace).__name__}")
+        # only relu's forward has an in-place form that differs (its backward is the same call)
+        object.__setattr__(self, "inplace", bool(self.inplace and self.kind == "relu" and self.direction == "fwd"))
         object.__setattr__(self, "training", bool(self.direction == "bwd" or self.kind == "loss" or
                                                   (self.training and self.kind in TRAINING_KINDS)))
         self.to_layer()   # the layer's own checks (a pooling window that fits, ...)
@@ -138,8 +145,8 @@ class MemoryProblem:
             d = layer.dims
             return cls("pool", direction, (batch, d["c"], d["h"], d["w"]), training, d["window"], d["stride"],
                        d["pad"], layer.mode)
-        return cls(layer.kind, direction, (batch, *layer.shape), training, operands=getattr(layer, "operands", 2),
-                   rate=getattr(layer, "rate", DROPOUT_P))
+        return cls(layer.kind, direction, (batch, *layer.shape), training, operands=layer.operands, rate=layer.rate,
+                   inplace=layer.inplace)
 
     def to_layer(self):
         """(Layer, batch): the model layer this problem is one occurrence of."""
@@ -149,7 +156,7 @@ class MemoryProblem:
         if self.kind == "pool":
             shape = (*sample, self.window, self.stride, self.pad)
             return Layer("memory", "pool", shape, mode=self.mode), batch
-        return Layer("memory", self.kind, sample, operands=self.operands, rate=self.rate), batch
+        return Layer("memory", self.kind, sample, operands=self.operands, rate=self.rate, inplace=self.inplace), batch
 
     @property
     def passes(self) -> tuple[str, ...]:
@@ -191,6 +198,8 @@ class MemoryProblem:
             text += " train" if self.training else " infer"
         if self.kind == "dropout" and self.rate != DROPOUT_P:
             text += f" rate {self.rate:g}"
+        if self.inplace:
+            text += " inplace"
         return text
 
     def params(self) -> dict:
@@ -198,7 +207,7 @@ class MemoryProblem:
         return {"kind": self.kind, "direction": self.direction, "tensor": _dims_text(self.tensor),
                 "training": self.training, "window": _dims_text(self.window), "stride": _dims_text(self.stride),
                 "pad": _dims_text(self.pad), "mode": self.mode, "operands": self.operands, "rate": self.rate,
-                "dtype": self.dtype}
+                **({"inplace": True} if self.inplace else {}), "dtype": self.dtype}
 
     @classmethod
     def from_params(cls, params: dict) -> "MemoryProblem":

@@ -43,7 +43,8 @@ def _torch() -> Implementation:
                     layer.module.bias.copy_(torch.from_numpy(inputs["beta"]))
             if problem.kind == "loss":
                 layer.labels = torch.from_numpy(inputs["labels"])
-            xs = [torch.from_numpy(x) for x in inputs["x"]]
+            # an in-place call overwrites its input: a copy of it, so the bench's inputs stay as made
+            xs = [torch.from_numpy(x.copy() if problem.inplace else x) for x in inputs["x"]]
             prepared = PreparedRun(lambda: None, None, threads, f"torch {problem.kind} layer of the validation runner")
             if problem.direction == "fwd":
                 def run() -> None:
