@@ -197,6 +197,9 @@ class FakeCudaTarget:
     def canary(self, device):
         return None
 
+    def first_touch(self):
+        return None
+
     def synchronize(self):
         return None
 

@@ -1,6 +1,7 @@
 """The measurement core: statistics, the sampling loop's stopping criteria, cold-cache flushing,
 watching blocks for contention."""
 
+import mmap
 import subprocess
 import sys
 import time
@@ -296,9 +297,11 @@ def test_block_watch_counts_page_faults_and_probes_a_fresh_pages_cost():
     readings = iter([2e-6, 4e-6])
     fresh = []
 
-    def allocating_call():      # a fresh 4 MiB output each call, as a framework allocates one
-        out = np.empty(1 << 20, np.float32)
-        out.fill(1.0)
+    def allocating_call():      # 4 MiB of fresh pages a call, as a large output from mmap gets them
+        region = mmap.mmap(-1, 4 << 20)
+        for offset in range(0, 4 << 20, 4096):
+            region[offset] = 1
+        region.close()
         fresh.append(1)
 
     watch = contention.BlockWatch(None, first_touch=lambda: next(readings))
@@ -307,7 +310,7 @@ def test_block_watch_counts_page_faults_and_probes_a_fresh_pages_cost():
     assert block["first_touch_s_per_page"] == pytest.approx(3e-6)   # the mean of before and after
     if block.get("page_faults") is not None:      # a Unix: getrusage counts them
         assert block["page_faults_per_call"] == pytest.approx(block["page_faults"] / 4)
-        assert block["page_faults_per_call"] > 100        # 1,024 fresh 4 KiB pages a call, less any reuse
+        assert block["page_faults_per_call"] >= 1        # 1,024 fresh 4 KiB pages a call (huge pages: fewer)
     quiet = contention.BlockWatch(None, cpu_kernels=False)
     quiet.start()
     assert "page_faults" not in quiet.stop()                     # GPU blocks: host faults say nothing

@@ -169,7 +169,8 @@ def test_conv_rnn_and_matmul_lowering():
     assert ds2["conv2"].problem(1) == ConvProblem(1, 32, 81, 350, 32, 21, 11, 10, 5, 2, 1)
     assert ds2["gru1"].kernel_problems(4, "fwd") == [(RnnProblem(800, 4, 350, "gru", input_size=1312), 1)]
     assert ds2["gru2..5"].kernel_problems(4, "bwd_weights") == [(RnnProblem(800, 4, 350, "gru", direction="bwd"), 1)]
-    assert ds2["gru1"].kernel_problems(4, "bwd_data") == []
+    # the input gradient after backprop through time: dX (350*4 x 1312) = dGates (x 3*800) W_ih
+    assert ds2["gru1"].kernel_problems(4, "bwd_data") == [(GemmProblem(350 * 4, 1312, 2400), 1)]
     scores = {layer.name: layer for layer in models.MODELS["BERT-base"].layers}["attention_scores"]
     assert scores.kernel_problems(4, "fwd") == [(GemmProblem(128, 128, 64, trans_b=True), 48)]
     assert scores.kernel_problems(4, "bwd_data") == [(GemmProblem(128, 64, 128), 48),                  # dQ = dS K

@@ -282,6 +282,10 @@ def test_validate_module_runs_and_predicts_the_loss_when_asked(monkeypatch):
     assert seen == [(["fc", "loss"], 4, "torch")]
     assert [r["mode"] for r in rows] == ["infer", "train"] and all(r["execution"] == "graph" for r in rows)
     assert all(r["measured_s"] > 0 and r["uncertainty"] == 0.1 for r in rows)
+    # the step's own page faults, priced at the fresh-page cost probed around the runs
+    assert all(r["first_touch_s_per_page"] > 0 and r["page_faults_per_step"] >= 0 for r in rows)
+    assert all(r["first_touch_share"] == pytest.approx(r["page_faults_per_step"] * r["first_touch_s_per_page"]
+                                                       / r["measured_s"]) for r in rows)
     v.validate_module({}, net, torch.randn(4, 8), 1, warmup=0, repeats=1)
     assert seen[-1][0] == ["fc"]
 

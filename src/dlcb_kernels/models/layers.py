@@ -260,7 +260,8 @@ class Layer:
 
         fc: Y = X W^T with X (batch*tokens x inputs); backward data dX = dY W, backward weights
         dW = dY^T X. rnn: DeepBench's backward (backprop through time to the weight gradients)
-        stands for "bwd_weights"; the input gradient is not listed separately ("bwd_data": []).
+        stands for "bwd_weights"; "bwd_data" is the input gradient that follows it, one GEMM over
+        every step at once, dX (timesteps*batch x input_size) = dGates W_ih.
         matmul: one GEMM per head and sample; both operands are activations, so its backward is
         all "bwd_data" (dA = dC op(B)^T and the gradient of B) and "bwd_weights" is [].
         """
@@ -282,7 +283,8 @@ class Layer:
             return [(gemm, 1)]
         if self.kind == "rnn":
             if pass_ == "bwd_data":
-                return []
+                gates = GATES[self.cell] * d["hidden"]
+                return [(GemmProblem(d["timesteps"] * batch, d["input_size"], gates), 1)]
             input_size = 0 if d["input_size"] == d["hidden"] else d["input_size"]  # DeepBench's square case
             return [(RnnProblem(d["hidden"], batch, d["timesteps"], self.cell, input_size=input_size,
                                 direction="fwd" if pass_ == "fwd" else "bwd"), 1)]

@@ -21,6 +21,14 @@ timed run, which is exactly what the predictor sums. What this leaves out is the
 dependence between layers (a layer reads a fresh buffer, not the one the previous layer just
 wrote, so cache reuse across layers is not modelled on either side).
 
+**The machine between the table and the run.** A call that allocates its output pays for its
+fresh pages, and on a shared VM that cost per page moves several-fold within an hour, so a table
+measured minutes before a run can be far off for models whose layers allocate large outputs.
+Each model's runs are therefore bracketed by a fresh-page probe and the exact records moved to
+its cost (first_touch "now", ThroughputModel); "table" predicts from the records as measured.
+**Leave-one-model-out** (leave_one_out): each model is also predicted from the table without a
+record of any problem it uses (held_out_table), as a model never measured would be.
+
 `validate()` times the models, predicts them from a throughput table (predict_model on the
 table's records of the matching implementation: torch's records, "*/torch", for the torch
 runner; ours for ours) and reports predicted against measured per model and mode, with the
@@ -72,12 +80,15 @@ GOAL_COVERAGE = 0.80
 
 # Timing ----------------------------------------------------------------------------------------
 
-def _time_runs(step: Callable[[], None], warmup: int, repeats: int) -> list[float]:
+def _time_runs(step: Callable[[], None], warmup: int, repeats: int) -> tuple[list[float], float | None]:
     """`repeats` timed steps after `warmup` untimed ones, through the package's measurement loop
-    (a whole step takes long enough that a fixed count is the stopping criterion)."""
+    (a whole step takes long enough that a fixed count is the stopping criterion), and the page
+    faults a step took (None where the OS does not count them)."""
+    from ..measure import contention
+
     measurement = measure(step, HostTimer(), FixedRepeats(repeats), warmup=Warmup(min_calls=warmup, min_time=0.0),
-                          settle_s=0.0)
-    return measurement.samples
+                          settle_s=0.0, watch=contention.BlockWatch(None))
+    return measurement.samples, measurement.blocks[0].get("page_faults_per_call")
 
 
 def _summary(samples: list[float]) -> dict:
@@ -99,12 +110,12 @@ def _check_run_args(batch, threads, warmup, repeats, modes) -> None:
         raise ValueError(f"modes must be a non-empty subset of {MODES}, got {modes!r}")
 
 
-def _result(implementation: str, name: str, batch: int, threads: int, samples: dict,
+def _result(implementation: str, name: str, batch: int, threads: int, samples: dict, faults: dict,
             execution: str = "layer-sequence") -> dict:
     stats = {mode: _summary(values) for mode, values in samples.items()}
     return {
         "model": name, "implementation": implementation, "batch": batch, "threads": threads,
-        "execution": execution,
+        "execution": execution, "page_faults_per_step": faults,
         "forward_s": stats["infer"]["median"] if "infer" in stats else None,
         "train_step_s": stats["train"]["median"] if "train" in stats else None,
         "samples": samples, "stats": stats,
@@ -124,7 +135,7 @@ def run_torch(model, batch: int, threads: int, *, warmup: int = 2, repeats: int 
     try:
         net = TorchModel(model, batch, torch, seed)
         optimizer = torch.optim.SGD(net.parameters(), lr=SGD_LR, momentum=SGD_MOMENTUM)
-        samples = {}
+        samples, faults = {}, {}
         if "infer" in modes:
             net.set_training(False)
 
@@ -132,7 +143,7 @@ def run_torch(model, batch: int, threads: int, *, warmup: int = 2, repeats: int 
                 with torch.no_grad():
                     net.forward()
 
-            samples["infer"] = _time_runs(infer, warmup, repeats)
+            samples["infer"], faults["infer"] = _time_runs(infer, warmup, repeats)
         if "train" in modes:
             net.set_training(True)
             grads = net.gradients()
@@ -147,10 +158,10 @@ def run_torch(model, batch: int, threads: int, *, warmup: int = 2, repeats: int 
                 torch.autograd.backward([y for y, keep in zip(outputs, mask) if keep], grads)
                 optimizer.step()
 
-            samples["train"] = _time_runs(train, warmup, repeats)
+            samples["train"], faults["train"] = _time_runs(train, warmup, repeats)
     finally:
         torch.set_num_threads(before)
-    return _result(f"torch {torch.__version__}", model.name, batch, threads, samples)
+    return _result(f"torch {torch.__version__}", model.name, batch, threads, samples, faults)
 
 
 def run_ours(model, batch: int, threads: int, *, warmup: int = 2, repeats: int = 5,
@@ -162,13 +173,13 @@ def run_ours(model, batch: int, threads: int, *, warmup: int = 2, repeats: int =
     from .. import __version__
 
     net = OursModel(model, batch, threads, seed)
-    samples = {}
+    samples, faults = {}, {}
     if "infer" in modes:
-        samples["infer"] = _time_runs(lambda: net.forward(False), warmup, repeats)
+        samples["infer"], faults["infer"] = _time_runs(lambda: net.forward(False), warmup, repeats)
     if "train" in modes:
-        samples["train"] = _time_runs(net.train_step, warmup, repeats)
+        samples["train"], faults["train"] = _time_runs(net.train_step, warmup, repeats)
     return _result(f"dlcb_kernels {__version__} (numpy {np.__version__} for memory-bound layers)", model.name, batch,
-                   threads, samples)
+                   threads, samples, faults)
 
 
 RUNNERS = {"torch": run_torch, "ours": run_ours}
@@ -189,7 +200,7 @@ def run_torch_module(net, example, threads: int, *, warmup: int = 2, repeats: in
     torch.set_num_threads(threads)
     was_training = net.training
     try:
-        samples = {}
+        samples, faults = {}, {}
         if "infer" in modes:
             net.eval()
 
@@ -197,7 +208,7 @@ def run_torch_module(net, example, threads: int, *, warmup: int = 2, repeats: in
                 with torch.no_grad():
                     net(example)
 
-            samples["infer"] = _time_runs(infer, warmup, repeats)
+            samples["infer"], faults["infer"] = _time_runs(infer, warmup, repeats)
         if "train" in modes:
             net.train()
             optimizer = torch.optim.SGD(net.parameters(), lr=SGD_LR, momentum=SGD_MOMENTUM)
@@ -215,11 +226,12 @@ def run_torch_module(net, example, threads: int, *, warmup: int = 2, repeats: in
                     torch.autograd.backward(output, grad)
                 optimizer.step()
 
-            samples["train"] = _time_runs(train, warmup, repeats)
+            samples["train"], faults["train"] = _time_runs(train, warmup, repeats)
     finally:
         net.train(was_training)
         torch.set_num_threads(before)
-    return _result(f"torch {torch.__version__}", type(net).__name__, batch, threads, samples, execution="graph")
+    return _result(f"torch {torch.__version__}", type(net).__name__, batch, threads, samples, faults,
+                   execution="graph")
 
 
 def _first_tensor(output):
@@ -329,10 +341,16 @@ def _add_rows(rows: list, model_name: str, impl: str, batch: int, threads: int, 
                "implementation": measured["implementation"], "execution": measured.get("execution"),
                "measured_spread": measured["stats"][mode]["rel_spread"],
                "sources": predicted.get("sources", {}).get(mode, {}), "first_touch_s_per_page": first_touch}
+        # what the step's own page faults cost at the probed price: the part of a miss that is
+        # fresh memory (the table's calls may have reused theirs)
+        faults = (measured.get("page_faults_per_step") or {}).get(mode)
+        row["page_faults_per_step"] = faults
+        row["first_touch_share"] = faults * first_touch / measured[key] \
+            if faults is not None and first_touch is not None else None
         text = f"  {mode:<5} measured {measured[key] * 1e3:9.2f} ms, predicted {predicted[mode] * 1e3:9.2f} ms " \
                f"({row['error']:+.1%})"
-        if first_touch is not None:
-            text += f" [fresh page {first_touch * 1e6:.2f} us]"
+        if row["first_touch_share"] is not None:
+            text += f" [{faults:,.0f} page faults a step at {first_touch * 1e6:.2f} us: ~{row['first_touch_share']:.0%}]"
         if held_out is not None:
             row["held_out_predicted_s"] = held_out[mode]
             row["held_out_error"] = relative_error(held_out[mode], measured[key])
@@ -508,7 +526,9 @@ def format_rows(rows: list[dict], summary: list[dict], held_out: dict | None = N
             else:
                 line += (f" {r['held_out_predicted_s'] * 1e3:>12.2f} {r['held_out_error']:>+8.1%} "
                          f"{_percent(r.get('held_out_uncertainty')):>5}")
-        lines.append(line + flag)
+        share = r.get("first_touch_share")
+        touch = f"  page faults ~{share:.0%} of the step" if share is not None and share >= 0.05 else ""
+        lines.append(line + flag + touch)
     lines.append("")
     lines.append("summary (goal: mean |error| <= 10% over >= 6 models, none above 20%"
                  + ("; held out: mean <= 15%, none above 30%, the stated +- covering >= 80%" if loo else "") + "):")
