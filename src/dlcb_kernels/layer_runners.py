@@ -15,6 +15,7 @@ measures exactly what runs in a model.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 
@@ -140,6 +141,19 @@ def torch_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int):
+    """torch on `threads` intra-op threads for the block (yields the module), its own count after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield torch
+    finally:
+        torch.set_num_threads(before)
 
 
 class TorchLayer:

@@ -56,6 +56,7 @@ from ..layer_runners import (
     OursModel,
     TorchModel,
     torch_available,
+    torch_threads,
 )
 
 IMPLS = ("torch", "ours")
@@ -128,11 +129,7 @@ def run_torch(model, batch: int, threads: int, *, warmup: int = 2, repeats: int 
     forward, backward of sum(output * fixed gradient) over every layer, SGD with momentum)
     with PyTorch on `threads` threads; medians of `repeats` runs after `warmup`."""
     _check_run_args(batch, threads, warmup, repeats, modes)
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads) as torch:
         net = TorchModel(model, batch, torch, seed)
         optimizer = torch.optim.SGD(net.parameters(), lr=SGD_LR, momentum=SGD_MOMENTUM)
         samples, faults = {}, {}
@@ -159,8 +156,6 @@ def run_torch(model, batch: int, threads: int, *, warmup: int = 2, repeats: int 
                 optimizer.step()
 
             samples["train"], faults["train"] = _time_runs(train, warmup, repeats)
-    finally:
-        torch.set_num_threads(before)
     return _result(f"torch {torch.__version__}", model.name, batch, threads, samples, faults)
 
 
@@ -192,14 +187,10 @@ def run_torch_module(net, example, threads: int, *, warmup: int = 2, repeats: in
     gradient), or with `loss` of the softmax cross-entropy of the output's last dimension against
     fixed random labels, then SGD with momentum), the graph as the module runs it; medians of
     `repeats` runs."""
-    import torch
-
     batch = int(example.shape[0])
     _check_run_args(batch, threads, warmup, repeats, modes)
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
     was_training = net.training
-    try:
+    with torch_threads(threads) as torch, _restoring_mode(net, was_training):
         samples, faults = {}, {}
         if "infer" in modes:
             net.eval()
@@ -227,11 +218,17 @@ def run_torch_module(net, example, threads: int, *, warmup: int = 2, repeats: in
                 optimizer.step()
 
             samples["train"], faults["train"] = _time_runs(train, warmup, repeats)
-    finally:
-        net.train(was_training)
-        torch.set_num_threads(before)
     return _result(f"torch {torch.__version__}", type(net).__name__, batch, threads, samples, faults,
                    execution="graph")
+
+
+@contextlib.contextmanager
+def _restoring_mode(net, training: bool):
+    """The module back in its train/eval mode after the block."""
+    try:
+        yield
+    finally:
+        net.train(training)
 
 
 def _first_tensor(output):

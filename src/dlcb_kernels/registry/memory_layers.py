@@ -18,7 +18,7 @@ import numpy as np
 
 from . import Implementation, PreparedRun, register, vendor_missing
 from .torch_vendor import _library as _torch_library
-from .torch_vendor import _torch_threads
+from ..layer_runners import torch_threads
 
 
 def _spec(problem):
@@ -33,7 +33,7 @@ def _torch() -> Implementation:
     def prepare(problem, inputs, threads: int) -> Iterator[PreparedRun]:
         from ..layer_runners import TorchLayer
 
-        with _torch_threads(threads) as torch:
+        with torch_threads(threads) as torch:
             layer = TorchLayer(_spec(problem), torch)
             if layer.module is not None:
                 layer.module.train(problem.training)

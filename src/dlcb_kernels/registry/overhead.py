@@ -18,7 +18,7 @@ import numpy as np
 from . import Implementation, PreparedRun, register, vendor_missing
 from .memory_layers import _always_available
 from .torch_vendor import _library as _torch_library
-from .torch_vendor import _torch_threads
+from ..layer_runners import torch_threads
 
 
 def _torch() -> Implementation:
@@ -26,7 +26,7 @@ def _torch() -> Implementation:
     def prepare(problem, inputs, threads: int) -> Iterator[PreparedRun]:
         from ..layer_runners import SGD_LR, SGD_MOMENTUM
 
-        with _torch_threads(threads) as torch:
+        with torch_threads(threads) as torch:
             nn = torch.nn
             x = torch.from_numpy(inputs["x"])
             prepared = PreparedRun(lambda: None, None, threads)

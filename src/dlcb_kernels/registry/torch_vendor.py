@@ -13,6 +13,7 @@ from typing import Iterator
 
 import numpy as np
 
+from ..layer_runners import torch_threads
 from ..problems.rnn import WEIGHT_NAMES
 from . import Implementation, PreparedRun, register, vendor_missing
 
@@ -29,22 +30,10 @@ def _library() -> str:
     return f"torch {torch.__version__} (BLAS {blas}, {onednn})"
 
 
-@contextlib.contextmanager
-def _torch_threads(threads: int):
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield torch
-    finally:
-        torch.set_num_threads(before)
-
-
 def _gemm() -> Implementation:
     @contextlib.contextmanager
     def prepare(problem, inputs, threads: int) -> Iterator[PreparedRun]:
-        with _torch_threads(threads) as torch:
+        with torch_threads(threads) as torch:
             a = torch.from_numpy(inputs["a"])
             b = torch.from_numpy(inputs["b"])
             a, b = (a.T if problem.trans_a else a), (b.T if problem.trans_b else b)
@@ -68,7 +57,7 @@ def _conv_algorithm(torch) -> str:
 def _conv() -> Implementation:
     @contextlib.contextmanager
     def prepare(problem, inputs, threads: int) -> Iterator[PreparedRun]:
-        with _torch_threads(threads) as torch:
+        with torch_threads(threads) as torch:
             args = problem.conv_args()
             conv = (list(args["stride"]), list(args["padding"]), list(args["dilation"]), False, [0, 0],
                     args["groups"])
@@ -105,7 +94,7 @@ _MODULES = {"vanilla": "RNN", "lstm": "LSTM", "gru": "GRU"}
 def _rnn() -> Implementation:
     @contextlib.contextmanager
     def prepare(problem, inputs, threads: int) -> Iterator[PreparedRun]:
-        with _torch_threads(threads) as torch:
+        with torch_threads(threads) as torch:
             extra = {"nonlinearity": "relu"} if problem.cell == "vanilla" else {}
             layer = getattr(torch.nn, _MODULES[problem.cell])(problem.inputs_per_step, problem.hidden, **extra)
             with torch.no_grad():
