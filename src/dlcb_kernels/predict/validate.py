@@ -26,6 +26,10 @@ fresh pages, and on a shared VM that cost per page moves several-fold within an 
 measured minutes before a run can be far off for models whose layers allocate large outputs.
 Each model's runs are therefore bracketed by a fresh-page probe and the exact records moved to
 its cost (first_touch "now", ThroughputModel); "table" predicts from the records as measured.
+Each step's own page faults are counted and priced at that cost (rows: page_faults_per_step,
+first_touch_share): the table's calls, made in one long `dlcb bench` process whose allocator
+reuses its memory, often fault far less than the same layers in a fresh process's model step,
+and that difference is not predicted.
 **Leave-one-model-out** (leave_one_out): each model is also predicted from the table without a
 record of any problem it uses (held_out_table), as a model never measured would be.
 
