@@ -22,9 +22,10 @@ THROTTLE_FRACTION = 0.95
 class FirstTouchProbe:
     """What one page of freshly allocated memory costs the kernel that first writes it (page
     fault and zeroing), per page of wall time on `threads` threads, from writing 8 MiB of fresh
-    mappings (median of 3, a few ms). On a 2-core KVM guest it read 0.2 to 2.7 us within an
-    hour, and a 1x1 convolution writing a fresh 38 MB output (18,800 faults a call) took 6.1 ms
-    and then 37 ms: times of calls that allocate are only comparable at the same cost."""
+    mappings (median of 3, a few ms). On a 2-core KVM guest it read 0.8 to 3.1 us a page
+    within an hour on 2 threads; PyTorch's 1x1 convolution N8 C16 112x112 -> 96 faulted 18,818
+    pages a call in a fresh process (36-40 ms a call, 6.9 ms where its memory was reused), so
+    at those costs its time moves by tens of milliseconds."""
 
     def __init__(self, threads: int):
         self.threads = threads
