@@ -95,15 +95,19 @@ def test_an_imported_model_round_trips_through_a_model_file(tmp_path):
 def test_cli_imports_saves_and_the_models_suite_measures_it(tmp_path):
     out = tmp_path / "lm.json"
     result = subprocess.run([sys.executable, "-m", "dlcb_kernels", "models", "--torch", "torch_nets:LM", "--input",
-                             "2x10:int", "--save", str(out)], capture_output=True, text=True, cwd=TESTS, timeout=300)
+                             "2x10:int", "--loss", "--save", str(out)], capture_output=True, text=True, cwd=TESTS,
+                            timeout=300)
     assert result.returncode == 0, result.stderr
     assert "lstm_l1" in result.stdout and out.exists()
+    assert load_model(out).layers[-1].kind == "loss"          # --loss: the training step's cross-entropy
     table = tmp_path / "t.json"
     bench = subprocess.run([sys.executable, "-m", "dlcb_kernels", "bench", "--suite", "models", "--models", str(out),
-                            "--batch", "2", "--impl", "ours", "--max-time", "0.02", "--min-samples", "3",
-                            "--peak-store", "off", "-q", "-o", str(table)], capture_output=True, text=True,
-                           timeout=600)
+                            "--batch", "2", "--impl", "ours", "--mode", "both", "--max-time", "0.02",
+                            "--min-samples", "3", "--peak-store", "off", "-q", "-o", str(table)], capture_output=True,
+                           text=True, timeout=600)
     assert bench.returncode == 0, bench.stderr
+    problems = [r["problem"] for r in json.loads(table.read_text())["records"]]
+    assert any(p.startswith("memory loss fwd") for p in problems) and any(p.startswith("memory loss bwd") for p in problems)
     bad = subprocess.run([sys.executable, "-m", "dlcb_kernels", "models", "--torch", "torch_nets:LM"],
                          capture_output=True, text=True, cwd=TESTS, timeout=300)
     assert bad.returncode == 1 and "--torch needs --input" in bad.stderr

@@ -363,8 +363,13 @@ def test_cli_argument_errors(tmp_path, capsys):
         cli_validate.run(_cli(["--table", str(tmp_path / "missing.json")]))
     with pytest.raises(ValueError, match="unknown model"):
         cli_validate.run(_cli(["--table", str(_empty_table(tmp_path)), "--models", "NoSuchNet"]))
+    with pytest.raises(ValueError, match="--loss is for --torch"):
+        cli_validate.run(_cli(["--table", "t.json", "--loss"]))
+    with pytest.raises(SystemExit):
+        _cli(["--table", "t.json", "--first-touch", "later"])
     args = _cli(["--table", "t.json", "--models", "TextCNN,DeepMNIST", "--batch", "16", "--impl", "ours", "--json"])
     assert (args.models, args.batch, args.impl, args.json, args.repeats) == ("TextCNN,DeepMNIST", 16, "ours", True, 5)
+    assert (args.first_touch, args.leave_one_out, args.loss) == ("now", False, False)
 
 
 def test_make_table_entry_point_argument_errors(capsys):
