@@ -28,10 +28,14 @@ void check_threads(int threads) {
                           std::to_string(threads));
 }
 
+void check_repeats(int repeats) {
+  if (repeats < 1 || repeats > 1000) throw py::value_error("repeats must be between 1 and 1000");
+}
+
 void check_timing(double ms_per_repeat, int repeats) {
   if (!(ms_per_repeat > 0.0 && ms_per_repeat <= 10000.0))
     throw py::value_error("ms_per_repeat must be > 0 and <= 10000");
-  if (repeats < 1 || repeats > 1000) throw py::value_error("repeats must be between 1 and 1000");
+  check_repeats(repeats);
 }
 
 // Linux overcommits: an allocation far beyond RAM can succeed and the first touch then wakes
@@ -127,7 +131,7 @@ py::dict stream_triad(int threads, int64_t floats_per_array, int repeats) {
   check_threads(threads);
   if (floats_per_array < 1) throw py::value_error("floats_per_array must be >= 1");
   check_fits_in_memory(3.0 * sizeof(float) * static_cast<double>(floats_per_array), "floats_per_array");
-  if (repeats < 1 || repeats > 1000) throw py::value_error("repeats must be between 1 and 1000");
+  check_repeats(repeats);
   dlcb::probe::TriadTiming t{};
   {
     py::gil_scoped_release release;
@@ -146,7 +150,7 @@ py::dict first_touch(int threads, int64_t bytes, int repeats) {
   check_threads(threads);
   if (bytes < 1) throw py::value_error("bytes must be >= 1");
   check_fits_in_memory(static_cast<double>(bytes), "bytes");
-  if (repeats < 1 || repeats > 1000) throw py::value_error("repeats must be between 1 and 1000");
+  check_repeats(repeats);
   dlcb::probe::FirstTouchTiming t{};
   {
     py::gil_scoped_release release;

@@ -101,8 +101,9 @@ def _memory_layer_spec(layer, batch: int, spec: LayerSpec) -> None:
     elif kind == "embedding":
         spec.inputs, spec.output = [(batch, d["tokens"])], (batch, d["tokens"], d["dim"])
         spec.params = {"vocabulary": d["vocab"]}
-    elif kind == "loss":   # logits in, one loss per row out, against fixed random labels
+    elif kind == "loss":   # logits in, one loss per row out, against fixed random labels (both runners')
         spec.inputs, spec.output = [(batch, *d["tensor"])], (batch, *d["tensor"][:-1])
+        spec.params = {"labels": np.random.default_rng(0).integers(0, d["tensor"][-1], spec.output)}
     elif kind in MEMORY_KINDS:
         tensor = (batch, *d["tensor"])
         spec.inputs = [tensor] * (layer.operands if kind == "eltwise" else 1)
@@ -197,8 +198,7 @@ class TorchLayer:
             self.module = nn.Embedding(p["vocabulary"], spec.output[-1])
         elif kind == "loss":   # a module for its train/eval flag: no loss at inference
             self.module = nn.CrossEntropyLoss(reduction="none")
-            classes = spec.inputs[0][-1]
-            self.labels = torch.from_numpy(np.random.default_rng(0).integers(0, classes, spec.output))
+            self.labels = torch.from_numpy(p["labels"])
         self.torch = torch
 
     def parameters(self) -> list:
@@ -321,8 +321,8 @@ class OursLayer:
                 self.running = {"mean": np.zeros(channels, np.float32), "var": np.ones(channels, np.float32)}
         elif kind == "embedding":
             self._weight("table", (p["vocabulary"], spec.output[-1]), rng)
-        elif kind == "loss":   # the torch runner's labels
-            self.labels = np.random.default_rng(0).integers(0, spec.inputs[0][-1], spec.output)
+        elif kind == "loss":
+            self.labels = p["labels"]
             self.log_p = np.empty(spec.inputs[0], dtype=np.float32)
         elif kind == "pool":
             self._prepare_pool()

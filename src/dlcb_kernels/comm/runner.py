@@ -45,15 +45,10 @@ class CommSettings:
     timeout_s: float = 120.0       # a size (or a rank's check-in) taking longer aborts the job
 
     def __post_init__(self):
-        if not 0 < self.noise_target < 1:
-            raise ValueError(f"noise_target must be in (0, 1), got {self.noise_target}")
-        if self.min_samples < 3:
-            raise ValueError(f"min_samples must be >= 3, got {self.min_samples}")
-        if self.max_samples < self.min_samples:
-            raise ValueError("max_samples must be >= min_samples")
         for name in ("max_time", "sample_time", "timeout_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        self.criterion()  # validates the noise criterion's fields
         if self.max_iterations < 1 or self.warmup < 0:
             raise ValueError("max_iterations must be >= 1 and warmup >= 0")
 

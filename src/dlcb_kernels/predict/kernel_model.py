@@ -370,7 +370,7 @@ class ThroughputModel:
         self.entries = [e for e in entries if e.problem.op != MEMORY_OP]
         self.memory_entries = [e for e in entries if e.problem.op == MEMORY_OP]
         # keyed by the problem's own params, so a record written before a field existed still matches
-        self._exact = {(e.problem.op, _params_key(e.problem.params())): e for e in entries}
+        self._exact = {problem_key(e.problem): e for e in entries}
         self._memory_groups: dict[tuple, list[_Entry]] = {}
         for entry in self.memory_entries:
             self._memory_groups.setdefault(memory_group_of(entry.problem), []).append(entry)
@@ -471,7 +471,7 @@ class ThroughputModel:
 
     def predict(self, problem) -> KernelPrediction:
         self._check_problem(problem)
-        entry = self._exact.get((problem.op, _params_key(problem.params())))
+        entry = self._exact.get(problem_key(problem))
         if entry is not None:
             return self._exact_prediction(entry)
         if problem.op == MEMORY_OP:
@@ -638,6 +638,12 @@ class MemoryTimeFit:
 
     def describe(self) -> str:
         return f"t = {self.fixed_s * 1e6:.3g} us + bytes / {self.bytes_per_s / 1e9:.3g} GB/s"
+
+
+def problem_key(problem) -> tuple:
+    """What matches a record to a problem: the op and the problem's own params (normalized by
+    the problem type, so a record written before a field existed still matches)."""
+    return problem.op, _params_key(problem.params())
 
 
 def _params_key(params: dict) -> tuple:

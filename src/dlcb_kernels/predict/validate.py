@@ -277,22 +277,18 @@ def held_out_table(table_doc: dict, model, batch: int) -> dict:
     as a model never measured would be predicted."""
     from ..problems import problem_from_params
     from ..suites import MODEL_OPS, model_problems
-    from .kernel_model import OVERHEAD_OP
+    from .kernel_model import OVERHEAD_OP, problem_key
 
-    own = {_problem_key(sp.problem) for sp in model_problems([model], {model.name: batch}, "both", MODEL_OPS)
+    own = {problem_key(sp.problem) for sp in model_problems([model], {model.name: batch}, "both", MODEL_OPS)
            if sp.problem.op != OVERHEAD_OP}
 
     def own_record(record: dict) -> bool:
         try:
-            return _problem_key(problem_from_params(record["op"], record["params"])) in own
+            return problem_key(problem_from_params(record["op"], record["params"])) in own
         except (KeyError, TypeError, ValueError):   # an error record without usable params
             return False
 
     return {**table_doc, "records": [r for r in table_doc["records"] if not own_record(r)]}
-
-
-def _problem_key(problem) -> tuple:
-    return problem.op, tuple(sorted(problem.params().items()))
 
 
 # Validation ------------------------------------------------------------------------------------

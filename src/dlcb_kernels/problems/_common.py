@@ -59,6 +59,15 @@ def check_choice(problem, name: str, choices) -> None:
         raise ValueError(f"{type(problem).__name__}.{name} must be one of {', '.join(choices)}; got {value!r}")
 
 
+def check_flag(problem, name: str) -> None:
+    """A bool field, or "true"/"false" as `dlcb bench --problem` passes it."""
+    value = getattr(problem, name)
+    if isinstance(value, str) and value.lower() in ("true", "false"):   # from the CLI
+        object.__setattr__(problem, name, value.lower() == "true")
+    elif not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{type(problem).__name__}.{name} must be a bool, got {type(value).__name__}")
+
+
 def from_params(cls, params: dict):
     fields = {f.name for f in dataclasses.fields(cls)}
     unknown = set(params) - fields

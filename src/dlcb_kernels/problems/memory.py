@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._common import check_choice, check_dims, relative_error
+from ._common import check_choice, check_dims, check_flag, from_params, relative_error
 
 MEMORY_KINDS = ("relu", "pool", "bn", "lrn", "eltwise", "concat", "softmax", "dropout", "loss")
 DIRECTIONS = ("fwd", "bwd")
@@ -87,10 +87,7 @@ class MemoryProblem:
         check_choice(self, "mode", POOL_MODES)
         if self.dtype != "float32":
             raise ValueError(f"MemoryProblem.dtype must be float32, got {self.dtype!r}")
-        if isinstance(self.training, str) and self.training.lower() in ("true", "false"):   # from the CLI
-            object.__setattr__(self, "training", self.training.lower() == "true")
-        if not isinstance(self.training, (bool, np.bool_)):
-            raise TypeError(f"MemoryProblem.training must be a bool, got {type(self.training).__name__}")
+        check_flag(self, "training")
         for name in ("tensor", "window", "stride", "pad"):
             values = _parse_dims(getattr(self, name), name)
             if any(isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) for v in values):
@@ -117,10 +114,7 @@ class MemoryProblem:
                 or not 0.0 <= self.rate < 1.0:
             raise ValueError(f"MemoryProblem.rate must be a number in [0, 1), got {self.rate!r}")
         object.__setattr__(self, "rate", float(self.rate) if self.kind == "dropout" else DROPOUT_P)
-        if isinstance(self.inplace, str) and self.inplace.lower() in ("true", "false"):   # from the CLI
-            object.__setattr__(self, "inplace", self.inplace.lower() == "true")
-        if not isinstance(self.inplace, (bool, np.bool_)):
-            raise TypeError(f"MemoryProblem.inplace must be a bool, got {type(self.inplace).__name__}")
+        check_flag(self, "inplace")
         # only relu's forward has an in-place form that differs (its backward is the same call)
         object.__setattr__(self, "inplace", bool(self.inplace and self.kind == "relu" and self.direction == "fwd"))
         object.__setattr__(self, "training", bool(self.direction == "bwd" or self.kind == "loss" or
@@ -211,10 +205,7 @@ class MemoryProblem:
 
     @classmethod
     def from_params(cls, params: dict) -> "MemoryProblem":
-        unknown = set(params) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown MemoryProblem parameters: {sorted(unknown)}")
-        return cls(**params)
+        return from_params(cls, params)
 
     # Inputs and the reference -------------------------------------------------------------
 

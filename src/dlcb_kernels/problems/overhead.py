@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._common import check_choice, check_dims
+from ._common import check_choice, check_dims, check_flag, from_params
 
 OVERHEAD_KINDS = ("layer", "step")
 # Calls in one measured chain: enough that the timer's own cost is a small share.
@@ -43,10 +43,7 @@ class OverheadProblem:
 
     def __post_init__(self):
         check_choice(self, "kind", OVERHEAD_KINDS)
-        if isinstance(self.training, str) and self.training.lower() in ("true", "false"):   # from the CLI
-            object.__setattr__(self, "training", self.training.lower() == "true")
-        if not isinstance(self.training, (bool, np.bool_)):
-            raise TypeError(f"OverheadProblem.training must be a bool, got {type(self.training).__name__}")
+        check_flag(self, "training")
         object.__setattr__(self, "training", bool(self.training))
         check_dims(self, ("calls",), minimum=1)
         if self.kind == "step" and not self.training:
@@ -68,10 +65,7 @@ class OverheadProblem:
 
     @classmethod
     def from_params(cls, params: dict) -> "OverheadProblem":
-        unknown = set(params) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown OverheadProblem parameters: {sorted(unknown)}")
-        return cls(**params)
+        return from_params(cls, params)
 
     def make_inputs(self, seed: int = 0) -> dict:
         return {"x": np.ones(1, dtype=np.float32)}
