@@ -23,7 +23,7 @@ from collections import Counter
 
 import pytest
 
-from dlcb_kernels import _cpu, devices, environment, openmp_policy, peak_store, registry
+from dlcb_kernels import _cpu, allocator_policy, devices, environment, openmp_policy, peak_store, registry
 from dlcb_kernels.bench import device_id
 from dlcb_kernels.harness import Context, measure_implementation
 from dlcb_kernels.measure import Settings, contention
@@ -142,7 +142,9 @@ class DlcbSession:
                    "settings": self.settings.as_dict(),
                    "harness": {"timer": "dlcb harness; pytest-benchmark replays its samples"},
                    "environment": {**environment.describe(registry.blas_info()),
-                                   "openmp": openmp_policy.describe("pytest: the runtime's setting at start")},
+                                   "openmp": openmp_policy.describe("pytest: the runtime's setting at start"),
+                                   "allocator": allocator_policy.describe(
+                                       None, "pytest: the C library's settings at start (GLIBC_TUNABLES)")},
                    "machine_at_start": self.machine_at_start}
             self._writer = TableWriter(self.table_path, run, self.device)
         return self._writer

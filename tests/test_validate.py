@@ -402,6 +402,7 @@ def test_cli_prints_rows_summary_and_held_out(tmp_path, monkeypatch, capsys):
     assert calls == {"models": ["TextCNN"], "batches": {"TextCNN": 16}, "threads": 1, "impls": ("ours",), "repeats": 2,
                      "leave_one_out": False}
     assert out["summary"][0]["mean_abs_error"] == pytest.approx(0.1) and out["held_out"]["ours"][0]["count"] == 2
+    assert out["allocator"]["table_state"] == "system" and out["allocator"]["mode"] == "system"   # a table without it
     assert cli_validate.run(_cli(argv)) == 0
     text = capsys.readouterr().out
     assert "TextCNN" in text and "+10.0%" in text and "held-out kernels, ours records" in text

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from . import devices, environment, openmp_policy, peak_store, registry
+from . import allocator_policy, devices, environment, openmp_policy, peak_store, registry
 from .harness import Context, measure_implementation
 from .measure import Settings, contention, measure_overhead
 from .records import base_record, compare_to_vendors, now_iso
@@ -94,13 +94,15 @@ def device_id(device: dict) -> str:
 def run_bench(config: BenchConfig, out_path, *, progress_stream: TextIO | None = sys.stderr,
               device: dict | None = None, run_fields: dict | None = None,
               device_fields: dict | None = None, machine_at_start: dict | None = None,
-              openmp_why: str | None = None) -> dict:
+              openmp_why: str | None = None, allocator_mode: str | None = None,
+              allocator_why: str = "not chosen: the benchmark was called from Python") -> dict:
     """Runs the benchmark, writing the table to out_path after every record. Returns the table.
 
     run_fields and device_fields are added to the run entry and the device block (an MPI job's
     rank, host and the ranks sharing the device). machine_at_start: the contention sample the
     caller already took (else one is taken here); openmp_why: why the OpenMP wait policy is what
-    it is (openmp_policy), recorded with it.
+    it is (openmp_policy), recorded with it; allocator_mode/allocator_why: the C allocator's mode
+    asked for and why it is in the state it is (allocator_policy), recorded with the state probed.
 
     KeyboardInterrupt marks the run "interrupted" in the file (every finished record kept) and
     propagates.
@@ -148,6 +150,7 @@ def run_bench(config: BenchConfig, out_path, *, progress_stream: TextIO | None =
         **(run_fields or {}),
     }
     run["environment"]["openmp"] = openmp_policy.describe(openmp_why)
+    run["environment"]["allocator"] = allocator_policy.describe(allocator_mode, allocator_why)
     if target.backend == "cuda":
         run["environment"]["cuda"] = environment.describe_cuda()
     writer = TableWriter(out_path, run, device)

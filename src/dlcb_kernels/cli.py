@@ -142,6 +142,11 @@ def _parser() -> argparse.ArgumentParser:
                             "spin on an idle machine, PASSIVE when other processes are busy at the start: "
                             "the run restarts itself with OMP_WAIT_POLICY=PASSIVE), runtime, or passive. "
                             "A wait policy set in the environment is always kept")
+    bench.add_argument("--allocator", choices=("steady", "system"), default="steady",
+                       help="steady (default): the C allocator keeps and reuses freed memory (glibc tunables; "
+                            "the run restarts itself with them), so a call's time does not depend on whether "
+                            "its buffers happen to be fresh pages; system: the C library as the environment "
+                            "set it, page faults included. Recorded in the table (environment.allocator)")
     bench.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     from .comm import cli as comm_cli
 
@@ -216,7 +221,11 @@ _RANK_MERGE_TIMEOUT_S = 600.0
 
 
 def _bench(args) -> int:
+    from . import allocator_policy
     from .comm.world import CommError, init_world, run_guarded
+
+    args.allocator_why = allocator_policy.apply(args.allocator, may_restart=args.may_restart, command="bench",
+                                                stream=None if args.quiet else sys.stderr)
 
     try:
         world = init_world(timeout_s=_RANK_START_TIMEOUT_S)
@@ -250,7 +259,8 @@ def _bench_here(args) -> int:
     if stream:
         _announce(config, args.cache, out, stream)
     try:
-        doc = run_bench(config, out, progress_stream=stream, machine_at_start=machine, openmp_why=why)
+        doc = run_bench(config, out, progress_stream=stream, machine_at_start=machine, openmp_why=why,
+                        allocator_mode=args.allocator, allocator_why=args.allocator_why)
     except KeyboardInterrupt:
         print(f"\ndlcb bench: interrupted; {_keep_interrupted(out)}", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -353,7 +363,8 @@ def _bench_ranks(args, world) -> int:
         try:
             doc = run_bench(config, rank_out, progress_stream=None if args.quiet else stderr,
                             run_fields={"mpi": world.describe(), "rank": world.rank, "host": world.hostname},
-                            device_fields=group.block_fields())
+                            device_fields=group.block_fields(), allocator_mode=args.allocator,
+                            allocator_why=args.allocator_why)
         except KeyboardInterrupt:
             world.abort(f"interrupted; its finished records are in {rank_out}", EXIT_INTERRUPTED)
         say(f"finished {group.device} on {world.hostname}; waiting for the other ranks")

@@ -57,6 +57,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "model's runs and move the exact records, which say how many pages a call faulted "
                              "and at what cost, to it (on a VM that cost moves several times within an hour); "
                              "table: the records' times as measured")
+    parser.add_argument("--allocator", choices=("table", "steady", "system"), default="table",
+                        help="the C allocator the runs use: table (default) the state the table was measured "
+                             "under (environment.allocator; tables without it: system), steady (freed memory "
+                             "kept and reused: no page faults after the warm-up; the command restarts itself "
+                             "with glibc tunables), or system (the C library as the environment set it, page "
+                             "faults included; the rows count them). See `dlcb bench --allocator`")
     parser.add_argument("--leave-one-out", action="store_true",
                         help="also predict each model from the table without its own records (every kernel "
                              "problem and memory-bound call it uses, as for a model never measured) and "
@@ -86,8 +92,9 @@ def run(args) -> int:
     threads = require_threads(args.threads)
     batches = parse_batches(models, args.batch)
     impls = usable_runners(impls, doc, names, args.batch)   # before anything is measured
-    print(f"dlcb validate: {len(models)} models, {', '.join(impls)}, {threads} threads, table {args.table}",
-          file=sys.stderr, flush=True)
+    allocator = _allocator(args, doc)
+    print(f"dlcb validate: {len(models)} models, {', '.join(impls)}, {threads} threads, table {args.table}, "
+          f"allocator {allocator['state']}", file=sys.stderr, flush=True)
     rows: list = []
     interrupted = False
     try:
@@ -99,8 +106,8 @@ def run(args) -> int:
     summary = summarize_rows(rows)
     held_out = {impl: _held_out(doc, impl) for impl in impls}
     if args.json:
-        print(json.dumps({"rows": rows, "summary": summary, "held_out": held_out, "interrupted": interrupted},
-                         indent=1))
+        print(json.dumps({"rows": rows, "summary": summary, "held_out": held_out, "interrupted": interrupted,
+                          "allocator": allocator}, indent=1))
     else:
         print(format_rows(rows, summary, held_out))
     return 130 if interrupted else 0
@@ -133,6 +140,25 @@ def usable_runners(impls: tuple, doc: dict, names: list, batch) -> tuple:
     return tuple(usable)
 
 
+def _allocator(args, doc: dict) -> dict:
+    """The C allocator's state for the runs (restarting the command under the chosen mode where
+    needed, before anything is measured), with a warning where it differs from the table's:
+    page faults a call then takes in one and not the other."""
+    from .. import allocator_policy
+
+    table_state = allocator_policy.table_state(doc)
+    mode = table_state if args.allocator == "table" else args.allocator
+    why = allocator_policy.apply(mode, may_restart=getattr(args, "may_restart", False), command="validate",
+                                 stream=sys.stderr)
+    found = allocator_policy.describe(mode, why)
+    found["table_state"] = table_state
+    if found["state"] != table_state:
+        print(f"dlcb validate: warning: the table was measured under the {table_state} allocator and the runs use "
+              f"the {found['state']} one ({why}): calls that fault fresh pages in one and not the other move "
+              "the error", file=sys.stderr, flush=True)
+    return found
+
+
 def _held_out(doc: dict, impl: str) -> list:
     from .validate import held_out_summary
 
@@ -156,13 +182,14 @@ def _run_module(args) -> int:
     net, example, name = torch_module_and_input(args.torch, args.input)
     threads = require_threads(args.threads)
     usable_runners(("torch",), doc, [args.torch], int(example.shape[0]))
-    print(f"dlcb validate: {args.torch} on {tuple(example.shape)}, torch, {threads} threads, table {args.table}",
-          file=sys.stderr, flush=True)
+    allocator = _allocator(args, doc)
+    print(f"dlcb validate: {args.torch} on {tuple(example.shape)}, torch, {threads} threads, table {args.table}, "
+          f"allocator {allocator['state']}", file=sys.stderr, flush=True)
     rows = validate_module(doc, net, example, threads, repeats=args.repeats, name=name, progress=sys.stderr,
                            leave_one_out=args.leave_one_out, loss=args.loss, first_touch=args.first_touch)
     summary = summarize_rows(rows)
     if args.json:
-        print(json.dumps({"rows": rows, "summary": summary}, indent=1))
+        print(json.dumps({"rows": rows, "summary": summary, "allocator": allocator}, indent=1))
     else:
         print(format_rows(rows, summary, execution="graph"))
     return 0
