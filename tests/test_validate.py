@@ -4,6 +4,7 @@ measurements and predictions, the validation suite, and `dlcb validate`'s argume
 from __future__ import annotations
 
 import argparse
+import io
 import json
 
 import numpy as np
@@ -214,6 +215,37 @@ def test_validate_arithmetic_with_fake_measurements_and_predictions():
         v.relative_error(1.0, 0.0)
 
 
+def test_rounds_measure_the_models_in_turn_and_pool_their_samples():
+    models = [Model(f"M{i}", (fc("fc", 4, 2),), (4,)) for i in range(2)]
+    order = []
+    step = {"M0": iter([1.0, 4.0]), "M1": iter([2.0, 2.0])}          # per round: infer; train twice that
+    faults = {"M0": iter([(10, 0), (20, 4)]), "M1": iter([(30, 0), (40, 8)])}
+
+    def runner(model, batch, threads, *, warmup, repeats):
+        order.append(model.name)
+        seconds = next(step[model.name])
+        infer_faults, train_faults = next(faults[model.name])
+        return v._result("fake", model.name, batch, threads, {"infer": [seconds] * repeats,
+                                                             "train": [2 * seconds] * repeats},
+                         {"infer": infer_faults, "train": train_faults})
+
+    def predictor(model, doc, batch, impl, first_touch=None):
+        return {"infer": 2.0, "train": 4.0, "sources": {}}
+
+    out = io.StringIO()
+    rows = v.validate({}, models, {m.name: 3 for m in models}, 1, ("ours",), runners={"ours": runner},
+                      predictor=predictor, repeats=3, rounds=2, progress=out)
+    assert order == ["M0", "M1", "M0", "M1"]                         # in turn, not one model twice in a row
+    assert [(r["model"], r["mode"]) for r in rows] == [("M0", "infer"), ("M0", "train"), ("M1", "infer"),
+                                                      ("M1", "train")]   # the pooled rows replaced round 1's
+    assert [r["measured_s"] for r in rows] == pytest.approx([2.5, 5.0, 2.0, 4.0])   # medians over both rounds
+    assert [r["page_faults_per_step"] for r in rows] == pytest.approx([15, 2, 35, 4])
+    assert "(round 2 of 2)" in out.getvalue()
+    for bad, error in ((0, ValueError), (True, TypeError), (1.5, TypeError)):
+        with pytest.raises(error, match="rounds"):
+            v.validate({}, models, {m.name: 3 for m in models}, 1, ("ours",), runners={"ours": runner}, rounds=bad)
+
+
 def test_held_out_table_drops_every_record_the_model_reads_and_nothing_else():
     from dlcb_kernels.problems import GemmProblem, OverheadProblem
     from dlcb_kernels.suites import model_problems
@@ -288,6 +320,10 @@ def test_validate_module_runs_and_predicts_the_loss_when_asked(monkeypatch):
                                                        / r["measured_s"]) for r in rows)
     v.validate_module({}, net, torch.randn(4, 8), 1, warmup=0, repeats=1)
     assert seen[-1][0] == ["fc"]
+    pooled = v.validate_module({}, net, torch.randn(4, 8), 1, warmup=0, repeats=2, rounds=3)
+    assert len(pooled) == 2 and len(seen) == 3              # measured three times, predicted once
+    with pytest.raises(ValueError, match="rounds"):
+        v.validate_module({}, net, torch.randn(4, 8), 1, rounds=0)
 
 
 def test_held_out_summary_medians_and_p90(monkeypatch):
@@ -367,6 +403,8 @@ def test_cli_argument_errors(tmp_path, capsys):
         cli_validate.run(_cli(["--table", "t.json", "--loss"]))
     with pytest.raises(SystemExit):
         _cli(["--table", "t.json", "--first-touch", "later"])
+    with pytest.raises(SystemExit):
+        _cli(["--table", "t.json", "--rounds", "0"])
     args = _cli(["--table", "t.json", "--models", "TextCNN,DeepMNIST", "--batch", "16", "--impl", "ours", "--json"])
     assert (args.models, args.batch, args.impl, args.json, args.repeats) == ("TextCNN,DeepMNIST", 16, "ours", True, 5)
     assert (args.first_touch, args.leave_one_out, args.loss) == ("now", False, False)
@@ -384,9 +422,9 @@ def test_cli_prints_rows_summary_and_held_out(tmp_path, monkeypatch, capsys):
     calls = {}
 
     def fake_validate(doc, models, batches, threads, impls, *, repeats, progress, rows_out, leave_one_out,
-                      first_touch):
+                      first_touch, rounds):
         calls.update(models=[m.name for m in models], batches=batches, threads=threads, impls=impls, repeats=repeats,
-                     leave_one_out=leave_one_out)
+                     leave_one_out=leave_one_out, rounds=rounds)
         rows_out.extend({"model": "TextCNN", "impl": "ours", "mode": mode, "batch": 16, "measured_s": 0.01,
                          "predicted_s": 0.011, "error": 0.1} for mode in ("infer", "train"))
         return rows_out
@@ -400,7 +438,7 @@ def test_cli_prints_rows_summary_and_held_out(tmp_path, monkeypatch, capsys):
     assert cli_validate.run(_cli([*argv, "--json"])) == 0
     out = json.loads(capsys.readouterr().out)
     assert calls == {"models": ["TextCNN"], "batches": {"TextCNN": 16}, "threads": 1, "impls": ("ours",), "repeats": 2,
-                     "leave_one_out": False}
+                     "leave_one_out": False, "rounds": 1}
     assert out["summary"][0]["mean_abs_error"] == pytest.approx(0.1) and out["held_out"]["ours"][0]["count"] == 2
     assert out["allocator"]["table_state"] == "system" and out["allocator"]["mode"] == "system"   # a table without it
     assert cli_validate.run(_cli(argv)) == 0
@@ -425,7 +463,7 @@ def test_cli_checks_its_runners_before_measuring_anything(tmp_path, monkeypatch,
 
 def test_an_interrupted_validation_still_prints_its_summary(tmp_path, monkeypatch, capsys):
     def interrupted_validate(doc, models, batches, threads, impls, *, repeats, progress, rows_out, leave_one_out,
-                             first_touch):
+                             first_touch, rounds):
         rows_out.append({"model": "TextCNN", "impl": "ours", "mode": "infer", "batch": 16, "measured_s": 0.01,
                          "predicted_s": 0.012, "error": 0.2})
         raise KeyboardInterrupt

@@ -42,6 +42,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "(our kernels, predicted from our records); default: torch,ours")
     parser.add_argument("--repeats", type=positive_int, default=5,
                         help="timed runs per model and mode, after two warm-up runs; the median is reported (default 5)")
+    parser.add_argument("--rounds", type=positive_int, default=1,
+                        help="measure every model this many times, the models in turn (the whole list each "
+                             "round), and pool the samples: steadier on a machine whose speed drifts over "
+                             "minutes (default 1)")
     parser.add_argument("--torch", metavar="MODULE:NAME", default=None,
                         help="validate a PyTorch model instead, run end to end as its module runs (the graph): "
                              "NAME in the importable module MODULE, an nn.Module or a callable returning one; "
@@ -99,7 +103,7 @@ def run(args) -> int:
     interrupted = False
     try:
         validate(doc, models, batches, threads, impls, repeats=args.repeats, progress=sys.stderr, rows_out=rows,
-                 leave_one_out=args.leave_one_out, first_touch=args.first_touch)
+                 leave_one_out=args.leave_one_out, first_touch=args.first_touch, rounds=args.rounds)
     except KeyboardInterrupt:
         interrupted = True
         print("dlcb validate: interrupted; the summary covers the models measured so far", file=sys.stderr)
@@ -186,7 +190,8 @@ def _run_module(args) -> int:
     print(f"dlcb validate: {args.torch} on {tuple(example.shape)}, torch, {threads} threads, table {args.table}, "
           f"allocator {allocator['state']}", file=sys.stderr, flush=True)
     rows = validate_module(doc, net, example, threads, repeats=args.repeats, name=name, progress=sys.stderr,
-                           leave_one_out=args.leave_one_out, loss=args.loss, first_touch=args.first_touch)
+                           leave_one_out=args.leave_one_out, loss=args.loss, first_touch=args.first_touch,
+                           rounds=args.rounds)
     summary = summarize_rows(rows)
     if args.json:
         print(json.dumps({"rows": rows, "summary": summary, "allocator": allocator}, indent=1))

@@ -27,9 +27,12 @@ measured minutes before a run can be far off for models whose layers allocate la
 Each model's runs are therefore bracketed by a fresh-page probe and the exact records moved to
 its cost (first_touch "now", ThroughputModel); "table" predicts from the records as measured.
 Each step's own page faults are counted and priced at that cost (rows: page_faults_per_step,
-first_touch_share): the table's calls, made in one long `dlcb bench` process whose allocator
-reuses its memory, often fault far less than the same layers in a fresh process's model step,
-and that difference is not predicted.
+first_touch_share). Under glibc's default allocator whether a call's buffers are fresh pages
+depends on the process's history, so the table's calls and a model's step fault differently and
+that difference is not predicted; `dlcb bench` therefore measures under the steady allocator
+(allocator_policy) and `dlcb validate` runs under the table's, where neither faults after the
+warm-up. The machine's own speed also drifts over minutes: `rounds` measures every model that
+many times, the models in turn, and pools the samples.
 **Leave-one-model-out** (leave_one_out): each model is also predicted from the table without a
 record of any problem it uses (held_out_table), as a model never measured would be.
 
@@ -302,12 +305,14 @@ def relative_error(predicted: float, measured: float) -> float:
 
 def validate_module(table_doc: dict, net, example, threads: int, *, warmup: int = 2, repeats: int = 5,
                     name: str | None = None, progress=None, runner: Callable | None = None,
-                    leave_one_out: bool = False, loss: bool = False, first_touch: str = "now") -> list[dict]:
+                    leave_one_out: bool = False, loss: bool = False, first_touch: str = "now",
+                    rounds: int = 1) -> list[dict]:
     """A torch.nn.Module run end to end (run_torch_module: the graph, not a layer sequence)
     against the prediction of its import (models.from_torch; with `loss`, the training step
     computes a cross-entropy loss and the import has it, models.with_loss) from the table's
-    torch records: rows as validate()'s, execution "graph"; first_touch as validate()'s.
-    `runner` replaces run_torch_module in tests."""
+    torch records: rows as validate()'s, execution "graph"; first_touch as validate()'s; rounds:
+    the module measured that many times over, the samples pooled. `runner` replaces
+    run_torch_module in tests."""
     from ..models import from_torch, with_loss
 
     model = from_torch(net, example, name=name)
@@ -315,14 +320,18 @@ def validate_module(table_doc: dict, net, example, threads: int, *, warmup: int 
     batch = int(example.shape[0])
     if first_touch not in FIRST_TOUCH_CHOICES:
         raise ValueError(f"first_touch must be one of {', '.join(FIRST_TOUCH_CHOICES)}, got {first_touch!r}")
-    _note(progress, f"{model.name} batch {batch}, torch module: measuring...")
-    with _first_touch_around(first_touch, threads) as touch:
-        measured = (runner or run_torch_module)(net, example, threads, warmup=warmup, repeats=repeats, loss=loss)
-    predicted = predict_seconds(model, table_doc, batch, "torch", touch.cost)
-    held_out = _held_out_prediction(predict_seconds, model, table_doc, batch, "torch", progress, touch.cost) \
+    check_rounds(rounds)
+    pooled: dict = {}
+    for round_index in range(rounds):
+        _note(progress, f"{model.name} batch {batch}, torch module: measuring{_round_text(round_index, rounds)}...")
+        with _first_touch_around(first_touch, threads) as touch:
+            measured = (runner or run_torch_module)(net, example, threads, warmup=warmup, repeats=repeats, loss=loss)
+        measured, cost = _pool(pooled, model.name, measured, touch.cost) if rounds > 1 else (measured, touch.cost)
+    predicted = predict_seconds(model, table_doc, batch, "torch", cost)
+    held_out = _held_out_prediction(predict_seconds, model, table_doc, batch, "torch", progress, cost) \
         if leave_one_out else None
     rows: list = []
-    _add_rows(rows, model.name, "torch", batch, threads, measured, predicted, progress, held_out, touch.cost)
+    _add_rows(rows, model.name, "torch", batch, threads, measured, predicted, progress, held_out, cost)
     return rows
 
 
@@ -389,7 +398,7 @@ def _held_out_prediction(predictor: Callable, model, table_doc: dict, batch: int
 def validate(table_doc: dict, models, batch_by_model: dict, threads: int, impls=IMPLS, *,
              warmup: int = 2, repeats: int = 5, runners: dict | None = None,
              predictor: Callable | None = None, progress=None, rows_out: list | None = None,
-             leave_one_out: bool = False, first_touch: str = "now") -> list[dict]:
+             leave_one_out: bool = False, first_touch: str = "now", rounds: int = 1) -> list[dict]:
     """Measures every model with every runner in `impls`, predicts it from the table, and
     returns one row per (model, implementation, mode): model, impl, mode, batch, measured_s,
     predicted_s, error (relative, signed), sources. `runners` and `predictor`
@@ -399,7 +408,8 @@ def validate(table_doc: dict, models, batch_by_model: dict, threads: int, impls=
     records (held_out_table): held_out_predicted_s, held_out_error, held_out_uncertainty.
     first_touch: "now" probes the cost of a fresh page before and after each model's runs and
     predicts at their mean (exact records moved to it, ThroughputModel), "table" keeps the
-    records' own times."""
+    records' own times. rounds: every model measured that many times, the models in turn, its
+    samples pooled (a row is replaced by the pooled one after each round)."""
     if first_touch not in FIRST_TOUCH_CHOICES:
         raise ValueError(f"first_touch must be one of {', '.join(FIRST_TOUCH_CHOICES)}, got {first_touch!r}")
     impls = tuple(impls)
@@ -409,22 +419,61 @@ def validate(table_doc: dict, models, batch_by_model: dict, threads: int, impls=
     runners = runners or RUNNERS
     predictor = predictor or predict_seconds
     rows = rows_out if rows_out is not None else []
+    check_rounds(rounds)
     for model in models:
         if model.name not in batch_by_model:
             raise ValueError(f"batch_by_model has no batch size for {model.name}")
-        batch = batch_by_model[model.name]
-        for impl in impls:
-            if impl == "torch" and runners is RUNNERS and not torch_available():
-                _note(progress, f"{model.name}: torch is not installed; skipping its runner")
-                continue
-            _note(progress, f"{model.name} batch {batch}, {impl}: measuring...")
-            with _first_touch_around(first_touch, threads) as touch:
-                measured = runners[impl](model, batch, threads, warmup=warmup, repeats=repeats)
-            predicted = predictor(model, table_doc, batch, impl, touch.cost)
-            held_out = _held_out_prediction(predictor, model, table_doc, batch, impl, progress, touch.cost) \
-                if leave_one_out else None
-            _add_rows(rows, model.name, impl, batch, threads, measured, predicted, progress, held_out, touch.cost)
+    pooled: dict = {}
+    for round_index in range(rounds):
+        for model in models:
+            batch = batch_by_model[model.name]
+            for impl in impls:
+                if impl == "torch" and runners is RUNNERS and not torch_available():
+                    if round_index == 0:
+                        _note(progress, f"{model.name}: torch is not installed; skipping its runner")
+                    continue
+                _note(progress, f"{model.name} batch {batch}, {impl}: measuring{_round_text(round_index, rounds)}...")
+                with _first_touch_around(first_touch, threads) as touch:
+                    measured = runners[impl](model, batch, threads, warmup=warmup, repeats=repeats)
+                measured, cost = _pool(pooled, (model.name, impl), measured, touch.cost) if rounds > 1 \
+                    else (measured, touch.cost)
+                predicted = predictor(model, table_doc, batch, impl, cost)
+                held_out = _held_out_prediction(predictor, model, table_doc, batch, impl, progress, cost) \
+                    if leave_one_out else None
+                rows[:] = [r for r in rows if (r["model"], r["impl"]) != (model.name, impl)]
+                _add_rows(rows, model.name, impl, batch, threads, measured, predicted, progress, held_out, cost)
     return rows
+
+
+def check_rounds(rounds) -> int:
+    if not isinstance(rounds, int) or isinstance(rounds, bool):
+        raise TypeError(f"rounds must be an int, got {type(rounds).__name__}")
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    return rounds
+
+
+def _round_text(index: int, rounds: int) -> str:
+    return f" (round {index + 1} of {rounds})" if rounds > 1 else ""
+
+
+def _pool(pooled: dict, key, measured: dict, cost: float | None) -> tuple[dict, float | None]:
+    """The runs of `key` so far as one measurement: every round's samples together (medians over
+    all of them), page faults a step and fresh-page cost averaged over the rounds."""
+    if key not in pooled:
+        pooled[key] = {"samples": {}, "faults": {}, "costs": []}
+    kept = pooled[key]
+    for mode, values in measured["samples"].items():
+        kept["samples"].setdefault(mode, []).extend(values)
+    for mode, faults in (measured.get("page_faults_per_step") or {}).items():
+        kept["faults"].setdefault(mode, []).append(faults)
+    if cost is not None:
+        kept["costs"].append(cost)
+    faults = {mode: None if None in values else statistics.fmean(values) for mode, values in kept["faults"].items()}
+    result = _result(measured["implementation"], measured["model"], measured["batch"], measured["threads"],
+                     {mode: list(values) for mode, values in kept["samples"].items()}, faults,
+                     execution=measured.get("execution") or "layer-sequence")
+    return result, (statistics.fmean(kept["costs"]) if kept["costs"] else None)
 
 
 def covered(predicted: float, measured: float, uncertainty: float | None) -> bool | None:
