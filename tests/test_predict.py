@@ -144,6 +144,26 @@ def test_fitted_predictions_of_held_out_shapes_follow_the_law(gemm_table):
     assert "extrapolating in FLOPs, intensity, m, n, k beyond the records' range" in huge.detail
     efficiency = work_flops(GemmProblem(16384, 16384, 16384)) / huge.seconds / 1e9 / PEAK
     assert 0.8 * max(law(p) for p in train) <= efficiency <= max(law(p) for p in train)
+    # ... and its uncertainty is extrapolation's: the edge records' leave-one-out errors, not
+    # below the group's
+    assert huge.uncertainty >= model.predict(held_out[0]).uncertainty
+
+
+def test_extrapolation_uncertainty_comes_from_the_records_at_the_ranges_edge():
+    from dlcb_kernels.predict.kernel_model import _edge_records, _GroupModel
+
+    x = np.array([[0.0, 5.0], [1.0, 5.0], [2.0, 5.0], [2.0, 6.0]])
+    # column 0: the minimum 0 is alone, the maximum 2 shared; column 1: the maximum 6 is alone
+    assert _edge_records(x).tolist() == [True, False, False, True]
+    assert not _edge_records(x[:1]).any()
+    # a law that bends beyond the middle: the edge records, left out, are missed by more
+    rng = np.random.default_rng(5)
+    features = rng.uniform(-1, 1, (40, 2))
+    efficiency = np.log(0.5) - 0.8 * features[:, 0] ** 4
+    fit = _GroupModel.fit(features, efficiency, 2)
+    assert fit.uncertainty_beyond >= fit.uncertainty
+    lone = _GroupModel.fit(features[:1], efficiency[:1], 2)
+    assert lone.uncertainty_beyond == lone.uncertainty
 
 
 def test_conv_and_rnn_groups_are_fitted_per_direction():

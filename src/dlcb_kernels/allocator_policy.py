@@ -123,10 +123,14 @@ def table_state(doc: dict) -> str:
     return "steady" if states == {"steady"} else "system"
 
 
-def apply(mode: str, *, may_restart: bool, command: str, stream=None) -> str:
+_FROM_PYTHON = "called from Python, where the C library read its settings at start"
+
+
+def apply(mode: str, *, may_restart: bool, command: str, stream=None, why_not: str = _FROM_PYTHON) -> str:
     """Why the allocator is in the state it is for `dlcb COMMAND`; starts the command again
     under `mode` where that is needed and allowed (may_restart: the program itself, not a call
-    from Python, whose C library read its settings at start). Returns only when no restart."""
+    from Python, whose C library read its settings at start; why_not: what to record when a
+    restart is not allowed). Returns only when no restart."""
     import sys
 
     if check_mode(mode) == "system":
@@ -139,7 +143,7 @@ def apply(mode: str, *, may_restart: bool, command: str, stream=None) -> str:
             return f"asked for (--allocator steady): started again with {TUNABLES_ENV}"
         return "asked for (--allocator steady): the environment's settings already give it"
     if not may_restart:
-        return "steady asked for, not applied: called from Python, where the C library read its settings at start"
+        return f"steady asked for, not applied: {why_not}"
     if stream is not None:
         print(f"dlcb {command}: starting again with {TUNABLES_ENV}={env[TUNABLES_ENV]} (--allocator steady: "
               "buffers reused, not faulted in afresh)", file=stream, flush=True)

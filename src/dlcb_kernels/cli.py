@@ -221,11 +221,7 @@ _RANK_MERGE_TIMEOUT_S = 600.0
 
 
 def _bench(args) -> int:
-    from . import allocator_policy
     from .comm.world import CommError, init_world, run_guarded
-
-    args.allocator_why = allocator_policy.apply(args.allocator, may_restart=args.may_restart, command="bench",
-                                                stream=None if args.quiet else sys.stderr)
 
     try:
         world = init_world(timeout_s=_RANK_START_TIMEOUT_S)
@@ -243,6 +239,7 @@ def _bench(args) -> int:
 
 def _bench_here(args) -> int:
     """The benchmark of one process on one device: today's `dlcb bench`."""
+    from . import allocator_policy
     from .bench import default_output, run_bench
     from .table import require_writable
     from .targets import gpu_skipped_note, parse_device
@@ -253,6 +250,8 @@ def _bench_here(args) -> int:
         print(f"dlcb bench: {note}", file=sys.stderr)
     config = _bench_config(args, kind, index)
     out = require_writable(args.output or default_output(config.suite))
+    args.allocator_why = allocator_policy.apply(args.allocator, may_restart=args.may_restart, command="bench",
+                                                stream=None if args.quiet else sys.stderr)
     machine, why = _wait_policy(args, kind)
     _interrupt_on_signals()
     stream = None if args.quiet else sys.stderr
@@ -305,7 +304,7 @@ def _keep_interrupted(out: Path) -> str:
 def _bench_ranks(args, world) -> int:
     """An MPI job: the lowest rank on each (host, device) measures it into its own table, the
     others idle; rank 0 gathers the tables into one (see comm/inventory.py)."""
-    from . import cuda
+    from . import allocator_policy, cuda
     from .bench import default_output, run_bench
     from .comm.inventory import (
         Placement,
@@ -329,6 +328,10 @@ def _bench_ranks(args, world) -> int:
             print(f"dlcb bench: {text}", file=stderr, flush=True)
 
     _interrupt_on_signals()
+    args.allocator_why = allocator_policy.apply(
+        args.allocator, may_restart=False, command="bench",
+        why_not="an MPI rank cannot start again once MPI is up; give the job GLIBC_TUNABLES="
+                f"{':'.join(allocator_policy.STEADY_TUNABLES)} in its environment")
     kind, index = parse_device(args.device)
     if kind == "cuda":
         index = rank_gpu_index(args.device, index, world.local_rank, cuda.status().device_count)

@@ -5,6 +5,8 @@ the chosen batch sizes in every pass, for torch's and our implementations; build
     dlcb bench --suite models --models NAME|FILE,... --batch N --mode both --impl torch,ours -o FILE
 (the same --models and --batch as the validation). Runners are checked before any model is
 measured, and the summary is printed whatever happens (an interrupted run: of what it finished).
+The runs use the C allocator the table was measured under (allocator_policy: `dlcb bench` runs
+steady by default), so that neither side's times hold page faults the other's do not.
 """
 
 from __future__ import annotations

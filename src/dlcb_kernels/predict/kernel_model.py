@@ -15,7 +15,10 @@ A ThroughputModel holds the usable records of one device, dtype and implementati
             geometric-mean efficiency). The one with the lowest leave-one-out mean |log error|
             on the group predicts; its leave-one-out 90th percentile of |relative error| is the
             stated uncertainty. Beyond the records' range of a feature the shape is pulled back
-            to the range's edge (a polynomial extrapolates badly), and the prediction says so.
+            to the range's edge (a polynomial extrapolates badly), the prediction says so, and
+            its uncertainty is that of extrapolation: the 90th percentile of the leave-one-out
+            errors of the records that, left out, were beyond the others' range themselves (at
+            least three such records; else the roofline fallback's), never below the group's.
   roofline  no record of the group: roofline time / an efficiency borrowed from the table (the
             median of the op's other directions, else of all records), with a large stated
             uncertainty.
@@ -59,6 +62,8 @@ PROVIDER_SELECTIONS = ("best", "ours", "vendor")
 EXACT_UNCERTAINTY_FLOOR = 0.02
 # A group of one record has no leave-one-out error to state.
 SINGLE_RECORD_UNCERTAINTY = 0.5
+# Extrapolation errors are stated from the records at a range's edge when there are this many.
+MIN_EDGE_RECORDS = 3
 # Roofline fallbacks: an efficiency borrowed from the op's other directions, or from other ops.
 ROOFLINE_UNCERTAINTY_SAME_OP = 0.5
 ROOFLINE_UNCERTAINTY_OTHER_OP = 1.0
@@ -275,6 +280,7 @@ class _GroupModel:
     feature_range: tuple[np.ndarray, np.ndarray]
     count: int
     loo_median: float | None
+    uncertainty_beyond: float = SINGLE_RECORD_UNCERTAINTY   # for a shape beyond the records' range
 
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray, n_cont: int) -> _GroupModel:
@@ -298,8 +304,13 @@ class _GroupModel:
         _, regressor, loo = best
         rel = np.abs(np.exp(y - loo) - 1.0)   # time ratio pred/meas - 1 = eff_meas/eff_pred - 1
         uncertainty = max(float(np.quantile(rel, 0.9)), EXACT_UNCERTAINTY_FLOOR)
+        # A record that, left out, lies beyond the others' range in some feature was predicted
+        # by extrapolation: those errors, not the group's, say how far a shape beyond the table
+        # can be off. Too few of them to tell: the roofline fallback's uncertainty.
+        edge = rel[_edge_records(x)]
+        beyond = float(np.quantile(edge, 0.9)) if len(edge) >= MIN_EDGE_RECORDS else ROOFLINE_UNCERTAINTY_SAME_OP
         return cls(regressor(x, y, n_cont), regressor.name, uncertainty, bounds, feature_range, len(y),
-                   float(np.median(rel)))
+                   float(np.median(rel)), max(uncertainty, beyond))
 
     def log_efficiency(self, row: np.ndarray) -> float:
         # Beyond the records a polynomial runs away: the shape is pulled back to the edge of the
@@ -311,6 +322,21 @@ class _GroupModel:
         """The features of `row` beyond the range of the group's records."""
         low, high = self.feature_range
         return [name for name, value, lo, hi in zip(names, row, low, high) if not lo - 1e-9 <= value <= hi + 1e-9]
+
+
+def _edge_records(x: np.ndarray) -> np.ndarray:
+    """Which rows hold a feature's value alone beyond every other row's (the lone minimum or
+    maximum of a column): left out, they are outside the rest's range."""
+    edge = np.zeros(len(x), dtype=bool)
+    if len(x) < 2:
+        return edge
+    for column in x.T:
+        order = np.argsort(column, kind="stable")
+        if column[order[-1]] > column[order[-2]] + 1e-9:
+            edge[order[-1]] = True
+        if column[order[0]] < column[order[1]] - 1e-9:
+            edge[order[0]] = True
+    return edge
 
 
 # The model ------------------------------------------------------------------------------------------
@@ -538,7 +564,8 @@ class ThroughputModel:
         loo = "" if fit.loo_median is None else f", leave-one-out median error {fit.loo_median:.1%}"
         outside = fit.outside(row, _FEATURE_NAMES[problem.op])
         beyond = f"; extrapolating in {', '.join(outside)} beyond the records' range" if outside else ""
-        return KernelPrediction(seconds, "fitted", fit.uncertainty, implementation,
+        uncertainty = fit.uncertainty_beyond if outside else fit.uncertainty
+        return KernelPrediction(seconds, "fitted", uncertainty, implementation,
                                 f"{fit.method} over {fit.count} {' '.join(group).rstrip(' -')} records{loo}: "
                                 f"efficiency {efficiency:.3f} of roofline {roofline:.1f} GFLOP/s{beyond}")
 
