@@ -543,3 +543,11 @@ def test_the_runners_framework_overhead_is_charged_per_layer_call_and_parameter_
     assert infer.overhead_seconds == pytest.approx((calls - dropouts) * 2e-6)
     with pytest.raises(ValueError, match="training only"):
         OverheadProblem("step", False)
+
+
+def test_the_model_says_which_allocator_its_table_was_measured_under(gemm_table):
+    doc, _ = gemm_table
+    assert "measured under the system allocator" in ThroughputModel(doc).describe()   # no state recorded
+    steady = dict(doc, runs=[{"run_id": "run0", "environment": {"allocator": {"state": "steady"}}}])
+    model = ThroughputModel(steady)
+    assert model.allocator == "steady" and "steady allocator (no page faults" in model.describe()

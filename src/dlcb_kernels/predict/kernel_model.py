@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import devices
+from .. import allocator_policy, devices
 from ..problems import DTYPES, problem_from_params
 from ..results import Record, Table
 
@@ -72,6 +72,10 @@ ROOFLINE_UNCERTAINTY_OTHER_OP = 1.0
 MEMORY_UNCERTAINTY = 0.3
 MEMORY_OP = "memory"
 OVERHEAD_OP = "overhead"   # framework overhead records (OverheadProblem): per call, not fitted
+
+# What the table's times hold, by the C allocator it was measured under (allocator_policy).
+_ALLOCATOR_TEXT = {"steady": "measured under the steady allocator (no page faults after the warm-up)",
+                   "system": "measured under the system allocator (its calls' page faults, where they took any)"}
 
 _KNN_CHOICES = (1, 2, 3, 4, 6, 8)
 _RIDGE_PENALTIES = tuple(10.0 ** e for e in np.arange(-3.0, 3.01, 0.5))
@@ -365,6 +369,7 @@ class ThroughputModel:
         if not isinstance(table_doc, dict):
             raise TypeError(f"table_doc must be a dict (a loaded table), got {type(table_doc).__name__}")
         table = Table.from_json(table_doc)
+        self.allocator = allocator_policy.table_state(table_doc)
         if device_id is not None and not isinstance(device_id, str):
             raise TypeError(f"device_id must be a str or None, got {type(device_id).__name__}")
         if not isinstance(impl, str):
@@ -608,7 +613,7 @@ class ThroughputModel:
             f"; exact records moved to a first touch of {self.first_touch * 1e6:.2f} us a page"
         return (f"device {self.device_id} ({self.device.get('name')}), {self.dtype}, impl {self.impl}: "
                 f"{len(self.entries)} problems; peak {self.peak_gflops:.1f} GFLOP/s ({self.peak_label}), "
-                f"memory {self.bandwidth_label}{touch}")
+                f"memory {self.bandwidth_label}{touch}; {_ALLOCATOR_TEXT[self.allocator]}")
 
 
 def memory_group_of(problem) -> tuple:
