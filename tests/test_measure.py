@@ -220,6 +220,22 @@ def test_block_watch_flags_contention_and_keeps_it_apart_from_throttling():
     assert seen["throttled"] is False and seen["clock_disturbed"] is True
 
 
+def test_a_short_block_is_watched_long_enough_to_see_a_busy_core():
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.2)
+        watch = contention.BlockWatch(None)
+        watch.start()
+        seen = watch.stop()                      # a block of no time at all
+    finally:
+        hog.kill()
+        hog.wait()
+    if seen["machine"] is None:
+        pytest.skip("no /proc here")
+    assert seen["machine"]["window_s"] >= contention.MIN_WINDOW_S
+    assert seen["contended"] is True and seen["machine"]["other_busy_cpus"] > 0.5
+
+
 def test_measure_keeps_what_the_watch_saw_per_block():
     class Watch:
         def __init__(self):
