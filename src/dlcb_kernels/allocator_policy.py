@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 
 MODES = ("steady", "system")
 STATES = ("steady", "system", "unknown")
@@ -131,8 +132,6 @@ def apply(mode: str, *, may_restart: bool, command: str, stream=None, why_not: s
     under `mode` where that is needed and allowed (may_restart: the program itself, not a call
     from Python, whose C library read its settings at start; why_not: what to record when a
     restart is not allowed). Returns only when no restart."""
-    import sys
-
     if check_mode(mode) == "system":
         return "asked for (--allocator system): the C library as the environment set it"
     env = restart_environment(mode)
