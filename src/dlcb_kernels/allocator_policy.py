@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import ctypes
 import os
-import sys
+
+from ._restart import restart_command
 
 MODES = ("steady", "system")
-STATES = ("steady", "system", "unknown")
 TUNABLES_ENV = "GLIBC_TUNABLES"
 STEADY_TUNABLES = ("glibc.malloc.mmap_max=0", "glibc.malloc.trim_threshold=1099511627776")
 # Set on the restarted process: the choice was made, so a probe that still fails is an error,
@@ -92,13 +92,14 @@ def check_mode(mode: str) -> str:
     return mode
 
 
-def restart_environment(mode: str) -> dict | None:
+def restart_environment(mode: str, state: str | None = None) -> dict | None:
     """The environment to start the command again with for `mode`, or None where the process
     already runs under it (or cannot: "system" never restarts; a C library other than glibc
-    takes no tunables). A restarted process that still does not probe steady is an error."""
+    takes no tunables). state: the probe's answer where the caller has it (else probed here).
+    A restarted process that still does not probe steady is an error."""
     if check_mode(mode) == "system":
         return None
-    state = probe()
+    state = probe() if state is None else state
     if state in ("steady", "unknown"):
         return None
     if os.environ.get(CHOICE_ENV):
@@ -134,9 +135,10 @@ def apply(mode: str, *, may_restart: bool, command: str, stream=None, why_not: s
     restart is not allowed). Returns only when no restart."""
     if check_mode(mode) == "system":
         return "asked for (--allocator system): the C library as the environment set it"
-    env = restart_environment(mode)
+    state = probe()
+    env = restart_environment(mode, state)
     if env is None:
-        if probe() == "unknown":
+        if state == "unknown":
             return "steady asked for, not applied: the C library is not glibc >= 2.33 (no tunables to set)"
         if os.environ.get(CHOICE_ENV):
             return f"asked for (--allocator steady): started again with {TUNABLES_ENV}"
@@ -146,6 +148,4 @@ def apply(mode: str, *, may_restart: bool, command: str, stream=None, why_not: s
     if stream is not None:
         print(f"dlcb {command}: starting again with {TUNABLES_ENV}={env[TUNABLES_ENV]} (--allocator steady: "
               "buffers reused, not faulted in afresh)", file=stream, flush=True)
-    sys.stdout.flush()
-    os.execve(sys.executable, [sys.executable, "-m", "dlcb_kernels", *sys.argv[1:]], env)
-    raise AssertionError("unreachable: execve returns only by raising")
+    restart_command(env)

@@ -12,6 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
+from ._restart import restart_command
 from ._validate import require_threads
 from .argtypes import positive_float, positive_int
 from .ops.gemm import resolve_isa
@@ -286,9 +287,7 @@ def _wait_policy(args, kind: str) -> tuple[dict | None, str | None]:
         return machine, f"{why}; not applied: called from Python, where the runtime's policy is fixed at load"
     if not args.quiet:
         print(f"dlcb bench: starting again with OMP_WAIT_POLICY=PASSIVE ({why})", file=sys.stderr, flush=True)
-    sys.stdout.flush()
-    os.execve(sys.executable, [sys.executable, "-m", "dlcb_kernels", *sys.argv[1:]], env)
-    raise AssertionError("unreachable: execve returns only by raising")
+    restart_command(env)
 
 
 def _keep_interrupted(out: Path) -> str:

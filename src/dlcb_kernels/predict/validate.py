@@ -55,7 +55,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .._validate import require_threads
+from .._validate import require_choice, require_int, require_threads
 from ..measure import FixedRepeats, HostTimer, Warmup, measure
 from ..layer_runners import (
     SGD_LR,
@@ -318,9 +318,8 @@ def validate_module(table_doc: dict, net, example, threads: int, *, warmup: int 
     model = from_torch(net, example, name=name)
     model = with_loss(model) if loss else model
     batch = int(example.shape[0])
-    if first_touch not in FIRST_TOUCH_CHOICES:
-        raise ValueError(f"first_touch must be one of {', '.join(FIRST_TOUCH_CHOICES)}, got {first_touch!r}")
-    check_rounds(rounds)
+    require_choice(first_touch, "first_touch", FIRST_TOUCH_CHOICES)
+    require_int(rounds, "rounds", 1)
     pooled: dict = {}
     for round_index in range(rounds):
         _note(progress, f"{model.name} batch {batch}, torch module: measuring{_round_text(round_index, rounds)}...")
@@ -410,8 +409,7 @@ def validate(table_doc: dict, models, batch_by_model: dict, threads: int, impls=
     predicts at their mean (exact records moved to it, ThroughputModel), "table" keeps the
     records' own times. rounds: every model measured that many times, the models in turn, its
     samples pooled (a row is replaced by the pooled one after each round)."""
-    if first_touch not in FIRST_TOUCH_CHOICES:
-        raise ValueError(f"first_touch must be one of {', '.join(FIRST_TOUCH_CHOICES)}, got {first_touch!r}")
+    require_choice(first_touch, "first_touch", FIRST_TOUCH_CHOICES)
     impls = tuple(impls)
     unknown = set(impls) - set(IMPLS)
     if unknown or not impls:
@@ -419,7 +417,7 @@ def validate(table_doc: dict, models, batch_by_model: dict, threads: int, impls=
     runners = runners or RUNNERS
     predictor = predictor or predict_seconds
     rows = rows_out if rows_out is not None else []
-    check_rounds(rounds)
+    require_int(rounds, "rounds", 1)
     for model in models:
         if model.name not in batch_by_model:
             raise ValueError(f"batch_by_model has no batch size for {model.name}")
@@ -443,14 +441,6 @@ def validate(table_doc: dict, models, batch_by_model: dict, threads: int, impls=
                 rows[:] = [r for r in rows if (r["model"], r["impl"]) != (model.name, impl)]
                 _add_rows(rows, model.name, impl, batch, threads, measured, predicted, progress, held_out, cost)
     return rows
-
-
-def check_rounds(rounds) -> int:
-    if not isinstance(rounds, int) or isinstance(rounds, bool):
-        raise TypeError(f"rounds must be an int, got {type(rounds).__name__}")
-    if rounds < 1:
-        raise ValueError(f"rounds must be >= 1, got {rounds}")
-    return rounds
 
 
 def _round_text(index: int, rounds: int) -> str:
