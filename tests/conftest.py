@@ -1,4 +1,6 @@
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 
@@ -11,8 +13,9 @@ if os.environ.get("DLCB_SANITIZED"):
     sys.modules["torch"] = None
 
 # Runs the tests start keep their device peaks here, not in the user's cache (see peak_store.py);
-# subprocesses inherit it.
+# subprocesses inherit it. Removed when the run ends (one was left in /tmp for every run).
 os.environ["DLCB_CACHE_DIR"] = tempfile.mkdtemp(prefix="dlcb-test-cache-")
+atexit.register(shutil.rmtree, os.environ["DLCB_CACHE_DIR"], ignore_errors=True)
 
 
 @pytest.fixture

@@ -214,6 +214,38 @@ def test_time_fit_keeps_the_fixed_cost_non_negative_and_one_record_scales():
         MemoryTimeFit.fit([0.0], [1e-3])
 
 
+def test_time_fit_with_window_reads_recovers_the_three_terms():
+    """Pooling: bytes and window reads apart (3x3/1 reads 9 an output, 2x2/2 one an input)."""
+    nbytes = [1e6, 4e6, 2e6, 8e6, 3e6]
+    reads = [9e6, 1e6, 4.5e6, 2e6, 27e6]
+    seconds = [2e-6 + b / 20e9 + r / 0.6e9 for b, r in zip(nbytes, reads)]
+    fit = MemoryTimeFit.fit(nbytes, seconds, reads)
+    assert fit.fixed_s == pytest.approx(2e-6, rel=1e-6) and fit.bytes_per_s == pytest.approx(20e9)
+    assert fit.reads_per_s == pytest.approx(0.6e9)
+    assert fit.seconds(5e6, 3e6) == pytest.approx(2e-6 + 5e6 / 20e9 + 3e6 / 0.6e9)
+    assert "window reads / 0.6 G/s" in fit.describe()
+    # bytes alone cannot tell a 3x3/1 pool's time from a 2x2/2 one's: the same data misfit
+    assert MemoryTimeFit.fit(nbytes, seconds).uncertainty > 0.3 > 0.03 > fit.uncertainty
+    with pytest.raises(ValueError, match="window_reads"):
+        MemoryTimeFit.fit(nbytes, seconds, reads[:2])
+
+
+def test_time_fit_drops_a_term_that_would_be_negative():
+    nbytes, reads = [1e6, 2e6, 3e6, 4e6], [4e6, 1e6, 3e6, 2e6]
+    fit = MemoryTimeFit.fit(nbytes, [b / 1e10 - r / 1e12 + 1e-4 for b, r in zip(nbytes, reads)], reads)
+    assert fit.fixed_s >= 0 and fit.bytes_per_s > 0 and fit.reads_per_s == math.inf
+    assert fit.seconds(1e6, 1e9) == pytest.approx(fit.fixed_s + 1e6 / fit.bytes_per_s)
+
+
+@pytest.mark.parametrize("window, stride, pad, reads", [((3, 3), (1, 1), (1, 1), 8 * 16 * 14 * 14 * 9),
+                                                        ((3, 3), (2, 2), (0, 0), 8 * 16 * 7 * 7 * 9),
+                                                        ((14, 14), (14, 14), (0, 0), 8 * 16 * 14 * 14)])
+def test_window_reads_are_outputs_times_window_area(window, stride, pad, reads):
+    for direction in ("fwd", "bwd"):
+        assert MemoryProblem("pool", direction, (8, 16, 14, 14), window=window, stride=stride, pad=pad).window_reads() == reads
+    assert MemoryProblem("relu", "fwd", (8, 16, 14, 14)).window_reads() == 0
+
+
 # The predictor ------------------------------------------------------------------------------------
 
 def _synthetic_table(memory_seconds: dict):
@@ -256,6 +288,20 @@ def test_predict_model_charges_exact_and_fitted_memory_calls():
     expected = fit.seconds(MemoryProblem.from_layer(model.layers[1], 16, "fwd").bytes_min())
     assert infer.memory_s == pytest.approx(3 * expected)
     assert math.isclose(infer.uncertainty, SINGLE_RECORD_UNCERTAINTY)
+
+
+def test_a_pool_never_measured_is_fitted_from_its_bytes_and_window_reads():
+    def law(problem):
+        return 3e-6 + problem.bytes_min() / 30e9 + problem.window_reads() / 0.5e9
+
+    shapes = [((8, 64, 56, 56), (2, 2), (2, 2), (0, 0)), ((8, 32, 28, 28), (3, 3), (2, 2), (0, 0)),
+              ((4, 16, 32, 32), (2, 2), (2, 2), (0, 0)), ((8, 128, 14, 14), (3, 3), (2, 2), (1, 1))]
+    measured = {MemoryProblem("pool", "fwd", t, window=w, stride=st, pad=pd): 0.0 for t, w, st, pd in shapes}
+    kernels = ThroughputModel(_synthetic_table({p: law(p) for p in measured}), impl="ours")
+    stride_one = MemoryProblem("pool", "fwd", (8, 96, 28, 28), window=(3, 3), stride=(1, 1), pad=(1, 1))
+    prediction = kernels.predict(stride_one)
+    assert prediction.source == "fitted" and "window reads" in prediction.detail
+    assert prediction.seconds == pytest.approx(law(stride_one), rel=1e-6)
 
 
 def test_the_loss_is_charged_in_training_only_as_measured_calls():

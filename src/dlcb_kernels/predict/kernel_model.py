@@ -26,9 +26,9 @@ A ThroughputModel holds the usable records of one device, dtype and implementati
 Memory-bound layer calls (op "memory", MemoryProblem) are not kernels with an efficiency
 against the roofline: their time is a framework call's fixed cost plus bytes at the rate that
 kind of layer reaches. predict(MemoryProblem) answers with the exact record if present; else
-fitted, t = a + bytes / b by least squares on the relative error over the records of the same
-kind, direction, training flag and pooling mode (a >= 0, b > 0; one record: its time scaled by
-bytes, +-50%); else "memory", bytes at the measured bandwidth (memory_seconds). Memory records
+fitted, t = a + bytes / b (pooling: + window reads / r, MemoryTimeFit) by least squares on
+the relative error over the records of the same kind, direction, training flag and pooling mode
+(terms >= 0; one record: its time scaled by bytes, +-50%); else "memory", bytes at the measured bandwidth (memory_seconds). Memory records
 take no part in the kernel fits nor in cross_validate.
 
 First touch: a CPU call that allocates its output pays for every fresh page it writes (a page
@@ -517,12 +517,14 @@ class ThroughputModel:
             seconds, detail = self.memory_seconds(nbytes)
             return KernelPrediction(seconds, "memory", MEMORY_UNCERTAINTY, None,
                                     f"no {' '.join(map(str, group))} records: {detail}")
+        pool = problem.kind == "pool"
         if group not in self._memory_fits:
-            self._memory_fits[group] = MemoryTimeFit.fit([e.problem.bytes_min() for e in members],
-                                                         [e.seconds for e in members])
+            self._memory_fits[group] = MemoryTimeFit.fit(
+                [e.problem.bytes_min() for e in members], [e.seconds for e in members],
+                [e.problem.window_reads() for e in members] if pool else None)
         fit = self._memory_fits[group]
         implementations = sorted({e.record.implementation for e in members})
-        return KernelPrediction(fit.seconds(nbytes), "fitted", fit.uncertainty, ", ".join(implementations),
+        return KernelPrediction(fit.seconds(nbytes, problem.window_reads()), "fitted", fit.uncertainty, ", ".join(implementations),
                                 f"{fit.describe()} over {fit.count} {' '.join(map(str, group))} records")
 
     def _exact_prediction(self, entry: _Entry) -> KernelPrediction:
@@ -624,52 +626,82 @@ def memory_group_of(problem) -> tuple:
 
 @dataclass(frozen=True)
 class MemoryTimeFit:
-    """t = a + bytes / b: a a call's fixed cost (>= 0), b the rate the layer kind reaches (> 0)."""
+    """t = a + bytes / b, + window reads / r for pooling: a a call's fixed cost, b the rate the
+    layer kind moves bytes at, r the rate its windows are visited at (all terms >= 0). A pooling
+    call's time follows its window reads as much as its bytes: PyTorch's CPU max-pool forward
+    visits 0.6 G elements/s here (3x3/1 reads 9 elements an output, 3x3/2 2.25 an input), so
+    bytes alone mispredict 3x3/1 pools from 2x2/2 ones by 60% (leave-one-out)."""
 
     fixed_s: float
-    bytes_per_s: float
+    bytes_per_s: float                   # math.inf: no byte term
     uncertainty: float
     count: int
+    reads_per_s: float | None = None     # None: window reads are not a term of this kind
 
     @classmethod
-    def fit(cls, nbytes, seconds) -> "MemoryTimeFit":
-        """Least squares on the relative error (every record weighs alike, small or large). One
-        record: its time scaled by bytes, with SINGLE_RECORD_UNCERTAINTY; two: no error to
-        state beyond that either; three or more: the leave-one-out 90th percentile."""
+    def fit(cls, nbytes, seconds, window_reads=None) -> "MemoryTimeFit":
+        """Least squares on the relative error (every record weighs alike, small or large), the
+        terms kept non-negative. One record: its time scaled by bytes, with
+        SINGLE_RECORD_UNCERTAINTY; two: no error to state beyond that either; three or more:
+        the leave-one-out 90th percentile. window_reads (pooling): a third term."""
         b = np.asarray(nbytes, dtype=np.float64)
         t = np.asarray(seconds, dtype=np.float64)
         if len(b) != len(t) or not len(b):
             raise ValueError("nbytes and seconds must be non-empty and of the same length")
         if np.any(b <= 0) or np.any(t <= 0):
             raise ValueError("nbytes and seconds must be > 0")
-        fixed, per_byte = cls._solve(b, t)
+        columns = [np.ones_like(b), b]
+        if window_reads is not None:
+            reads = np.asarray(window_reads, dtype=np.float64)
+            if reads.shape != b.shape or np.any(reads < 0):
+                raise ValueError("window_reads must be >= 0, one per record")
+            columns.append(reads)
+        x = np.column_stack(columns)
+        coefficients = cls._solve(x, t)
         uncertainty = SINGLE_RECORD_UNCERTAINTY
         if len(b) >= 3:
             errors = []
             for i in range(len(b)):
                 keep = np.arange(len(b)) != i
-                a_i, c_i = cls._solve(b[keep], t[keep])
-                errors.append(abs((a_i + c_i * b[i]) / t[i] - 1.0))
+                errors.append(abs(float(x[i] @ cls._solve(x[keep], t[keep])) / t[i] - 1.0))
             uncertainty = max(float(np.quantile(errors, 0.9)), EXACT_UNCERTAINTY_FLOOR)
-        return cls(fixed, 1.0 / per_byte, uncertainty, len(b))
+        rate = [1.0 / c if c > 0 else math.inf for c in coefficients[1:]]
+        return cls(float(coefficients[0]), rate[0], uncertainty, len(b), rate[1] if len(rate) > 1 else None)
 
     @staticmethod
-    def _solve(b: np.ndarray, t: np.ndarray) -> tuple[float, float]:
-        """(a, 1/b) minimizing sum(((a + b_i / b) / t_i - 1)^2) with a >= 0 and 1/b > 0."""
-        proportional = float(np.sum(b / t) / np.sum((b / t) ** 2))   # a = 0
-        if len(b) < 2 or np.ptp(b) == 0:
-            return 0.0, proportional
-        design = np.column_stack([1.0 / t, b / t])
-        (fixed, per_byte), *_ = np.linalg.lstsq(design, np.ones_like(t), rcond=None)
-        if fixed < 0 or per_byte <= 0:   # outside the constraints: the best fit with a = 0
-            return 0.0, proportional
-        return float(fixed), float(per_byte)
+    def _solve(x: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Coefficients c >= 0 minimizing sum((x_i . c / t_i - 1)^2), at least one of the terms
+        that grow with size positive: the best of the unconstrained fits over subsets of the
+        terms (two or three terms: every subset is tried)."""
+        scaled = x / t[:, None]
+        best, best_cost = None, math.inf
+        n_terms = x.shape[1]
+        for mask in range(1, 1 << n_terms):
+            used = [j for j in range(n_terms) if mask >> j & 1]
+            if used == [0] or len(used) > len(t):
+                continue
+            solution, *_ = np.linalg.lstsq(scaled[:, used], np.ones_like(t), rcond=None)
+            if np.any(solution < 0) or not np.any(solution[[k for k, j in enumerate(used) if j]] > 0):
+                continue
+            coefficients = np.zeros(n_terms)
+            coefficients[used] = solution
+            cost = float(np.sum((scaled @ coefficients - 1.0) ** 2))
+            if cost < best_cost - 1e-15:
+                best, best_cost = coefficients, cost
+        if best is None:   # every record the same size and no feasible subset: proportional to bytes
+            best = np.zeros(n_terms)
+            best[1] = float(np.sum(scaled[:, 1]) / np.sum(scaled[:, 1] ** 2))
+        return best
 
-    def seconds(self, nbytes: float) -> float:
-        return self.fixed_s + float(nbytes) / self.bytes_per_s
+    def seconds(self, nbytes: float, window_reads: float = 0.0) -> float:
+        reads = float(window_reads) / self.reads_per_s if self.reads_per_s else 0.0
+        return self.fixed_s + float(nbytes) / self.bytes_per_s + reads
 
     def describe(self) -> str:
-        return f"t = {self.fixed_s * 1e6:.3g} us + bytes / {self.bytes_per_s / 1e9:.3g} GB/s"
+        text = f"t = {self.fixed_s * 1e6:.3g} us + bytes / {self.bytes_per_s / 1e9:.3g} GB/s"
+        if self.reads_per_s is not None:
+            text += f" + window reads / {self.reads_per_s / 1e9:.3g} G/s"
+        return text
 
 
 def problem_key(problem) -> tuple:

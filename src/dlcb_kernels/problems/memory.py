@@ -11,6 +11,8 @@ predictor charge them their real time. A MemoryProblem is made from a model Laye
   flops      one operation per output element (forward: of the output; backward: of the input
              gradient, every operand's for eltwise), a stand-in so that GFLOP/s and arithmetic
              intensity are defined; the time model of these problems reads bytes, not FLOPs.
+  window_reads  pooling only: output elements x window area, the comparisons or sums a
+             pooling kernel makes (PyTorch's CPU max-pool forward is bound by them, not by bytes).
 
 `training` matters for the forward of BN (batch statistics vs running ones) and dropout (the
 identity at inference); it is always False for the other kinds' forward and always True for a
@@ -180,6 +182,14 @@ class MemoryProblem:
 
     def arithmetic_intensity(self) -> float:
         return self.flops() / self.bytes_min()
+
+    def window_reads(self) -> int:
+        """Elements a pooling call visits, output elements x window area (0 for the other
+        kinds): a pooling kernel's work beyond its bytes, 9 reads an output at 3x3/1 and 2.25 an
+        input element at 3x3/2 (the predictor's memory time model fits a rate to it)."""
+        if self.kind != "pool":
+            return 0
+        return math.prod(self.output_shape) * self.window[0] * self.window[1]
 
     def key(self) -> str:
         text = f"memory {self.kind} {self.direction} {_dims_text(self.tensor)}"
