@@ -392,8 +392,11 @@ def test_bench_models_suite_takes_a_model_file_and_measures_its_training_passes(
     assert ("memory", "bwd") in ops and ("memory", "fwd") in ops and any(op == "gemm" for op, _ in ops)
     passes = {entry["pass"] for r in doc["records"] for entry in r["layers"]}
     assert {"fwd", "bwd_weights", "fwd train"} <= passes and "fwd infer" not in passes
+    assert {r["set"] for r in doc["records"]} == {"models", "anchors"}   # anchors by default
     bad = dlcb("bench", "--suite", "quick", "--mode", "train", "-o", str(tmp_path / "x.json"))
     assert bad.returncode == 1 and "--mode is for the models suite" in bad.stderr
+    bad = dlcb("bench", "--suite", "quick", "--no-anchors", "-o", str(tmp_path / "x.json"))
+    assert bad.returncode == 1 and "--no-anchors is for the models suite" in bad.stderr
     # predict takes the batch the table measured and the runner it holds, every kernel timed
     predicted = dlcb("predict", "--model", str(model_file), "--table", str(out), "--mode", "train")
     assert predicted.returncode == 0, predicted.stderr

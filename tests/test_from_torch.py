@@ -102,7 +102,7 @@ def test_cli_imports_saves_and_the_models_suite_measures_it(tmp_path):
     assert load_model(out).layers[-1].kind == "loss"          # --loss: the training step's cross-entropy
     table = tmp_path / "t.json"
     bench = subprocess.run([sys.executable, "-m", "dlcb_kernels", "bench", "--suite", "models", "--models", str(out),
-                            "--batch", "2", "--impl", "ours", "--mode", "both", "--max-time", "0.02",
+                            "--batch", "2", "--impl", "ours", "--mode", "both", "--max-time", "0.02", "--no-anchors",
                             "--min-samples", "3", "--peak-store", "off", "-q", "-o", str(table)], capture_output=True,
                            text=True, timeout=600)
     assert bench.returncode == 0, bench.stderr

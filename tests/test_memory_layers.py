@@ -214,36 +214,51 @@ def test_time_fit_keeps_the_fixed_cost_non_negative_and_one_record_scales():
         MemoryTimeFit.fit([0.0], [1e-3])
 
 
-def test_time_fit_with_window_reads_recovers_the_three_terms():
+def test_time_fit_with_extra_work_recovers_the_three_terms():
     """Pooling: bytes and window reads apart (3x3/1 reads 9 an output, 2x2/2 one an input)."""
     nbytes = [1e6, 4e6, 2e6, 8e6, 3e6]
     reads = [9e6, 1e6, 4.5e6, 2e6, 27e6]
     seconds = [2e-6 + b / 20e9 + r / 0.6e9 for b, r in zip(nbytes, reads)]
-    fit = MemoryTimeFit.fit(nbytes, seconds, reads)
+    fit = MemoryTimeFit.fit(nbytes, seconds, reads, "window reads")
     assert fit.fixed_s == pytest.approx(2e-6, rel=1e-6) and fit.bytes_per_s == pytest.approx(20e9)
-    assert fit.reads_per_s == pytest.approx(0.6e9)
+    assert fit.work_per_s == pytest.approx(0.6e9)
     assert fit.seconds(5e6, 3e6) == pytest.approx(2e-6 + 5e6 / 20e9 + 3e6 / 0.6e9)
     assert "window reads / 0.6 G/s" in fit.describe()
     # bytes alone cannot tell a 3x3/1 pool's time from a 2x2/2 one's: the same data misfit
     assert MemoryTimeFit.fit(nbytes, seconds).uncertainty > 0.3 > 0.03 > fit.uncertainty
-    with pytest.raises(ValueError, match="window_reads"):
+    with pytest.raises(ValueError, match="work"):
         MemoryTimeFit.fit(nbytes, seconds, reads[:2])
 
 
 def test_time_fit_drops_a_term_that_would_be_negative():
     nbytes, reads = [1e6, 2e6, 3e6, 4e6], [4e6, 1e6, 3e6, 2e6]
     fit = MemoryTimeFit.fit(nbytes, [b / 1e10 - r / 1e12 + 1e-4 for b, r in zip(nbytes, reads)], reads)
-    assert fit.fixed_s >= 0 and fit.bytes_per_s > 0 and fit.reads_per_s == math.inf
+    assert fit.fixed_s >= 0 and fit.bytes_per_s > 0 and fit.work_per_s == math.inf
     assert fit.seconds(1e6, 1e9) == pytest.approx(fit.fixed_s + 1e6 / fit.bytes_per_s)
 
 
 @pytest.mark.parametrize("window, stride, pad, reads", [((3, 3), (1, 1), (1, 1), 8 * 16 * 14 * 14 * 9),
                                                         ((3, 3), (2, 2), (0, 0), 8 * 16 * 7 * 7 * 9),
                                                         ((14, 14), (14, 14), (0, 0), 8 * 16 * 14 * 14)])
-def test_window_reads_are_outputs_times_window_area(window, stride, pad, reads):
+def test_pool_work_is_outputs_times_window_area(window, stride, pad, reads):
     for direction in ("fwd", "bwd"):
-        assert MemoryProblem("pool", direction, (8, 16, 14, 14), window=window, stride=stride, pad=pad).window_reads() == reads
-    assert MemoryProblem("relu", "fwd", (8, 16, 14, 14)).window_reads() == 0
+        problem = MemoryProblem("pool", direction, (8, 16, 14, 14), window=window, stride=stride, pad=pad)
+        assert problem.extra_work() == ("window reads", reads)
+    assert MemoryProblem("relu", "fwd", (8, 16, 14, 14)).extra_work() is None
+
+
+@pytest.mark.parametrize("rate, misses", [(0.5, 2048), (0.1, 410), (0.9, 410), (0.0, 0)])
+def test_dropout_work_is_its_training_forwards_branch_misses(rate, misses):
+    assert MemoryProblem("dropout", "fwd", (8, 512), True, rate=rate).extra_work() == ("dropout branch misses", misses)
+    assert MemoryProblem("dropout", "bwd", (8, 512), rate=rate).extra_work() is None
+    assert MemoryProblem("dropout", "fwd", (8, 512), False, rate=rate).extra_work() is None
+
+
+def test_time_fit_keeps_bytes_alone_where_the_work_follows_them():
+    """One dropout rate only: the work is proportional to the bytes and tells nothing apart."""
+    nbytes = [1e5, 4e5, 2e6]
+    fit = MemoryTimeFit.fit(nbytes, [1e-6 + b / 1e9 for b in nbytes], [b / 16 for b in nbytes], "misses")
+    assert fit.work_per_s == math.inf and fit.bytes_per_s == pytest.approx(1e9)
 
 
 # The predictor ------------------------------------------------------------------------------------
@@ -292,7 +307,7 @@ def test_predict_model_charges_exact_and_fitted_memory_calls():
 
 def test_a_pool_never_measured_is_fitted_from_its_bytes_and_window_reads():
     def law(problem):
-        return 3e-6 + problem.bytes_min() / 30e9 + problem.window_reads() / 0.5e9
+        return 3e-6 + problem.bytes_min() / 30e9 + problem.extra_work()[1] / 0.5e9
 
     shapes = [((8, 64, 56, 56), (2, 2), (2, 2), (0, 0)), ((8, 32, 28, 28), (3, 3), (2, 2), (0, 0)),
               ((4, 16, 32, 32), (2, 2), (2, 2), (0, 0)), ((8, 128, 14, 14), (3, 3), (2, 2), (1, 1))]

@@ -183,13 +183,39 @@ def test_models_suite_covers_every_layer_once_with_its_users():
     assert {getattr(sp.problem, "direction", "fwd") for sp in suite} == {"fwd"}
     assert any(sp.problem.op == "memory" and not sp.problem.training for sp in suite)
     assert load_suite("models", ("conv",), batch=1)[0].problem.n == 1
-    resnet_only = load_suite("models", ("conv",), model_names=("ResNet50",))
+    resnet_only = load_suite("models", ("conv",), model_names=("ResNet50",), anchors=False)
     assert {layer["model"] for sp in resnet_only for layer in sp.labels["layers"]} >= {"ResNet50"}
     assert len(resnet_only) == len({layer.problem(8) for layer in resnet.layers if layer.kind == "conv"})
     with pytest.raises(ValueError, match="unknown model 'LeNet'"):
         load_suite("models", model_names=("LeNet",))
     with pytest.raises(ValueError, match="ops must be among"):
         load_suite("quick", ("memory",))
+
+
+def test_models_suite_adds_the_anchor_layers_unless_asked_not_to():
+    from dlcb_kernels.models.anchors import ANCHOR_BATCH, ANCHORS, LEAD
+
+    with_anchors = load_suite("models", model_names=("TextCNN",), batch=64, mode="both")
+    without = load_suite("models", model_names=("TextCNN",), batch=64, mode="both", anchors=False)
+    assert [sp.problem for sp in with_anchors[:len(without)]] == [sp.problem for sp in without]
+    anchors = with_anchors[len(without):]
+    assert anchors and all(sp.labels["set"] == "anchors" and sp.labels["batch"] == [ANCHOR_BATCH] for sp in anchors)
+    problems = {sp.problem for sp in anchors}
+    # token-major GEMMs in all three passes, a depthwise convolution's backward, dropout at two rates
+    assert {GemmProblem(1024, 1024, 1024, trans_b=True), GemmProblem(1024, 1024, 1024),
+            GemmProblem(1024, 1024, 1024, trans_a=True)} <= problems
+    assert any(p.op == "conv" and p.groups > 1 and p.direction == "bwd_filter" for p in problems)
+    assert {p.rate for p in problems if p.op == "memory" and p.kind == "dropout"} == {0.1, 0.5}
+    # the leading layer is not an anchor, the framework overhead is the models'
+    assert all(entry["layer"] != LEAD for sp in anchors for entry in sp.labels["layers"])
+    assert not any(p.op == "overhead" for p in problems)
+    assert {entry["layer"] for sp in anchors for entry in sp.labels["layers"]} == \
+        {layer.name for layer in ANCHORS.layers if layer.name != LEAD}
+    # inference: forward passes only, no dropout (the identity)
+    infer = load_suite("models", model_names=("TextCNN",), batch=64)
+    assert {getattr(sp.problem, "direction", "fwd") for sp in infer} == {"fwd"}
+    with pytest.raises(TypeError, match="anchors must be a bool"):
+        load_suite("models", anchors="no")
 
 
 def test_models_suite_training_adds_every_backward_pass_and_reads_model_files(tmp_path):

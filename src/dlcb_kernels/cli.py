@@ -123,6 +123,10 @@ def _parser() -> argparse.ArgumentParser:
                             "infer (forward kernels, memory-bound layers at inference), train (forward, backward "
                             "data and weights, memory-bound layers' training forward and backward) or both "
                             "(default: infer)")
+    bench.add_argument("--no-anchors", dest="anchors", action="store_false",
+                       help="with --suite models: leave out the anchor layers (token-major fc, 3x3/1x1/depthwise/"
+                            "single-channel convolutions, dropout at 0.1 and 0.5: about a minute), which let "
+                            "`dlcb predict` interpolate for models the table does not hold")
     bench.add_argument("--limit", type=positive_int, default=None, help="run only the first N problems")
     bench.add_argument("--shape", action="append", type=_gemm_shape, default=None, metavar="MxNxK[:TT]",
                        help="run this GEMM instead of a suite (repeatable); :NN, :TN, :NT or :TT sets "
@@ -405,6 +409,8 @@ def _bench_config(args, kind: str, index: int):
         ops = tuple(op.strip() for op in args.ops.split(",") if op.strip())
     if args.mode != "infer" and suite != "models":
         raise ValueError(f"--mode is for the models suite, not {suite!r}")
+    if not args.anchors and suite != "models":
+        raise ValueError(f"--no-anchors is for the models suite, not {suite!r}")
     if args.shape or args.problem:
         chosen = list(dict.fromkeys((args.shape or []) + (args.problem or [])))
         ops = tuple(dict.fromkeys(p.op for p in chosen))
@@ -415,7 +421,7 @@ def _bench_config(args, kind: str, index: int):
         max_gflop = args.max_gflop or (8.0 if kind == "cpu" else None)
         problems = load_suite(suite, ops, full=args.full or max_gflop is None,
                               max_flops=(max_gflop or 8.0) * 1e9, batch=args.batch,
-                              model_names=names, mode=args.mode)
+                              model_names=names, mode=args.mode, anchors=args.anchors)
     if args.dtype:
         problems = [SuiteProblem(dataclasses.replace(sp.problem, dtype=args.dtype), sp.labels) for sp in problems]
     if args.layout:

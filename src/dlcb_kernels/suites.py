@@ -213,9 +213,12 @@ def gpu_quick_rnn() -> list[SuiteProblem]:
 
 def load_suite(name: str, ops: tuple[str, ...] | None = None, *, full: bool = False,
                max_flops: float = DEFAULT_MAX_FLOPS, batch: int = DEFAULT_MODEL_BATCH,
-               model_names: tuple[str, ...] | None = None, mode: str = "infer") -> list[SuiteProblem]:
+               model_names: tuple[str, ...] | None = None, mode: str = "infer",
+               anchors: bool = True) -> list[SuiteProblem]:
     """A suite's problems for these ops (default: all of the suite's). The models suite: `model_names` (reference names or model
-    files; default all reference models) at `batch`, the passes of `mode` (see model_problems)."""
+    files; default all reference models) at `batch`, the passes of `mode` (see model_problems), and
+    with `anchors` the anchor layers' (models.anchors: the shapes that let the predictor
+    interpolate for models it has not measured; their framework overhead is the models')."""
     if name not in SUITES:
         raise ValueError(f"suite must be one of {', '.join(SUITES)}; got {name!r}")
     allowed = MODEL_OPS if name == "models" else OPS
@@ -229,6 +232,8 @@ def load_suite(name: str, ops: tuple[str, ...] | None = None, *, full: bool = Fa
         raise ValueError(f"batch must be >= 1, got {batch}")
     if model_names and name != "models":
         raise ValueError(f"models can only be chosen for the models suite, not {name!r}")
+    if not isinstance(anchors, bool):
+        raise TypeError(f"anchors must be a bool, got {type(anchors).__name__}")
     problems: list[SuiteProblem] = []
     if name in ("quick", "gpu-quick"):
         loaders = {"gemm": quick_gemm, "conv": quick_conv, "rnn": quick_rnn} if name == "quick" else \
@@ -239,6 +244,12 @@ def load_suite(name: str, ops: tuple[str, ...] | None = None, *, full: bool = Fa
     elif name == "models":
         chosen = resolve_models(model_names) if model_names else list(models.MODELS.values())
         problems = model_problems(chosen, {m.name: batch for m in chosen}, mode, ops)
+        if anchors:
+            from .models.anchors import ANCHOR_BATCH, ANCHORS, LEAD
+
+            problems += [sp for sp in model_problems([ANCHORS], {ANCHORS.name: ANCHOR_BATCH}, mode, ops,
+                                                     label_set="anchors")
+                         if sp.problem.op != "overhead" and any(u["layer"] != LEAD for u in sp.labels["layers"])]
     else:
         train = name == "deepbench-train"
         sets = ("train",) if train else ("inference_server", "inference_device")

@@ -26,7 +26,8 @@ A ThroughputModel holds the usable records of one device, dtype and implementati
 Memory-bound layer calls (op "memory", MemoryProblem) are not kernels with an efficiency
 against the roofline: their time is a framework call's fixed cost plus bytes at the rate that
 kind of layer reaches. predict(MemoryProblem) answers with the exact record if present; else
-fitted, t = a + bytes / b (pooling: + window reads / r, MemoryTimeFit) by least squares on
+fitted, t = a + bytes / b (+ work / w for pooling's window reads and dropout's branch misses,
+MemoryTimeFit) by least squares on
 the relative error over the records of the same kind, direction, training flag and pooling mode
 (terms >= 0; one record: its time scaled by bytes, +-50%); else "memory", bytes at the measured bandwidth (memory_seconds). Memory records
 take no part in the kernel fits nor in cross_validate.
@@ -517,14 +518,15 @@ class ThroughputModel:
             seconds, detail = self.memory_seconds(nbytes)
             return KernelPrediction(seconds, "memory", MEMORY_UNCERTAINTY, None,
                                     f"no {' '.join(map(str, group))} records: {detail}")
-        pool = problem.kind == "pool"
+        extra = problem.extra_work()   # the same kind for every problem of a group
         if group not in self._memory_fits:
             self._memory_fits[group] = MemoryTimeFit.fit(
                 [e.problem.bytes_min() for e in members], [e.seconds for e in members],
-                [e.problem.window_reads() for e in members] if pool else None)
+                None if extra is None else [e.problem.extra_work()[1] for e in members],
+                "" if extra is None else extra[0])
         fit = self._memory_fits[group]
         implementations = sorted({e.record.implementation for e in members})
-        return KernelPrediction(fit.seconds(nbytes, problem.window_reads()), "fitted", fit.uncertainty, ", ".join(implementations),
+        return KernelPrediction(fit.seconds(nbytes, 0 if extra is None else extra[1]), "fitted", fit.uncertainty, ", ".join(implementations),
                                 f"{fit.describe()} over {fit.count} {' '.join(map(str, group))} records")
 
     def _exact_prediction(self, entry: _Entry) -> KernelPrediction:
@@ -626,24 +628,27 @@ def memory_group_of(problem) -> tuple:
 
 @dataclass(frozen=True)
 class MemoryTimeFit:
-    """t = a + bytes / b, + window reads / r for pooling: a a call's fixed cost, b the rate the
-    layer kind moves bytes at, r the rate its windows are visited at (all terms >= 0). A pooling
-    call's time follows its window reads as much as its bytes: PyTorch's CPU max-pool forward
-    visits 0.6 G elements/s here (3x3/1 reads 9 elements an output, 3x3/2 2.25 an input), so
-    bytes alone mispredict 3x3/1 pools from 2x2/2 ones by 60% (leave-one-out)."""
+    """t = a + bytes / b (+ work / w where the kind does work beyond its bytes,
+    MemoryProblem.extra_work): a a call's fixed cost, b the rate the layer kind moves bytes at,
+    w the rate of its extra work (all terms >= 0). A pooling call's time follows its window
+    reads as much as its bytes: PyTorch's CPU max-pool forward visits 0.6 G elements/s here
+    (3x3/1 reads 9 elements an output, 3x3/2 2.25 an input), so bytes alone mispredict 3x3/1
+    pools from 2x2/2 ones by 60% (leave-one-out); a training dropout's time follows its
+    mispredicted keep/drop branches (rate 0.5 costs twice rate 0.1)."""
 
     fixed_s: float
     bytes_per_s: float                   # math.inf: no byte term
     uncertainty: float
     count: int
-    reads_per_s: float | None = None     # None: window reads are not a term of this kind
+    work_per_s: float | None = None      # None: the kind has no extra work term
+    work_name: str = ""
 
     @classmethod
-    def fit(cls, nbytes, seconds, window_reads=None) -> "MemoryTimeFit":
+    def fit(cls, nbytes, seconds, work=None, work_name: str = "work") -> "MemoryTimeFit":
         """Least squares on the relative error (every record weighs alike, small or large), the
         terms kept non-negative. One record: its time scaled by bytes, with
         SINGLE_RECORD_UNCERTAINTY; two: no error to state beyond that either; three or more:
-        the leave-one-out 90th percentile. window_reads (pooling): a third term."""
+        the leave-one-out 90th percentile. work: the records' extra work, a third term."""
         b = np.asarray(nbytes, dtype=np.float64)
         t = np.asarray(seconds, dtype=np.float64)
         if len(b) != len(t) or not len(b):
@@ -651,11 +656,11 @@ class MemoryTimeFit:
         if np.any(b <= 0) or np.any(t <= 0):
             raise ValueError("nbytes and seconds must be > 0")
         columns = [np.ones_like(b), b]
-        if window_reads is not None:
-            reads = np.asarray(window_reads, dtype=np.float64)
-            if reads.shape != b.shape or np.any(reads < 0):
-                raise ValueError("window_reads must be >= 0, one per record")
-            columns.append(reads)
+        if work is not None:
+            extra = np.asarray(work, dtype=np.float64)
+            if extra.shape != b.shape or np.any(extra < 0):
+                raise ValueError("work must be >= 0, one per record")
+            columns.append(extra)
         x = np.column_stack(columns)
         coefficients = cls._solve(x, t)
         uncertainty = SINGLE_RECORD_UNCERTAINTY
@@ -666,7 +671,8 @@ class MemoryTimeFit:
                 errors.append(abs(float(x[i] @ cls._solve(x[keep], t[keep])) / t[i] - 1.0))
             uncertainty = max(float(np.quantile(errors, 0.9)), EXACT_UNCERTAINTY_FLOOR)
         rate = [1.0 / c if c > 0 else math.inf for c in coefficients[1:]]
-        return cls(float(coefficients[0]), rate[0], uncertainty, len(b), rate[1] if len(rate) > 1 else None)
+        return cls(float(coefficients[0]), rate[0], uncertainty, len(b),
+                   rate[1] if len(rate) > 1 else None, work_name if len(rate) > 1 else "")
 
     @staticmethod
     def _solve(x: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -686,21 +692,21 @@ class MemoryTimeFit:
             coefficients = np.zeros(n_terms)
             coefficients[used] = solution
             cost = float(np.sum((scaled @ coefficients - 1.0) ** 2))
-            if cost < best_cost - 1e-15:
+            if cost < best_cost * (1.0 - 1e-9) - 1e-15:   # fewer terms where more fit no better
                 best, best_cost = coefficients, cost
         if best is None:   # every record the same size and no feasible subset: proportional to bytes
             best = np.zeros(n_terms)
             best[1] = float(np.sum(scaled[:, 1]) / np.sum(scaled[:, 1] ** 2))
         return best
 
-    def seconds(self, nbytes: float, window_reads: float = 0.0) -> float:
-        reads = float(window_reads) / self.reads_per_s if self.reads_per_s else 0.0
-        return self.fixed_s + float(nbytes) / self.bytes_per_s + reads
+    def seconds(self, nbytes: float, work: float = 0.0) -> float:
+        extra = float(work) / self.work_per_s if self.work_per_s else 0.0
+        return self.fixed_s + float(nbytes) / self.bytes_per_s + extra
 
     def describe(self) -> str:
         text = f"t = {self.fixed_s * 1e6:.3g} us + bytes / {self.bytes_per_s / 1e9:.3g} GB/s"
-        if self.reads_per_s is not None:
-            text += f" + window reads / {self.reads_per_s / 1e9:.3g} G/s"
+        if self.work_per_s is not None:
+            text += f" + {self.work_name} / {self.work_per_s / 1e9:.3g} G/s"
         return text
 
 

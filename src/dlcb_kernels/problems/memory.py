@@ -11,8 +11,9 @@ predictor charge them their real time. A MemoryProblem is made from a model Laye
   flops      one operation per output element (forward: of the output; backward: of the input
              gradient, every operand's for eltwise), a stand-in so that GFLOP/s and arithmetic
              intensity are defined; the time model of these problems reads bytes, not FLOPs.
-  window_reads  pooling only: output elements x window area, the comparisons or sums a
-             pooling kernel makes (PyTorch's CPU max-pool forward is bound by them, not by bytes).
+  extra_work the work beyond bytes that a kind's time follows too: pooling's window reads,
+             a training dropout's mispredicted keep/drop branches (the predictor's memory time
+             model fits a rate to it).
 
 `training` matters for the forward of BN (batch statistics vs running ones) and dropout (the
 identity at inference); it is always False for the other kinds' forward and always True for a
@@ -183,13 +184,17 @@ class MemoryProblem:
     def arithmetic_intensity(self) -> float:
         return self.flops() / self.bytes_min()
 
-    def window_reads(self) -> int:
-        """Elements a pooling call visits, output elements x window area (0 for the other
-        kinds): a pooling kernel's work beyond its bytes, 9 reads an output at 3x3/1 and 2.25 an
-        input element at 3x3/2 (the predictor's memory time model fits a rate to it)."""
-        if self.kind != "pool":
-            return 0
-        return math.prod(self.output_shape) * self.window[0] * self.window[1]
+    def extra_work(self) -> tuple[str, int] | None:
+        """(name, count) of the work a call does beyond moving its bytes, where the kind has
+        any: pooling's window reads (output elements x window area: 9 reads an output at 3x3/1,
+        2.25 an input element at 3x3/2) and a training dropout forward's mispredicted branches
+        (elements x min(rate, 1 - rate): PyTorch's CPU dropout draws a keep/drop per element and
+        costs most at rate 0.5, twice what it costs at 0.1). None: bytes alone."""
+        if self.kind == "pool":
+            return "window reads", math.prod(self.output_shape) * self.window[0] * self.window[1]
+        if self.kind == "dropout" and self.direction == "fwd" and self.training:
+            return "dropout branch misses", round(math.prod(self.tensor) * min(self.rate, 1.0 - self.rate))
+        return None
 
     def key(self) -> str:
         text = f"memory {self.kind} {self.direction} {_dims_text(self.tensor)}"
