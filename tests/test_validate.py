@@ -299,6 +299,9 @@ def test_leave_one_model_out_rows_summary_and_coverage():
     text = v.format_rows(rows, v.summarize_rows(rows))
     assert "held out" in text and "+20.0%" in text and "covers 5/10" in text
     assert v.covered(1.0, 1.25, 0.25) and not v.covered(1.0, 1.26, 0.25) and v.covered(1.0, 1.0, None) is None
+    # predictions may be numpy scalars: the summary is still plain JSON (`dlcb validate --json`)
+    numpy_rows = [{k: np.float64(x) if isinstance(x, float) else x for k, x in r.items()} for r in rows]
+    assert json.loads(json.dumps(v.summarize_rows(numpy_rows))) == json.loads(json.dumps(v.summarize_rows(rows)))
 
 
 def test_validate_module_runs_and_predicts_the_loss_when_asked(monkeypatch):

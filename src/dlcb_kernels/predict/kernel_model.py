@@ -670,7 +670,7 @@ class MemoryTimeFit:
                 keep = np.arange(len(b)) != i
                 errors.append(abs(float(x[i] @ cls._solve(x[keep], t[keep])) / t[i] - 1.0))
             uncertainty = max(float(np.quantile(errors, 0.9)), EXACT_UNCERTAINTY_FLOOR)
-        rate = [1.0 / c if c > 0 else math.inf for c in coefficients[1:]]
+        rate = [1.0 / float(c) if c > 0 else math.inf for c in coefficients[1:]]
         return cls(float(coefficients[0]), rate[0], uncertainty, len(b),
                    rate[1] if len(rate) > 1 else None, work_name if len(rate) > 1 else "")
 

@@ -471,7 +471,7 @@ def covered(predicted: float, measured: float, uncertainty: float | None) -> boo
     predicted x (1 +- uncertainty); None where no uncertainty was stated."""
     if uncertainty is None:
         return None
-    return abs(predicted - measured) <= uncertainty * predicted
+    return bool(abs(predicted - measured) <= uncertainty * predicted)
 
 
 def summarize_rows(rows: list[dict]) -> list[dict]:
@@ -491,22 +491,23 @@ def summarize_rows(rows: list[dict]) -> list[dict]:
 
 
 def _summary_of(impl: str, mode: str, group: list[dict]) -> dict:
-    errors = [abs(r["error"]) for r in group]
+    # Python numbers throughout (a numpy scalar from a prediction would stop json.dumps)
+    errors = [float(abs(r["error"])) for r in group]
     worst = max(group, key=lambda r: abs(r["error"]))
     mean = sum(errors) / len(errors)
     out = {"impl": impl, "mode": mode, "models": len({r["model"] for r in group}), "rows": len(group),
-           "mean_abs_error": mean, "max_abs_error": abs(worst["error"]), "worst_model": worst["model"],
+           "mean_abs_error": mean, "max_abs_error": float(abs(worst["error"])), "worst_model": worst["model"],
            "within_20pct": sum(e <= GOAL_MODEL_ERROR for e in errors),
            "covered": _coverage(group, "predicted_s", "uncertainty"),
            "goal_met": len(group) >= 6 and mean <= GOAL_MEAN_ERROR and all(e <= GOAL_MODEL_ERROR for e in errors)}
     held = [r for r in group if r.get("held_out_error") is not None]
     if held:
-        held_errors = [abs(r["held_out_error"]) for r in held]
+        held_errors = [float(abs(r["held_out_error"])) for r in held]
         held_worst = max(held, key=lambda r: abs(r["held_out_error"]))
         held_mean = sum(held_errors) / len(held_errors)
         coverage = _coverage(held, "held_out_predicted_s", "held_out_uncertainty")
         out["held_out"] = {
-            "rows": len(held), "mean_abs_error": held_mean, "max_abs_error": abs(held_worst["held_out_error"]),
+            "rows": len(held), "mean_abs_error": held_mean, "max_abs_error": max(held_errors),
             "worst_model": held_worst["model"], "covered": coverage,
             "goal_met": len(held) >= 6 and held_mean <= GOAL_HELD_OUT_MEAN_ERROR and
             max(held_errors) <= GOAL_HELD_OUT_MODEL_ERROR and coverage is not None and
