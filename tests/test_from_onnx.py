@@ -55,9 +55,17 @@ def test_a_fixed_batch_is_divided_out(tmp_path):
     assert model.input_shape == (8, 16, 16) and model.layers[0].shape[:3] == (8, 16, 16)
 
 
+@pytest.mark.parametrize("op, function", [("Sigmoid", "sigmoid"), ("HardSwish", "hardswish"),
+                                          ("LeakyRelu", "leaky_relu")])
+def test_an_activation_becomes_an_activation_layer_of_its_function(tmp_path, op, function):
+    model = from_onnx(residual_graph(tmp_path / "act.onnx", extra_node=helper.make_node(op, ["y"], ["z"], name="act")))
+    last = model.layers[-1]
+    assert (last.kind, last.function, last.shape, last.reads) == ("activation", function, (10,), ("fc",))
+
+
 def test_what_the_format_cannot_express_is_an_error_naming_the_node(tmp_path):
-    bad = helper.make_node("Sigmoid", ["y"], ["z"], name="squash")
-    with pytest.raises(ValueError, match="cannot import ONNX node squash \\(Sigmoid\\)"):
+    bad = helper.make_node("Hardmax", ["y"], ["z"], name="squash")
+    with pytest.raises(ValueError, match="cannot import ONNX node squash \\(Hardmax\\)"):
         from_onnx(residual_graph(tmp_path / "bad.onnx", extra_node=bad))
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
     with pytest.raises(ValueError, match="not a readable ONNX model"):

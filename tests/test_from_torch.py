@@ -72,9 +72,43 @@ def test_a_stacked_lstm_is_one_layer_per_level():
     assert model.params("trainable") == torch_params(net)
 
 
+class _SqueezeExcite(torch.nn.Module):
+    """EfficientNet/MobileNetV3 activations: SiLU, a sigmoid gate, hardswish in place, leaky ReLU."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(8, 8, 3, padding=1)
+        self.act = torch.nn.SiLU(inplace=True)
+        self.reduce = torch.nn.Conv2d(8, 2, 1)
+        self.expand = torch.nn.Conv2d(2, 8, 1)
+        self.hs = torch.nn.Hardswish(inplace=True)
+        self.leaky = torch.nn.LeakyReLU(0.1)
+
+    def forward(self, x):
+        y = self.act(self.conv(x))
+        gate = torch.nn.functional.adaptive_avg_pool2d(y, 1)
+        gate = self.expand(torch.nn.functional.silu(self.reduce(gate))).sigmoid()
+        return self.leaky(self.hs(y * gate))
+
+
+def test_activations_become_activation_layers_of_their_function():
+    model = from_torch(_SqueezeExcite(), torch.randn(2, 8, 6, 6))
+    layers = by_name(model)
+    functions = {name: (layer.kind, layer.function) for name, layer in layers.items()}
+    assert functions["act"] == functions["silu"] == ("activation", "silu")   # module and function
+    assert functions["sigmoid"] == ("activation", "sigmoid")                 # a tensor method
+    assert functions["hs"] == ("activation", "hardswish") and functions["leaky"] == ("activation", "leaky_relu")
+    assert layers["act"].shape == (8, 6, 6) and layers["sigmoid"].shape == (8, 1, 1)
+    assert layers["mul"].kind == "eltwise" and set(layers["mul"].reads) == {"act", "sigmoid"}
+    assert model.params("trainable") == torch_params(_SqueezeExcite())
+
+
 def test_what_the_format_cannot_express_is_an_error_naming_the_node():
-    with pytest.raises(ValueError, match="cannot import node .*SiLU"):
-        from_torch(torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.SiLU()), torch.randn(1, 4))
+    with pytest.raises(ValueError, match="cannot import node .*ConvTranspose2d"):
+        from_torch(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ConvTranspose2d(4, 4, 2)),
+                   torch.randn(1, 3, 9, 9))
+    with pytest.raises(ValueError, match="cannot import node _1 \\(PixelShuffle\\)"):
+        from_torch(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.PixelShuffle(2)), torch.randn(1, 3, 9, 9))
     with pytest.raises(ValueError, match="dilated convolution"):
         from_torch(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, dilation=2)), torch.randn(1, 3, 9, 9))
     with pytest.raises(TypeError, match="module must be a torch.nn.Module"):

@@ -12,6 +12,7 @@ from dlcb_kernels.bench import BenchConfig, run_bench
 from dlcb_kernels.measure import Settings
 from dlcb_kernels.models import Layer, Model
 from dlcb_kernels.models.layers import (
+    activation,
     bn,
     concat,
     dropout,
@@ -26,7 +27,7 @@ from dlcb_kernels.models.layers import (
 from dlcb_kernels.predict import ThroughputModel, predict_model
 from dlcb_kernels.predict.kernel_model import SINGLE_RECORD_UNCERTAINTY, MemoryTimeFit
 from dlcb_kernels.problems import GemmProblem, MemoryProblem, problem_from_params
-from dlcb_kernels.problems.memory import BN_EPS, LRN
+from dlcb_kernels.problems.memory import ACTIVATIONS, BN_EPS, LRN, activation_reference
 from dlcb_kernels.suites import SuiteProblem
 
 torch = pytest.importorskip("torch")
@@ -47,7 +48,11 @@ CASES = [
     ("dropout", (3, 40), {"rate": 0.1}),
     ("loss", (3, 10), {}),
     ("loss", (2, 3, 7), {}),
+    *[("activation", (3, 4, 5, 6), {"function": function}) for function in ACTIVATIONS],
 ]
+
+TORCH_ACTIVATIONS = {"sigmoid": torch.sigmoid, "silu": F.silu, "elu": F.elu, "mish": F.mish, "softplus": F.softplus,
+                     "hardswish": F.hardswish, "hardsigmoid": F.hardsigmoid, "leaky_relu": F.leaky_relu}
 
 
 def _torch_forward(problem, xs, gamma, beta, labels=None):
@@ -56,6 +61,8 @@ def _torch_forward(problem, xs, gamma, beta, labels=None):
         return F.cross_entropy(x.reshape(-1, x.shape[-1]), labels.reshape(-1), reduction="none").reshape(labels.shape)
     if problem.kind == "relu":
         return F.relu(x)
+    if problem.kind == "activation":
+        return TORCH_ACTIVATIONS[problem.function](x)
     if problem.kind == "pool":
         if problem.mode == "max":
             return F.max_pool2d(x, problem.window, problem.stride, problem.pad, ceil_mode=True)
@@ -75,6 +82,12 @@ def _torch_forward(problem, xs, gamma, beta, labels=None):
     return x                    # dropout at inference
 
 
+def _rtol(problem) -> float:
+    # torch's hardsigmoid backward multiplies by 1/6 rounded to float32, in float64 too
+    return 1e-7 if problem.kind == "activation" and problem.function == "hardsigmoid" and problem.direction == "bwd" \
+        else 1e-10
+
+
 @pytest.mark.parametrize("kind, tensor, options", [c for c in CASES if c[0] != "dropout"])
 @pytest.mark.parametrize("direction", ["fwd", "bwd"])
 def test_reference_matches_torch_in_float64(kind, tensor, options, direction):
@@ -92,7 +105,30 @@ def test_reference_matches_torch_in_float64(kind, tensor, options, direction):
         ours = problem.reference([x.detach().numpy() for x in xs], dy.numpy(),
                                  None if gamma is None else gamma.numpy(), None if beta is None else beta.numpy(),
                                  labels)
-        np.testing.assert_allclose(ours, expected.detach().numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(ours, expected.detach().numpy(), rtol=_rtol(problem), atol=1e-12)
+
+
+@pytest.mark.parametrize("function", ACTIVATIONS)
+def test_activation_reference_is_torchs_function_and_derivative_over_every_region(function):
+    """Beyond [-1, 1] too: hardswish's and hardsigmoid's flat ends, softplus's linear region."""
+    x = torch.linspace(-25.0, 25.0, 2001, dtype=torch.float64).requires_grad_(True)
+    x = x[(x.detach() - x.detach().round()).abs() > 1e-6].detach().requires_grad_(True)   # off the kinks at +-3
+    y = TORCH_ACTIVATIONS[function](x)
+    slope, = torch.autograd.grad(y.sum(), x)
+    value, derivative = activation_reference(function, x.detach().numpy())
+    np.testing.assert_allclose(value, y.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(derivative, slope.numpy(), rtol=_rtol(MemoryProblem("activation", "bwd", (1, 1),
+                                                                                 function=function)), atol=1e-12)
+    with pytest.raises(ValueError, match="function must be one of"):
+        MemoryProblem("activation", "fwd", (2, 4), function="swish")
+
+
+def test_an_activations_function_keys_its_records_apart():
+    silu, mish = (MemoryProblem("activation", "fwd", (8, 64), function=f) for f in ("silu", "mish"))
+    assert silu.key() == "memory activation fwd 8x64 silu" and silu.params()["function"] == "silu"
+    assert silu != mish and MemoryProblem.from_params(mish.params()) == mish
+    assert "function" not in MemoryProblem("relu", "fwd", (8, 64)).params()   # older records' keys unchanged
+    assert MemoryProblem.from_layer(activation("a", (64,), "mish"), 8, "fwd") == mish
 
 
 def test_dropout_check_accepts_any_mask_and_nothing_else():

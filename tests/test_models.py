@@ -205,6 +205,9 @@ def test_memory_bytes():
     # the dense gradient: the whole table zeroed, then the looked-up rows added
     assert table.memory_bytes(1, "bwd_weights") == 4 * (30522 * 768 + 3 * 128 * 768)
     assert models.conv("c", 3, 8, 8, 4, 3).memory_bytes(1, "fwd") == 0
+    silu = models.activation("s", (64, 56, 56), "silu")   # its derivative reads the input
+    assert silu.memory_bytes(2, "fwd") == relu.memory_bytes(2, "fwd")
+    assert silu.memory_bytes(2, "bwd_data") == 4 * 3 * elements and silu.memory_bytes(2, "bwd_weights") == 0
     with pytest.raises(ValueError, match="pass_"):
         relu.memory_bytes(1, "backward")
     with pytest.raises(ValueError, match="batch"):
@@ -224,6 +227,8 @@ def test_layer_and_model_validation():
         models.conv("x", 4, 2, 2, 4, 5)
     with pytest.raises(ValueError, match="cell"):
         models.rnn("x", 10, 10, 5, cell="elman")
+    with pytest.raises(ValueError, match="'x': function must be one of sigmoid, silu"):
+        models.activation("x", (10,), "swish")
     with pytest.raises(ValueError, match="convention"):
         models.fc("x", 10, 10).params("all")
     with pytest.raises(ValueError, match="memory-bound"):
@@ -263,6 +268,12 @@ def test_user_model_from_a_file(tmp_path):
     assert model.params("cookbook") == model.params("trainable") + 2 * 16 + 1
     assert model.macs_per_sample() == 16 * 27 * 32 * 32 + 4096 * 10
     assert model.layers[3].output_tensor() == (16, 16, 16)
+    # an activation names its function; the file round-trips it
+    doc["layers"].insert(2, {"name": "act1", "kind": "activation", "tensor": [16, 32, 32], "function": "hardswish"})
+    path.write_text(json.dumps(doc))
+    model = models.get_model(path)
+    assert model.layers[2] == models.activation("act1", (16, 32, 32), "hardswish")
+    assert models.model_from_dict(models.model_to_dict(model)) == model
 
 
 @pytest.mark.parametrize("change, message", [

@@ -313,6 +313,7 @@ class FakeLayer:
     operands: int = 2
     rate: float = 0.5
     inplace: bool = False
+    function: str = "silu"
 
     @property
     def is_kernel(self):

@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .models.layers import without_input_gradient
-from .problems.memory import BN_EPS, LRN
+from .problems.memory import BN_EPS, ELU_ALPHA, LEAKY_SLOPE, LRN, activation_reference
 
 SGD_LR = 1e-4                   # small: repeated steps on fixed gradients must not blow up
 SGD_MOMENTUM = 0.9
 # Memory-bound kinds that act on one per-sample tensor (eltwise: on several of that shape).
-MEMORY_KINDS = ("bn", "relu", "gelu", "tanh", "lrn", "eltwise", "concat", "softmax", "dropout", "layernorm", "loss")
+MEMORY_KINDS = ("bn", "relu", "gelu", "tanh", "activation", "lrn", "eltwise", "concat", "softmax", "dropout", "layernorm",
+                "loss")
 
 
 # Layer geometry: the one place that reads a Layer's fields ------------------------------------
@@ -114,6 +115,8 @@ def _memory_layer_spec(layer, batch: int, spec: LayerSpec) -> None:
             spec.params = {"p": layer.rate}
         if kind == "relu":
             spec.params = {"inplace": layer.inplace}
+        if kind == "activation":
+            spec.params = {"function": layer.function}
     else:
         raise ValueError(f"layer {layer.name!r} has kind {kind!r}, which the validation runners do not execute")
 
@@ -183,6 +186,11 @@ class TorchLayer:
                 nn.BatchNorm1d(channels, eps=BN_EPS)
         elif kind == "relu":
             self.module = nn.ReLU()
+        elif kind == "activation":
+            self.module = {"sigmoid": nn.Sigmoid, "silu": nn.SiLU, "mish": nn.Mish, "softplus": nn.Softplus,
+                           "hardswish": nn.Hardswish, "hardsigmoid": nn.Hardsigmoid,
+                           "elu": lambda: nn.ELU(ELU_ALPHA),
+                           "leaky_relu": lambda: nn.LeakyReLU(LEAKY_SLOPE)}[p["function"]]()
         elif kind == "pool":
             pool = nn.MaxPool2d if p["mode"] == "max" else nn.AvgPool2d
             self.module = pool(p["kernel"], p["stride"], p["pad"], ceil_mode=True)
@@ -399,6 +407,10 @@ class OursLayer:
     def _fwd_tanh(self, training: bool) -> None:
         np.tanh(self.x[0], out=self.y)
 
+    def _fwd_activation(self, training: bool) -> None:
+        # numpy's one pass per operation: the reference's own formula in float32
+        self.y[...] = activation_reference(self.spec.params["function"], self.x[0])[0]
+
     def _fwd_concat(self, training: bool) -> None:
         start = 0
         for x in self.x:
@@ -595,6 +607,10 @@ class OursLayer:
             np.square(self.y, out=dx)
             np.subtract(1, dx, out=dx)
             dx *= self.dy
+
+    def _bwd_activation(self, input_grad: bool) -> None:
+        if input_grad:   # dy f'(x), the derivative recomputed from the input
+            np.multiply(self.dy, activation_reference(self.spec.params["function"], self.x[0])[1], out=self.dx[0])
 
     def _bwd_dropout(self, input_grad: bool) -> None:
         if input_grad:

@@ -11,7 +11,8 @@ after MatMul: the fc layer counts its bias).
   Conv -> conv (no dilation); Gemm, MatMul by a constant -> fc; MatMul of two activations ->
   matmul; BatchNormalization -> bn (exporters fold it into the convolution in eval mode, when
   there is no BatchNormalization left); LayerNormalization -> layernorm; Relu, Clip -> relu;
-  Gelu, Erf -> gelu; Tanh -> tanh; Softmax, LogSoftmax -> softmax; Dropout -> dropout;
+  Gelu, Erf -> gelu; Tanh -> tanh; Sigmoid, Elu, Softplus, Mish, LeakyRelu, HardSwish, HardSigmoid
+  -> activation with that function; Softmax, LogSoftmax -> softmax; Dropout -> dropout;
   MaxPool/AveragePool -> pool; GlobalAveragePool -> a global pool; Add/Sub/Mul/Div of two
   activations -> eltwise; Concat of activations -> concat; Gather from a constant table ->
   embedding; LSTM/GRU/RNN -> rnn (bidirectional: count 2).
@@ -29,9 +30,12 @@ from .layers import MODEL_INPUT, Layer, Model
 _VIEWS = {"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Slice", "Split", "Identity", "Cast",
           "Expand", "Pad", "Shape", "Size", "ConstantOfShape", "Constant", "Range", "Tile"}
 _SCALING = {"Add", "Sub", "Mul", "Div", "Pow", "Sqrt"}      # with a constant operand: not charged
-_ONE_PASS = {"Relu": "relu", "Clip": "relu", "LeakyRelu": "relu", "Gelu": "gelu", "Erf": "gelu", "Tanh": "tanh",
+_ONE_PASS = {"Relu": "relu", "Clip": "relu", "Gelu": "gelu", "Erf": "gelu", "Tanh": "tanh",
              "Softmax": "softmax", "LogSoftmax": "softmax", "Dropout": "dropout",
              "LayerNormalization": "layernorm"}
+# Element-wise activations of the "activation" kind.
+_ACTIVATIONS = {"Sigmoid": "sigmoid", "Elu": "elu", "Softplus": "softplus", "Mish": "mish",
+                "LeakyRelu": "leaky_relu", "HardSwish": "hardswish", "HardSigmoid": "hardsigmoid"}
 
 
 def _attrs(node) -> dict:
@@ -112,6 +116,8 @@ class _Importer:
         name = self.name_for(node)
         if op in _ONE_PASS:
             return [Layer(name, _ONE_PASS[op], self.per_sample(out))]
+        if op in _ACTIVATIONS:
+            return [Layer(name, "activation", self.per_sample(out), function=_ACTIVATIONS[op])]
         if op in ("Add", "Sub", "Mul", "Div", "Sum"):
             return [Layer(name, "eltwise", self.per_sample(out), operands=len(data_in))]
         if op == "Concat":

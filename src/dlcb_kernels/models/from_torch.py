@@ -11,6 +11,8 @@ What maps to what (anything else is an error naming the node):
   ReLU, ReLU6, Hardtanh, relu/relu6/clamp functions -> relu (the same pass over the tensor; the
   clipping's comparison is not a separate cost; inplace=True or relu_ kept: an in-place call
   allocates no output, which on a fresh large tensor costs more than the pass); GELU -> gelu; Tanh -> tanh; Softmax -> softmax;
+  SiLU, Sigmoid, ELU, Mish, Softplus, LeakyReLU, Hardswish, Hardsigmoid (modules, functions or
+  tensor methods) -> activation with that function (in place or not: charged out of place);
   Dropout -> dropout; MaxPool2d/AvgPool2d -> pool; AdaptiveAvgPool2d to 1x1 -> a global pool;
   add of two tensors (and sub, mul) -> eltwise; cat -> concat; Embedding -> embedding;
   LSTM/GRU/RNN -> one rnn layer per stacked layer (bidirectional: count 2); matmul/bmm of two
@@ -35,6 +37,13 @@ from .layers import MODEL_INPUT, Layer, Model
 _FREE_FUNCTIONS = {"flatten", "reshape", "view", "permute", "transpose", "contiguous", "squeeze", "unsqueeze",
                    "getitem", "size", "dim", "chunk", "split", "unbind", "expand", "expand_as", "t", "type_as",
                    "float", "to", "detach", "clone", "getattr", "floordiv", "narrow", "select"}
+
+
+# Element-wise activations of the "activation" kind, by module class or function name.
+_ACTIVATIONS = {"SiLU": "silu", "silu": "silu", "Sigmoid": "sigmoid", "sigmoid": "sigmoid", "ELU": "elu", "elu": "elu",
+                "Mish": "mish", "mish": "mish", "Softplus": "softplus", "softplus": "softplus",
+                "LeakyReLU": "leaky_relu", "leaky_relu": "leaky_relu", "Hardswish": "hardswish",
+                "hardswish": "hardswish", "Hardsigmoid": "hardsigmoid", "hardsigmoid": "hardsigmoid"}
 
 
 def _name_of(target) -> str:
@@ -113,6 +122,8 @@ class _Importer:
             self.add(node, [Layer(name, "gelu", self.per_sample(node))])
         elif isinstance(module, nn.Tanh):
             self.add(node, [Layer(name, "tanh", self.per_sample(node))])
+        elif type(module).__name__ in _ACTIVATIONS:
+            self.add(node, [self.activation(node, type(module).__name__)])
         elif isinstance(module, nn.Softmax):
             self.add(node, [Layer(name, "softmax", self.per_sample(node))])
         elif isinstance(module, nn.Dropout):
@@ -242,6 +253,8 @@ class _Importer:
             self.add(node, [Layer(name, "gelu", self.per_sample(node))])
         elif fname == "tanh":
             self.add(node, [Layer(name, "tanh", self.per_sample(node))])
+        elif fname.rstrip("_") in _ACTIVATIONS:
+            self.add(node, [self.activation(node, fname.rstrip("_"))])
         elif fname in ("softmax", "log_softmax"):
             self.add(node, [Layer(name, "softmax", self.per_sample(node))])
         elif fname == "dropout":
@@ -262,6 +275,11 @@ class _Importer:
             self.add(node, [self.matmul(node, tensors, name)])
         else:
             raise ValueError(f"cannot import node {name} ({fname}): no dlcb layer kind for it")
+
+    def activation(self, node, what: str) -> Layer:
+        """An activation layer; ELU, leaky ReLU and softplus are measured at PyTorch's defaults,
+        which only the parameter, not the cost, would change."""
+        return Layer(node.name, "activation", self.per_sample(node), function=_ACTIVATIONS[what])
 
     def matmul(self, node, tensors, name) -> Layer:
         if len(tensors) != 2:

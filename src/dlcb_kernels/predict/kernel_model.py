@@ -621,9 +621,11 @@ class ThroughputModel:
 
 
 def memory_group_of(problem) -> tuple:
-    """The memory problems one time model covers: kind, direction, training flag, pool mode."""
+    """The memory problems one time model covers: kind, direction, training flag, pool mode,
+    activation function."""
     return (problem.kind, problem.direction, "train" if problem.training else "infer") + \
-        ((problem.mode,) if problem.kind == "pool" else ())
+        ((problem.mode,) if problem.kind == "pool" else ()) + \
+        ((problem.function,) if problem.kind == "activation" else ())
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,9 @@ import numpy as np
 
 from ._common import check_choice, check_dims, check_flag, from_params, relative_error
 
-MEMORY_KINDS = ("relu", "pool", "bn", "lrn", "eltwise", "concat", "softmax", "dropout", "loss")
+# Element-wise activations of the "activation" kind (models.layers.ACTIVATIONS is this tuple).
+ACTIVATIONS = ("sigmoid", "silu", "elu", "mish", "softplus", "hardswish", "hardsigmoid", "leaky_relu")
+MEMORY_KINDS = ("relu", "activation", "pool", "bn", "lrn", "eltwise", "concat", "softmax", "dropout", "loss")
 DIRECTIONS = ("fwd", "bwd")
 POOL_MODES = ("max", "avg")
 # The layers' parameters (Caffe's LRN defaults, dropout 0.5 unless the layer says, BN epsilon); layer_runners runs the
@@ -79,6 +81,7 @@ class MemoryProblem:
     operands: int = 2
     rate: float = DROPOUT_P
     inplace: bool = False          # relu's forward overwriting its input
+    function: str = "silu"         # activation: models.layers.ACTIVATIONS
     dtype: str = "float32"
 
     op = "memory"
@@ -88,6 +91,7 @@ class MemoryProblem:
         check_choice(self, "kind", MEMORY_KINDS)
         check_choice(self, "direction", DIRECTIONS)
         check_choice(self, "mode", POOL_MODES)
+        check_choice(self, "function", ACTIVATIONS)
         if self.dtype != "float32":
             raise ValueError(f"MemoryProblem.dtype must be float32, got {self.dtype!r}")
         check_flag(self, "training")
@@ -111,6 +115,8 @@ class MemoryProblem:
                 object.__setattr__(self, name, default)
         if self.kind != "eltwise":
             object.__setattr__(self, "operands", 2)
+        if self.kind != "activation":
+            object.__setattr__(self, "function", "silu")
         if isinstance(self.rate, str):   # from the CLI
             object.__setattr__(self, "rate", float(self.rate))
         if isinstance(self.rate, (bool, np.bool_)) or not isinstance(self.rate, (int, float, np.floating)) \
@@ -143,7 +149,7 @@ class MemoryProblem:
             return cls("pool", direction, (batch, d["c"], d["h"], d["w"]), training, d["window"], d["stride"],
                        d["pad"], layer.mode)
         return cls(layer.kind, direction, (batch, *layer.shape), training, operands=layer.operands, rate=layer.rate,
-                   inplace=layer.inplace)
+                   inplace=layer.inplace, function=layer.function)
 
     def to_layer(self):
         """(Layer, batch): the model layer this problem is one occurrence of."""
@@ -153,7 +159,8 @@ class MemoryProblem:
         if self.kind == "pool":
             shape = (*sample, self.window, self.stride, self.pad)
             return Layer("memory", "pool", shape, mode=self.mode), batch
-        return Layer("memory", self.kind, sample, operands=self.operands, rate=self.rate, inplace=self.inplace), batch
+        return Layer("memory", self.kind, sample, operands=self.operands, rate=self.rate, inplace=self.inplace,
+                     function=self.function), batch
 
     @property
     def passes(self) -> tuple[str, ...]:
@@ -203,6 +210,8 @@ class MemoryProblem:
                      f" pad {_dims_text(self.pad)}")
         if self.kind == "eltwise" and self.operands != 2:
             text += f" x{self.operands}"
+        if self.kind == "activation":
+            text += f" {self.function}"
         if self.direction == "fwd" and self.kind in TRAINING_KINDS:
             text += " train" if self.training else " infer"
         if self.kind == "dropout" and self.rate != DROPOUT_P:
@@ -216,7 +225,8 @@ class MemoryProblem:
         return {"kind": self.kind, "direction": self.direction, "tensor": _dims_text(self.tensor),
                 "training": self.training, "window": _dims_text(self.window), "stride": _dims_text(self.stride),
                 "pad": _dims_text(self.pad), "mode": self.mode, "operands": self.operands, "rate": self.rate,
-                **({"inplace": True} if self.inplace else {}), "dtype": self.dtype}
+                **({"inplace": True} if self.inplace else {}),
+                **({"function": self.function} if self.kind == "activation" else {}), "dtype": self.dtype}
 
     @classmethod
     def from_params(cls, params: dict) -> "MemoryProblem":
@@ -239,7 +249,7 @@ class MemoryProblem:
     def tolerance(self) -> float:
         """float32 rounding of a few operations per element; BN's and softmax's reductions
         and LRN's power add a little."""
-        return 1e-4 if self.kind in ("bn", "lrn", "softmax", "loss") else 1e-5
+        return 1e-4 if self.kind in ("bn", "lrn", "softmax", "loss", "activation") else 1e-5
 
     def check_error(self, inputs: dict, out: np.ndarray) -> float:
         """max |out - ref| / rms(ref) on the first samples (BN: the whole batch), the reference in
@@ -277,6 +287,9 @@ class MemoryProblem:
             return grad * dy[..., None]
         if self.kind == "relu":
             return np.maximum(x, 0) if fwd else dy * (x > 0)
+        if self.kind == "activation":
+            value, slope = activation_reference(self.function, x)
+            return value if fwd else dy * slope
         if self.kind == "eltwise":
             return sum(xs[1:], x) if fwd else dy
         if self.kind == "concat":
@@ -292,6 +305,38 @@ class MemoryProblem:
         if self.kind == "lrn":
             return _lrn_reference(x, dy, fwd)
         return _pool_reference(self, x, dy, fwd)
+
+
+# PyTorch's defaults for the parametrized ones (ELU alpha 1, leaky ReLU slope 0.01, softplus
+# beta 1 with its linear region above 20); the runners use the same.
+ELU_ALPHA, LEAKY_SLOPE, SOFTPLUS_THRESHOLD = 1.0, 0.01, 20.0
+
+
+def activation_reference(function: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(f(x), f'(x)) of an element-wise activation, in x's precision."""
+    sigmoid = 1.0 / (1.0 + np.exp(-x))
+    if function == "sigmoid":
+        return sigmoid, sigmoid * (1.0 - sigmoid)
+    if function == "silu":
+        return x * sigmoid, sigmoid * (1.0 + x * (1.0 - sigmoid))
+    if function == "elu":
+        negative = ELU_ALPHA * np.expm1(np.minimum(x, 0.0))
+        return np.where(x > 0, x, negative), np.where(x > 0, 1.0, negative + ELU_ALPHA)
+    softplus = np.where(x > SOFTPLUS_THRESHOLD, x, np.log1p(np.exp(np.minimum(x, SOFTPLUS_THRESHOLD))))
+    if function == "softplus":
+        return softplus, np.where(x > SOFTPLUS_THRESHOLD, 1.0, sigmoid)
+    if function == "mish":
+        t = np.tanh(softplus)
+        return x * t, t + x * sigmoid * (1.0 - t * t)
+    if function == "hardswish":
+        gate = np.clip(x + 3.0, 0.0, 6.0) / 6.0
+        return x * gate, np.where(x < -3.0, 0.0, np.where(x > 3.0, 1.0, (2.0 * x + 3.0) / 6.0))
+    if function == "hardsigmoid":
+        inside = (x > -3.0) & (x < 3.0)
+        return np.clip(x / 6.0 + 0.5, 0.0, 1.0), np.where(inside, 1.0 / 6.0, 0.0)
+    if function == "leaky_relu":
+        return np.where(x > 0, x, LEAKY_SLOPE * x), np.where(x > 0, 1.0, LEAKY_SLOPE)
+    raise ValueError(f"unknown activation function {function!r}")
 
 
 def _bn_reference(x, dy, gamma, beta, fwd: bool, training: bool) -> np.ndarray:
