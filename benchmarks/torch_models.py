@@ -6,7 +6,11 @@
 - ResNet-18: He et al. 2015, Table 1 (basic blocks [2, 2, 2, 2], 64-128-256-512 channels);
 - MobileNetV2: Sandler et al. 2018, Table 2 (inverted residuals, expansion 6, ReLU6, width 1.0);
 - a 4-layer Transformer encoder: Vaswani et al. 2017's encoder layer (post-norm), d_model 256,
-  4 heads, feed-forward 1024, over 128 tokens of a 10,000-word vocabulary.
+  4 heads, feed-forward 1024, over 128 tokens of a 10,000-word vocabulary;
+- EfficientNet-B0: Tan & Le 2019, Table 1 (MBConv blocks with squeeze-and-excitation at a quarter
+  of the block's input channels, SiLU, dropout 0.2 before the classifier; 5,288,548 parameters).
+  Not one of the predictor's goal models: a model with layers (SiLU, a sigmoid gate multiplied
+  over the feature map) that none of them has.
 """
 
 from __future__ import annotations
@@ -104,6 +108,51 @@ class TransformerEncoder(nn.Module):
         return self.head(h)
 
 
+class MBConv(nn.Module):
+    def __init__(self, inputs: int, outputs: int, kernel: int, stride: int, expansion: int):
+        super().__init__()
+        hidden, squeezed = inputs * expansion, max(1, inputs // 4)
+        layers = []
+        if expansion != 1:
+            layers += [nn.Conv2d(inputs, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.SiLU(inplace=True)]
+        layers += [nn.Conv2d(hidden, hidden, kernel, stride, kernel // 2, groups=hidden, bias=False),
+                   nn.BatchNorm2d(hidden), nn.SiLU(inplace=True)]
+        self.expand_depthwise = nn.Sequential(*layers)
+        self.squeeze = nn.Conv2d(hidden, squeezed, 1)
+        self.excite = nn.Conv2d(squeezed, hidden, 1)
+        self.project = nn.Sequential(nn.Conv2d(hidden, outputs, 1, bias=False), nn.BatchNorm2d(outputs))
+        self.residual = stride == 1 and inputs == outputs
+
+    def forward(self, x):
+        y = self.expand_depthwise(x)
+        gate = torch.sigmoid(self.excite(nn.functional.silu(self.squeeze(nn.functional.adaptive_avg_pool2d(y, 1)))))
+        y = self.project(y * gate)
+        return x + y if self.residual else y
+
+
+class EfficientNetB0(nn.Module):
+    # (expansion, kernel, first stride, output channels, repeats), Tan & Le 2019, Table 1
+    STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3),
+              (6, 5, 2, 192, 4), (6, 3, 1, 320, 1))
+
+    def __init__(self, classes: int = 1000):
+        super().__init__()
+        layers = [nn.Conv2d(3, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.SiLU(inplace=True)]
+        channels = 32
+        for expansion, kernel, stride, outputs, repeats in self.STAGES:
+            for index in range(repeats):
+                layers.append(MBConv(channels, outputs, kernel, stride if index == 0 else 1, expansion))
+                channels = outputs
+        layers += [nn.Conv2d(channels, 1280, 1, bias=False), nn.BatchNorm2d(1280), nn.SiLU(inplace=True)]
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(0.2)
+        self.classifier = nn.Linear(1280, classes)
+
+    def forward(self, x):
+        return self.classifier(self.dropout(torch.flatten(self.pool(self.features(x)), 1)))
+
+
 def resnet18() -> nn.Module:
     return ResNet18()
 
@@ -114,3 +163,7 @@ def mobilenet_v2() -> nn.Module:
 
 def transformer_encoder() -> nn.Module:
     return TransformerEncoder()
+
+
+def efficientnet_b0() -> nn.Module:
+    return EfficientNetB0()

@@ -103,6 +103,20 @@ def test_activations_become_activation_layers_of_their_function():
     assert model.params("trainable") == torch_params(_SqueezeExcite())
 
 
+@pytest.mark.parametrize("name, parameters", [("resnet18", 11_689_512), ("mobilenet_v2", 3_504_872),
+                                              ("efficientnet_b0", 5_288_548)])
+def test_the_benchmark_modules_import_with_their_published_parameter_counts(name, parameters):
+    sys.path.insert(0, str(TESTS.parent))
+    from benchmarks import torch_models
+
+    net = getattr(torch_models, name)()
+    model = from_torch(net, torch.randn(1, 3, 224, 224))
+    assert torch_params(net) == parameters and model.params("trainable") == parameters
+    if name == "efficientnet_b0":   # SiLU, the squeeze-and-excitation gate, its broadcast product
+        kinds = {(layer.kind, layer.function if layer.kind == "activation" else None) for layer in model.layers}
+        assert {("activation", "silu"), ("activation", "sigmoid"), ("eltwise", None)} <= kinds
+
+
 def test_what_the_format_cannot_express_is_an_error_naming_the_node():
     with pytest.raises(ValueError, match="cannot import node .*ConvTranspose2d"):
         from_torch(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ConvTranspose2d(4, 4, 2)),
