@@ -4,10 +4,14 @@ predictor's fitted models interpolate where a model it has not measured is likel
 A table measured for a few CNNs holds thin GEMMs only (an fc layer's rows are the batch: 4 to
 64), no depthwise convolution and no dropout rate but 0.5; a Transformer's token-major GEMMs
 (1024 rows at batch 8 x 128 tokens) were then extrapolated from them 34% to 54% too slow, and
-the rate of a dropout could not be told from its size. The anchors are one layer of each common
-family the zoo lacks, at one batch: token-major fc layers from 512 to 2048 wide, a ResNet-like
-3x3 and 1x1 convolution, depthwise 3x3 convolutions (stride 1 and 2), a single-channel first
-layer (grayscale input), and dropout at rates 0.1 and 0.5 on the same tensor. They are measured
+the rate of a dropout could not be told from its size; and PyTorch's CPU weight gradient of a
+5x5 depthwise convolution (EfficientNet, MnasNet, MobileNetV3) runs at 0.4-4% of the roofline
+(85 ms for one 28x28x240 layer at batch 8, against 3x3 depthwise ones at 23-45%), a cliff only a
+5x5 depthwise record shows (EfficientNet-B0's training step was predicted 45% short from the
+other models' records). The anchors are one layer of each common family the zoo lacks, at one
+batch: token-major fc layers from 512 to 2048 wide, a ResNet-like 3x3 and 1x1 convolution,
+depthwise 3x3 convolutions (stride 1 and 2) and a 5x5 one, a single-channel first layer
+(grayscale input), and dropout at rates 0.1 and 0.5 on the same tensor. They are measured
 in the passes the models suite measures (inference forward, or forward and both backward passes
 in training). `dlcb bench --suite models --no-anchors` leaves them out.
 """
@@ -31,6 +35,7 @@ def _anchor_layers() -> tuple[Layer, ...]:
                conv("conv1x1_256_128", 256, 28, 28, 128, 1, bias=False),
                conv("depthwise3x3_96", 96, 56, 56, 96, 3, pad=1, groups=96, bias=False),
                conv("depthwise3x3_240_s2", 240, 28, 28, 240, 3, pad=1, stride=2, groups=240, bias=False),
+               conv("depthwise5x5_144", 144, 28, 28, 144, 5, pad=2, groups=144, bias=False),
                conv("grayscale5x5_32", 1, 28, 28, 32, 5, pad=2)]
     layers += [Layer(f"dropout_{rate:g}", "dropout", (ANCHOR_TOKENS, 1024), rate=rate) for rate in (0.1, 0.5)]
     return tuple(layers)
