@@ -124,8 +124,8 @@ def _parser() -> argparse.ArgumentParser:
                             "data and weights, memory-bound layers' training forward and backward) or both "
                             "(default: infer)")
     bench.add_argument("--no-anchors", dest="anchors", action="store_false",
-                       help="with --suite models: leave out the anchor layers (token-major fc, 3x3/1x1/depthwise/"
-                            "single-channel convolutions, dropout at 0.1 and 0.5: about a minute), which let "
+                       help="with --suite models: leave out the anchor layers (token-major fc, 3x3/1x1/depthwise 3x3 "
+                            "and 5x5/single-channel convolutions, dropout at 0.1 and 0.5: about a minute), which let "
                             "`dlcb predict` interpolate for models the table does not hold")
     bench.add_argument("--limit", type=positive_int, default=None, help="run only the first N problems")
     bench.add_argument("--shape", action="append", type=_gemm_shape, default=None, metavar="MxNxK[:TT]",
