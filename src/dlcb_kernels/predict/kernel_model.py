@@ -27,10 +27,10 @@ Memory-bound layer calls (op "memory", MemoryProblem) are not kernels with an ef
 against the roofline: their time is a framework call's fixed cost plus bytes at the rate that
 kind of layer reaches. predict(MemoryProblem) answers with the exact record if present; else
 fitted, t = a + bytes / b (+ work / w for pooling's window reads and dropout's branch misses,
-MemoryTimeFit) by least squares on
-the relative error over the records of the same kind, direction, training flag and pooling mode
-(terms >= 0; one record: its time scaled by bytes, +-50%); else "memory", bytes at the measured bandwidth (memory_seconds). Memory records
-take no part in the kernel fits nor in cross_validate.
+MemoryTimeFit) by least squares on the relative error over the records of the same kind,
+direction, training flag, pooling mode and activation function (terms >= 0; one record: its
+time scaled by bytes, +-50%); else "memory", bytes at the measured bandwidth (memory_seconds).
+Memory records take no part in the kernel fits nor in cross_validate.
 
 First touch: a CPU call that allocates its output pays for every fresh page it writes (a page
 fault and the page zeroed), and on a shared VM that cost per page moves by several times within
@@ -526,7 +526,8 @@ class ThroughputModel:
                 "" if extra is None else extra[0])
         fit = self._memory_fits[group]
         implementations = sorted({e.record.implementation for e in members})
-        return KernelPrediction(fit.seconds(nbytes, 0 if extra is None else extra[1]), "fitted", fit.uncertainty, ", ".join(implementations),
+        return KernelPrediction(fit.seconds(nbytes, 0 if extra is None else extra[1]), "fitted", fit.uncertainty,
+                                ", ".join(implementations),
                                 f"{fit.describe()} over {fit.count} {' '.join(map(str, group))} records")
 
     def _exact_prediction(self, entry: _Entry) -> KernelPrediction:
@@ -636,7 +637,7 @@ class MemoryTimeFit:
     reads as much as its bytes: PyTorch's CPU max-pool forward visits 0.6 G elements/s here
     (3x3/1 reads 9 elements an output, 3x3/2 2.25 an input), so bytes alone mispredict 3x3/1
     pools from 2x2/2 ones by 60% (leave-one-out); a training dropout's time follows its
-    mispredicted keep/drop branches (rate 0.5 costs twice rate 0.1)."""
+    mispredicted keep/drop branches (rate 0.5 cost 1.9x rate 0.1 on one tensor)."""
 
     fixed_s: float
     bytes_per_s: float                   # math.inf: no byte term
@@ -694,7 +695,7 @@ class MemoryTimeFit:
             coefficients = np.zeros(n_terms)
             coefficients[used] = solution
             cost = float(np.sum((scaled @ coefficients - 1.0) ** 2))
-            if cost < best_cost * (1.0 - 1e-9) - 1e-15:   # fewer terms where more fit no better
+            if cost < best_cost * (1.0 - 1e-9) - 1e-15:   # a tie keeps the earlier subset (bytes first)
                 best, best_cost = coefficients, cost
         if best is None:   # every record the same size and no feasible subset: proportional to bytes
             best = np.zeros(n_terms)

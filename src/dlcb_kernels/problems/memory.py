@@ -196,7 +196,7 @@ class MemoryProblem:
         any: pooling's window reads (output elements x window area: 9 reads an output at 3x3/1,
         2.25 an input element at 3x3/2) and a training dropout forward's mispredicted branches
         (elements x min(rate, 1 - rate): PyTorch's CPU dropout draws a keep/drop per element and
-        costs most at rate 0.5, twice what it costs at 0.1). None: bytes alone."""
+        costs most at rate 0.5, 1.9x what it costs at 0.1 on one tensor). None: bytes alone."""
         if self.kind == "pool":
             return "window reads", math.prod(self.output_shape) * self.window[0] * self.window[1]
         if self.kind == "dropout" and self.direction == "fwd" and self.training:
