@@ -69,27 +69,36 @@ class InvertedResidual(nn.Module):
         return x + self.body(x) if self.residual else self.body(x)
 
 
-class MobileNetV2(nn.Module):
-    # (expansion, output channels, repeats, first stride), Sandler et al. 2018, Table 2
-    SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
-                (6, 320, 1, 1))
+class MobileFrame(nn.Module):
+    """MobileNetV2's and EfficientNet-B0's frame: a 3x3/2 stem to 32 channels with BN and the
+    activation, the blocks, a 1x1 convolution to 1280 channels, global average pooling, dropout
+    0.2 and the classifier."""
 
-    def __init__(self, classes: int = 1000):
+    def __init__(self, blocks: list, channels: int, activation, classes: int):
         super().__init__()
-        layers = [nn.Conv2d(3, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU6(inplace=True)]
-        channels = 32
-        for expansion, outputs, repeats, stride in self.SETTINGS:
-            for index in range(repeats):
-                layers.append(InvertedResidual(channels, outputs, stride if index == 0 else 1, expansion))
-                channels = outputs
-        layers += [nn.Conv2d(channels, 1280, 1, bias=False), nn.BatchNorm2d(1280), nn.ReLU6(inplace=True)]
-        self.features = nn.Sequential(*layers)
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), activation(inplace=True), *blocks,
+            nn.Conv2d(channels, 1280, 1, bias=False), nn.BatchNorm2d(1280), activation(inplace=True))
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(0.2)
         self.classifier = nn.Linear(1280, classes)
 
     def forward(self, x):
         return self.classifier(self.dropout(torch.flatten(self.pool(self.features(x)), 1)))
+
+
+class MobileNetV2(MobileFrame):
+    # (expansion, output channels, repeats, first stride), Sandler et al. 2018, Table 2
+    SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+                (6, 320, 1, 1))
+
+    def __init__(self, classes: int = 1000):
+        blocks, channels = [], 32
+        for expansion, outputs, repeats, stride in self.SETTINGS:
+            for index in range(repeats):
+                blocks.append(InvertedResidual(channels, outputs, stride if index == 0 else 1, expansion))
+                channels = outputs
+        super().__init__(blocks, channels, nn.ReLU6, classes)
 
 
 class TransformerEncoder(nn.Module):
@@ -130,27 +139,18 @@ class MBConv(nn.Module):
         return x + y if self.residual else y
 
 
-class EfficientNetB0(nn.Module):
+class EfficientNetB0(MobileFrame):
     # (expansion, kernel, first stride, output channels, repeats), Tan & Le 2019, Table 1
     STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3),
               (6, 5, 2, 192, 4), (6, 3, 1, 320, 1))
 
     def __init__(self, classes: int = 1000):
-        super().__init__()
-        layers = [nn.Conv2d(3, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.SiLU(inplace=True)]
-        channels = 32
+        blocks, channels = [], 32
         for expansion, kernel, stride, outputs, repeats in self.STAGES:
             for index in range(repeats):
-                layers.append(MBConv(channels, outputs, kernel, stride if index == 0 else 1, expansion))
+                blocks.append(MBConv(channels, outputs, kernel, stride if index == 0 else 1, expansion))
                 channels = outputs
-        layers += [nn.Conv2d(channels, 1280, 1, bias=False), nn.BatchNorm2d(1280), nn.SiLU(inplace=True)]
-        self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.dropout = nn.Dropout(0.2)
-        self.classifier = nn.Linear(1280, classes)
-
-    def forward(self, x):
-        return self.classifier(self.dropout(torch.flatten(self.pool(self.features(x)), 1)))
+        super().__init__(blocks, channels, nn.SiLU, classes)
 
 
 def resnet18() -> nn.Module:
