@@ -32,18 +32,17 @@ import dataclasses
 import math
 import operator
 
-from .layers import MODEL_INPUT, Layer, Model
+from .layers import ACTIVATIONS, MODEL_INPUT, Layer, Model
 
 _FREE_FUNCTIONS = {"flatten", "reshape", "view", "permute", "transpose", "contiguous", "squeeze", "unsqueeze",
                    "getitem", "size", "dim", "chunk", "split", "unbind", "expand", "expand_as", "t", "type_as",
                    "float", "to", "detach", "clone", "getattr", "floordiv", "narrow", "select"}
 
 
-# Element-wise activations of the "activation" kind, by module class or function name.
-_ACTIVATIONS = {"SiLU": "silu", "silu": "silu", "Sigmoid": "sigmoid", "sigmoid": "sigmoid", "ELU": "elu", "elu": "elu",
-                "Mish": "mish", "mish": "mish", "Softplus": "softplus", "softplus": "softplus",
-                "LeakyReLU": "leaky_relu", "leaky_relu": "leaky_relu", "Hardswish": "hardswish",
-                "hardswish": "hardswish", "Hardsigmoid": "hardsigmoid", "hardsigmoid": "hardsigmoid"}
+# Element-wise activations of the "activation" kind by module class; as functions and tensor
+# methods they go by their own names, ACTIVATIONS.
+_ACTIVATION_MODULES = {"SiLU": "silu", "Sigmoid": "sigmoid", "ELU": "elu", "Mish": "mish", "Softplus": "softplus",
+                       "LeakyReLU": "leaky_relu", "Hardswish": "hardswish", "Hardsigmoid": "hardsigmoid"}
 
 
 def _name_of(target) -> str:
@@ -122,8 +121,8 @@ class _Importer:
             self.add(node, [Layer(name, "gelu", self.per_sample(node))])
         elif isinstance(module, nn.Tanh):
             self.add(node, [Layer(name, "tanh", self.per_sample(node))])
-        elif type(module).__name__ in _ACTIVATIONS:
-            self.add(node, [self.activation(node, type(module).__name__)])
+        elif type(module).__name__ in _ACTIVATION_MODULES:
+            self.add(node, [self.activation(node, _ACTIVATION_MODULES[type(module).__name__])])
         elif isinstance(module, nn.Softmax):
             self.add(node, [Layer(name, "softmax", self.per_sample(node))])
         elif isinstance(module, nn.Dropout):
@@ -253,7 +252,7 @@ class _Importer:
             self.add(node, [Layer(name, "gelu", self.per_sample(node))])
         elif fname == "tanh":
             self.add(node, [Layer(name, "tanh", self.per_sample(node))])
-        elif fname.rstrip("_") in _ACTIVATIONS:
+        elif fname.rstrip("_") in ACTIVATIONS:
             self.add(node, [self.activation(node, fname.rstrip("_"))])
         elif fname in ("softmax", "log_softmax"):
             self.add(node, [Layer(name, "softmax", self.per_sample(node))])
@@ -276,10 +275,10 @@ class _Importer:
         else:
             raise ValueError(f"cannot import node {name} ({fname}): no dlcb layer kind for it")
 
-    def activation(self, node, what: str) -> Layer:
+    def activation(self, node, function: str) -> Layer:
         """An activation layer; ELU, leaky ReLU and softplus are measured at PyTorch's defaults,
         which only the parameter, not the cost, would change."""
-        return Layer(node.name, "activation", self.per_sample(node), function=_ACTIVATIONS[what])
+        return Layer(node.name, "activation", self.per_sample(node), function=function)
 
     def matmul(self, node, tensors, name) -> Layer:
         if len(tensors) != 2:
