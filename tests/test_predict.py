@@ -190,6 +190,31 @@ def test_conv_and_rnn_groups_are_fitted_per_direction():
     assert model.predict(lstm).seconds == pytest.approx(seconds_by_law(lstm), rel=0.15)
 
 
+def test_convolutions_with_one_pixel_wide_output_rows_are_fitted_from_their_own_kind():
+    # Image convolutions at the law, and windows spanning a whole embedding row (one input
+    # channel, output rows one pixel wide) at a third of it, as PyTorch's CPU kernels run them.
+    rng = np.random.default_rng(11)
+    images = []
+    for _ in range(40):
+        c, k = (int(x) for x in log_uniform(rng, 3, 256, 2))
+        hw = int(log_uniform(rng, 7, 56, 1)[0])
+        r = int(rng.choice([1, 3, 5]))
+        images.append(ConvProblem(n=int(rng.choice([4, 8])), c=c, h=hw, w=hw, k=k, r=r, s=r, pad_h=r // 2,
+                                  pad_w=r // 2))
+
+    def window(n, tokens, width, k, height):
+        return ConvProblem(n=n, c=1, h=tokens, w=width, k=k, r=height, s=width)
+
+    windows = [window(8, 64, 256, 96, 4), window(8, 32, 512, 64, 2)]
+    doc = make_table([record(p, seconds_by_law(p)) for p in images]
+                     + [record(p, seconds_by_law(p, 3.0)) for p in windows])
+    model = ThroughputModel(doc)
+    text = window(64, 59, 128, 128, 5)
+    assert model.predict(text).seconds == pytest.approx(seconds_by_law(text, 3.0), rel=0.3)
+    image = ConvProblem(n=8, c=64, h=28, w=28, k=128, r=3, s=3, pad_h=1, pad_w=1)
+    assert model.predict(image).seconds == pytest.approx(seconds_by_law(image), rel=0.15)
+
+
 def test_roofline_fallback_borrows_an_efficiency_and_says_how_uncertain(gemm_table):
     doc, train = gemm_table
     conv = ConvProblem(n=2, c=16, h=14, w=14, k=32, r=3, s=3, pad_h=1, pad_w=1)

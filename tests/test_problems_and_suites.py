@@ -206,6 +206,10 @@ def test_models_suite_adds_the_anchor_layers_unless_asked_not_to():
             GemmProblem(1024, 1024, 1024, trans_a=True)} <= problems
     assert any(p.op == "conv" and p.groups > 1 and p.direction == "bwd_filter" for p in problems)
     assert {p.rate for p in problems if p.op == "memory" and p.kind == "dropout"} == {0.1, 0.5}
+    # windows over whole embedding rows (output rows one pixel wide) at two sizes, in all passes
+    windows = {(p.h, p.w, p.r) for p in problems if p.op == "conv" and p.c == 1 and p.q == 1}
+    assert len(windows) == 2
+    assert {p.direction for p in problems if p.op == "conv" and p.q == 1} == {"fwd", "bwd_data", "bwd_filter"}
     # the leading layer is not an anchor, the framework overhead is the models'
     assert all(entry["layer"] != LEAD for sp in anchors for entry in sp.labels["layers"])
     assert not any(p.op == "overhead" for p in problems)

@@ -8,10 +8,16 @@ the rate of a dropout could not be told from its size; and PyTorch's CPU weight 
 5x5 depthwise convolution (EfficientNet, MnasNet, MobileNetV3) runs at 0.4-4% of the roofline
 (85 ms for one 28x28x240 layer at batch 8, against 3x3 depthwise ones at 23-45%), a cliff only a
 5x5 depthwise record shows (EfficientNet-B0's training step was predicted 45% short from the
-other models' records). The anchors are one layer of each common family the zoo lacks, at one
-batch: token-major fc layers from 512 to 2048 wide, a ResNet-like 3x3 and 1x1 convolution,
+other models' records). A convolution whose kernel spans its whole input row (a text CNN's
+window over word embeddings: one input channel, output rows one pixel wide) ran at 0.23-0.31 of
+the roofline against 0.8-1.0 for the same work with wide output rows (PyTorch's direct kernels
+keep a row's outputs in registers; a 5x128 window over 59x128 embeddings took 10.9 ms, the same
+convolution transposed 4.4 ms), a regime no image CNN reaches. The anchors are one layer of each
+common family the zoo lacks, at one batch, two for that one (a fit needs more than one point to
+find it): token-major fc layers from 512 to 2048 wide, a ResNet-like 3x3 and 1x1 convolution,
 depthwise 3x3 convolutions (stride 1 and 2) and a 5x5 one, a single-channel first layer
-(grayscale input), and dropout at rates 0.1 and 0.5 on the same tensor. They are measured
+(grayscale input), windows of 4 and 2 tokens over 256- and 512-wide embeddings, and dropout at
+rates 0.1 and 0.5 on the same tensor. They are measured
 in the passes the models suite measures (inference forward, or forward and both backward passes
 in training). `dlcb bench --suite models --no-anchors` leaves them out.
 """
@@ -36,7 +42,9 @@ def _anchor_layers() -> tuple[Layer, ...]:
                conv("depthwise3x3_96", 96, 56, 56, 96, 3, pad=1, groups=96, bias=False),
                conv("depthwise3x3_240_s2", 240, 28, 28, 240, 3, pad=1, stride=2, groups=240, bias=False),
                conv("depthwise5x5_144", 144, 28, 28, 144, 5, pad=2, groups=144, bias=False),
-               conv("grayscale5x5_32", 1, 28, 28, 32, 5, pad=2)]
+               conv("grayscale5x5_32", 1, 28, 28, 32, 5, pad=2),
+               conv("embedding_window4_96", 1, 64, 256, 96, 4, 256),
+               conv("embedding_window2_64", 1, 32, 512, 64, 2, 512)]
     layers += [Layer(f"dropout_{rate:g}", "dropout", (ANCHOR_TOKENS, 1024), rate=rate) for rate in (0.1, 0.5)]
     return tuple(layers)
 

@@ -112,8 +112,12 @@ def _features(problem) -> tuple[list[float], list[float]]:
             [float(problem.trans_a), float(problem.trans_b)]
     if problem.op == "conv":
         reduction = (problem.c // problem.groups) * problem.r * problem.s
-        return head + [math.log(problem.n * problem.p * problem.q), math.log(problem.k), math.log(reduction),
-                       math.log(problem.r * problem.s), math.log(problem.groups),
+        # The output row's width on its own: direct convolutions keep a row's outputs in
+        # registers, and a row one pixel wide (a kernel as wide as its input, as text CNNs' over
+        # word embeddings) ran at a third of the rate of the same work with rows 59 wide.
+        return head + [math.log(problem.n * problem.p * problem.q), math.log(problem.q), math.log(problem.k),
+                       math.log(reduction), math.log(problem.c // problem.groups), math.log(problem.r * problem.s),
+                       math.log(problem.groups),
                        float(max(problem.stride_h, problem.stride_w))], \
             [float(problem.layout == "NHWC")]
     if problem.op == "rnn":
@@ -124,7 +128,7 @@ def _features(problem) -> tuple[list[float], list[float]]:
 
 _FEATURE_NAMES = {
     "gemm": ["FLOPs", "intensity", "m", "n", "k", "trans_a", "trans_b"],
-    "conv": ["FLOPs", "intensity", "N*P*Q", "K", "C*R*S/groups", "R*S", "groups", "stride", "NHWC"],
+    "conv": ["FLOPs", "intensity", "N*P*Q", "Q", "K", "C*R*S/groups", "C/groups", "R*S", "groups", "stride", "NHWC"],
     "rnn": ["FLOPs", "intensity", "hidden", "batch", "timesteps", "input size", "gates"],
 }
 
