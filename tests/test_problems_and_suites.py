@@ -210,6 +210,8 @@ def test_models_suite_adds_the_anchor_layers_unless_asked_not_to():
     windows = {(p.h, p.w, p.r) for p in problems if p.op == "conv" and p.c == 1 and p.q == 1}
     assert len(windows) == 2
     assert {p.direction for p in problems if p.op == "conv" and p.q == 1} == {"fwd", "bwd_data", "bwd_filter"}
+    # attention's per-head GEMMs: scores (Q K^T) and context (P V) forward
+    assert {GemmProblem(256, 256, 32, trans_b=True), GemmProblem(256, 32, 256)} <= problems
     # the leading layer is not an anchor, the framework overhead is the models'
     assert all(entry["layer"] != LEAD for sp in anchors for entry in sp.labels["layers"])
     assert not any(p.op == "overhead" for p in problems)

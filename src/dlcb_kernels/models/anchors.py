@@ -12,19 +12,23 @@ other models' records). A convolution whose kernel spans its whole input row (a 
 window over word embeddings: one input channel, output rows one pixel wide) ran at 0.23-0.31 of
 the roofline against 0.8-1.0 for the same work with wide output rows (PyTorch's direct kernels
 keep a row's outputs in registers; a 5x128 window over 59x128 embeddings took 10.9 ms, the same
-convolution transposed 4.4 ms), a regime no image CNN reaches. The anchors are one layer of each
+convolution transposed 4.4 ms), a regime no image CNN reaches. And attention's per-head GEMMs
+(128x64x128 for a 4-head Transformer encoder over 128 tokens) are small but square: fitted from
+the CNNs' fc layers, as small in FLOPs but thin (rows = batch), they came out 1.4 to 8 times
+too slow. The anchors are one layer of each
 common family the zoo lacks, at one batch, two for that one (a fit needs more than one point to
 find it): token-major fc layers from 512 to 2048 wide, a ResNet-like 3x3 and 1x1 convolution,
 depthwise 3x3 convolutions (stride 1 and 2) and a 5x5 one, a single-channel first layer
-(grayscale input), windows of 4 and 2 tokens over 256- and 512-wide embeddings, and dropout at
-rates 0.1 and 0.5 on the same tensor. They are measured
+(grayscale input), windows of 4 and 2 tokens over 256- and 512-wide embeddings, attention's
+scores and context GEMMs (4 heads of 32 over 256 tokens), and dropout at rates 0.1 and 0.5 on the
+same tensor. They are measured
 in the passes the models suite measures (inference forward, or forward and both backward passes
 in training). `dlcb bench --suite models --no-anchors` leaves them out.
 """
 
 from __future__ import annotations
 
-from .layers import Layer, Model, conv, fc
+from .layers import Layer, Model, conv, fc, matmul
 
 ANCHOR_BATCH = 8
 ANCHOR_TOKENS = 128   # fc rows per sample: 1024-row GEMMs at the anchor batch
@@ -45,6 +49,9 @@ def _anchor_layers() -> tuple[Layer, ...]:
                conv("grayscale5x5_32", 1, 28, 28, 32, 5, pad=2),
                conv("embedding_window4_96", 1, 64, 256, 96, 4, 256),
                conv("embedding_window2_64", 1, 32, 512, 64, 2, 512)]
+    # Attention's per-head GEMMs (scores Q K^T and context P V, 4 heads of 32 over 256 tokens)
+    layers += [matmul("attention_scores_256", 256, 256, 32, heads=4, trans_b=True),
+               matmul("attention_context_256", 256, 32, 256, heads=4)]
     layers += [Layer(f"dropout_{rate:g}", "dropout", (ANCHOR_TOKENS, 1024), rate=rate) for rate in (0.1, 0.5)]
     return tuple(layers)
 
