@@ -59,8 +59,34 @@ def test_a_transformer_encoder_becomes_attention_feed_forward_and_norms(norm_fir
     assert layers["layers_0_attn_in_proj"].tokens == 12 and layers["layers_0_linear1"].shape == (64, 128)
     assert set(layers["layers_0_add2"].reads) >= {"layers_0_dropout2"}
     assert layers["layers_0_dropout1"].rate == 0.1   # the layer keeps its rate
+    # torch drops the attention weights too, between the softmax and the context matmul
+    weights = layers["layers_0_attn_weights_dropout"]
+    assert weights.kind == "dropout" and weights.rate == 0.1 and weights.shape == (4, 12, 12)
+    names = [layer.name for layer in model.layers]
+    assert names.index("layers_0_attn_softmax") < names.index("layers_0_attn_weights_dropout") < \
+        names.index("layers_0_attn_context")
     # every edge names an earlier layer or the input (Model checks it)
     assert all(r == "input" or r in layers for layer in model.layers for r in layer.reads)
+
+
+class _SelfAttention(torch.nn.Module):
+    def __init__(self, dropout):
+        super().__init__()
+        self.attn = torch.nn.MultiheadAttention(32, 2, dropout=dropout, batch_first=True)
+
+    def forward(self, x):
+        return self.attn(x, x, x)[0]
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.25])
+def test_multihead_attention_drops_its_weights_only_at_a_rate_above_zero(dropout):
+    model = from_torch(_SelfAttention(dropout), torch.randn(3, 10, 32))
+    kinds = [layer.kind for layer in model.layers]
+    expected = ["fc", "matmul", "softmax"] + (["dropout"] if dropout else []) + ["matmul", "fc"]
+    assert kinds == expected
+    if dropout:
+        assert by_name(model)["attn_weights_dropout"].rate == 0.25
+        assert by_name(model)["attn_weights_dropout"].shape == (2, 10, 10)
 
 
 def test_a_stacked_lstm_is_one_layer_per_level():

@@ -16,8 +16,8 @@ What maps to what (anything else is an error naming the node):
   Dropout -> dropout; MaxPool2d/AvgPool2d -> pool; AdaptiveAvgPool2d to 1x1 -> a global pool;
   add of two tensors (and sub, mul) -> eltwise; cat -> concat; Embedding -> embedding;
   LSTM/GRU/RNN -> one rnn layer per stacked layer (bidirectional: count 2); matmul/bmm of two
-  activations -> matmul; MultiheadAttention -> in-projection fc, QK^T matmul, softmax, AV matmul,
-  out-projection fc; TransformerEncoderLayer -> that attention, then the residual adds, two
+  activations -> matmul; MultiheadAttention -> in-projection fc, QK^T matmul, softmax, dropout of
+  the attention weights at the module's rate (if above 0), AV matmul, out-projection fc; TransformerEncoderLayer -> that attention, then the residual adds, two
   layernorms, the two-layer feed-forward with its activation, and its dropouts.
   Views and free reshapes (flatten, view, reshape, permute, transpose, contiguous, squeeze,
   unsqueeze, getitem, size, chunk, split, Identity) cost nothing and map to no layer; a tensor
@@ -199,9 +199,15 @@ class _Importer:
         length, embed = (x[1], x[2]) if first else (x[0], x[2])
         heads = module.num_heads
         head_dim = embed // heads
+        weights = (heads, length, length)
+        # torch drops attention weights at the module's rate in training: with a 4-head encoder
+        # over 128 tokens those are a third of the elements its dropouts draw
+        weights_dropout = [Layer(f"{name}_weights_dropout", "dropout", weights, rate=module.dropout)] \
+            if module.dropout > 0 else []
         return [Layer(f"{name}_in_proj", "fc", (embed, 3 * embed), tokens=length),
                 Layer(f"{name}_scores", "matmul", (length, length, head_dim), heads=heads, trans_b=True),
-                Layer(f"{name}_softmax", "softmax", (heads, length, length)),
+                Layer(f"{name}_softmax", "softmax", weights),
+                *weights_dropout,
                 Layer(f"{name}_context", "matmul", (length, head_dim, length), heads=heads),
                 Layer(f"{name}_out_proj", "fc", (embed, embed), tokens=length)]
 
