@@ -201,7 +201,7 @@ class _Importer:
         head_dim = embed // heads
         weights = (heads, length, length)
         # torch drops attention weights at the module's rate in training: with a 4-head encoder
-        # over 128 tokens those are a third of the elements its dropouts draw
+        # over 128 tokens those are a quarter of the elements its dropouts draw
         weights_dropout = [Layer(f"{name}_weights_dropout", "dropout", weights, rate=module.dropout)] \
             if module.dropout > 0 else []
         return [Layer(f"{name}_in_proj", "fc", (embed, 3 * embed), tokens=length),
