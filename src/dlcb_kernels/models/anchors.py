@@ -15,15 +15,14 @@ keep a row's outputs in registers; a 5x128 window over 59x128 embeddings took 10
 convolution transposed 4.4 ms), a regime no image CNN reaches. And attention's per-head GEMMs
 (128x64x128 for a 4-head Transformer encoder over 128 tokens) are small but square: fitted from
 the CNNs' fc layers, as small in FLOPs but thin (rows = batch), they came out 1.4 to 8 times
-too slow. The anchors are one layer of each
-common family the zoo lacks, at one batch, two for that one (a fit needs more than one point to
-find it): token-major fc layers from 512 to 2048 wide, a ResNet-like 3x3 and 1x1 convolution,
-depthwise 3x3 convolutions (stride 1 and 2) and a 5x5 one, a single-channel first layer
-(grayscale input), windows of 4 and 2 tokens over 256- and 512-wide embeddings, attention's
-scores and context GEMMs (4 heads of 32 over 256 tokens), and dropout at rates 0.1 and 0.5 on the
-same tensor. They are measured
-in the passes the models suite measures (inference forward, or forward and both backward passes
-in training). `dlcb bench --suite models --no-anchors` leaves them out.
+too slow. The anchors are one layer of each common family the zoo lacks, at one batch (the
+text window at two sizes: one record alone did not outweigh the image convolutions around it):
+token-major fc layers from 512 to 2048 wide, a ResNet-like 3x3 and 1x1 convolution, depthwise
+3x3 convolutions (stride 1 and 2) and a 5x5 one, a single-channel first layer (grayscale input),
+windows of 4 and 2 tokens over 256- and 512-wide embeddings, attention's scores and context
+GEMMs (4 heads of 32 over 256 tokens), and dropout at rates 0.1 and 0.5 on the same tensor.
+They are measured in the passes the models suite measures (inference forward, or forward and
+both backward passes in training). `dlcb bench --suite models --no-anchors` leaves them out.
 """
 
 from __future__ import annotations

@@ -17,8 +17,9 @@ What maps to what (anything else is an error naming the node):
   add of two tensors (and sub, mul) -> eltwise; cat -> concat; Embedding -> embedding;
   LSTM/GRU/RNN -> one rnn layer per stacked layer (bidirectional: count 2); matmul/bmm of two
   activations -> matmul; MultiheadAttention -> in-projection fc, QK^T matmul, softmax, dropout of
-  the attention weights at the module's rate (if above 0), AV matmul, out-projection fc; TransformerEncoderLayer -> that attention, then the residual adds, two
-  layernorms, the two-layer feed-forward with its activation, and its dropouts.
+  the attention weights at the module's rate (if above 0), AV matmul, out-projection fc;
+  TransformerEncoderLayer -> that attention, then the residual adds, two layernorms, the
+  two-layer feed-forward with its activation, and its dropouts.
   Views and free reshapes (flatten, view, reshape, permute, transpose, contiguous, squeeze,
   unsqueeze, getitem, size, chunk, split, Identity) cost nothing and map to no layer; a tensor
   times or plus a constant is not charged either.
