@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .models.layers import without_input_gradient
-from .problems.memory import BN_EPS, ELU_ALPHA, LEAKY_SLOPE, LRN, activation_reference
+from .problems.memory import BN_EPS, LRN, TORCH_ACTIVATION_MODULES, activation_reference
 
 SGD_LR = 1e-4                   # small: repeated steps on fixed gradients must not blow up
 SGD_MOMENTUM = 0.9
@@ -187,10 +187,8 @@ class TorchLayer:
         elif kind == "relu":
             self.module = nn.ReLU()
         elif kind == "activation":
-            self.module = {"sigmoid": nn.Sigmoid, "silu": nn.SiLU, "mish": nn.Mish, "softplus": nn.Softplus,
-                           "hardswish": nn.Hardswish, "hardsigmoid": nn.Hardsigmoid,
-                           "elu": lambda: nn.ELU(ELU_ALPHA),
-                           "leaky_relu": lambda: nn.LeakyReLU(LEAKY_SLOPE)}[p["function"]]()
+            # at PyTorch's defaults, which the float64 reference uses (ELU_ALPHA, LEAKY_SLOPE)
+            self.module = getattr(nn, TORCH_ACTIVATION_MODULES[p["function"]])()
         elif kind == "pool":
             pool = nn.MaxPool2d if p["mode"] == "max" else nn.AvgPool2d
             self.module = pool(p["kernel"], p["stride"], p["pad"], ceil_mode=True)

@@ -33,6 +33,7 @@ import dataclasses
 import math
 import operator
 
+from ..problems.memory import TORCH_ACTIVATION_MODULES
 from .layers import ACTIVATIONS, MODEL_INPUT, Layer, Model
 
 _FREE_FUNCTIONS = {"flatten", "reshape", "view", "permute", "transpose", "contiguous", "squeeze", "unsqueeze",
@@ -42,8 +43,7 @@ _FREE_FUNCTIONS = {"flatten", "reshape", "view", "permute", "transpose", "contig
 
 # Element-wise activations of the "activation" kind by module class; as functions and tensor
 # methods they go by their own names, ACTIVATIONS.
-_ACTIVATION_MODULES = {"SiLU": "silu", "Sigmoid": "sigmoid", "ELU": "elu", "Mish": "mish", "Softplus": "softplus",
-                       "LeakyReLU": "leaky_relu", "Hardswish": "hardswish", "Hardsigmoid": "hardsigmoid"}
+_ACTIVATION_MODULES = {module: function for function, module in TORCH_ACTIVATION_MODULES.items()}
 
 
 def _name_of(target) -> str:

@@ -35,6 +35,9 @@ from ._common import check_choice, check_dims, check_flag, from_params, relative
 
 # Element-wise activations of the "activation" kind (models.layers.ACTIVATIONS is this tuple).
 ACTIVATIONS = ("sigmoid", "silu", "elu", "mish", "softplus", "hardswish", "hardsigmoid", "leaky_relu")
+# The torch.nn module class of each: the layer runners build it, the torch importer maps it back.
+TORCH_ACTIVATION_MODULES = {"sigmoid": "Sigmoid", "silu": "SiLU", "elu": "ELU", "mish": "Mish", "softplus": "Softplus",
+                            "hardswish": "Hardswish", "hardsigmoid": "Hardsigmoid", "leaky_relu": "LeakyReLU"}
 MEMORY_KINDS = ("relu", "activation", "pool", "bn", "lrn", "eltwise", "concat", "softmax", "dropout", "loss")
 DIRECTIONS = ("fwd", "bwd")
 POOL_MODES = ("max", "avg")
