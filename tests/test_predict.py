@@ -104,6 +104,19 @@ def random_gemms(rng, count):
             for (m, n, k), (ta, tb) in zip(dims, flags)]
 
 
+def random_convs(rng, count, channels, sizes, kernels, batches):
+    """Square images and kernels (padded to keep the size): channels and sizes log-uniform in
+    their (low, high), kernels and batches drawn from their lists."""
+    convs = []
+    for _ in range(count):
+        c, k = (int(x) for x in log_uniform(rng, *channels, 2))
+        hw = int(log_uniform(rng, *sizes, 1)[0])
+        r = int(rng.choice(kernels))
+        convs.append(ConvProblem(n=int(rng.choice(batches)), c=c, h=hw, w=hw, k=k, r=r, s=r, pad_h=r // 2,
+                                 pad_w=r // 2))
+    return convs
+
+
 @pytest.fixture(scope="module")
 def gemm_table():
     rng = np.random.default_rng(7)
@@ -168,13 +181,7 @@ def test_extrapolation_uncertainty_comes_from_the_records_at_the_ranges_edge():
 
 def test_conv_and_rnn_groups_are_fitted_per_direction():
     rng = np.random.default_rng(3)
-    convs = []
-    for _ in range(30):
-        c, k = (int(x) for x in log_uniform(rng, 4, 128, 2))
-        hw = int(log_uniform(rng, 7, 40, 1)[0])
-        r = int(rng.choice([1, 3]))
-        convs.append(ConvProblem(n=int(rng.integers(1, 5)), c=c, h=hw, w=hw, k=k, r=r, s=r, pad_h=r // 2,
-                                 pad_w=r // 2))
+    convs = random_convs(rng, 30, channels=(4, 128), sizes=(7, 40), kernels=[1, 3], batches=[1, 2, 3, 4])
     rnns = [RnnProblem(int(h), int(n), int(t), "lstm") for h, n, t in log_uniform(rng, 16, 256, (20, 3))]
     slow_bwd = [ConvProblem(**{**p.params(), "direction": "bwd_data"}) for p in convs]
     doc = make_table([record(p, seconds_by_law(p)) for p in convs + rnns]
@@ -193,14 +200,8 @@ def test_conv_and_rnn_groups_are_fitted_per_direction():
 def test_convolutions_with_one_pixel_wide_output_rows_are_fitted_from_their_own_kind():
     # Image convolutions at the law, and windows spanning a whole embedding row (one input
     # channel, output rows one pixel wide) at a third of it, as PyTorch's CPU kernels run them.
-    rng = np.random.default_rng(11)
-    images = []
-    for _ in range(40):
-        c, k = (int(x) for x in log_uniform(rng, 3, 256, 2))
-        hw = int(log_uniform(rng, 7, 56, 1)[0])
-        r = int(rng.choice([1, 3, 5]))
-        images.append(ConvProblem(n=int(rng.choice([4, 8])), c=c, h=hw, w=hw, k=k, r=r, s=r, pad_h=r // 2,
-                                  pad_w=r // 2))
+    images = random_convs(np.random.default_rng(11), 40, channels=(3, 256), sizes=(7, 56), kernels=[1, 3, 5],
+                          batches=[4, 8])
 
     def window(n, tokens, width, k, height):
         return ConvProblem(n=n, c=1, h=tokens, w=width, k=k, r=height, s=width)

@@ -111,13 +111,13 @@ def _features(problem) -> tuple[list[float], list[float]]:
         return head + [math.log(problem.m), math.log(problem.n), math.log(problem.k)], \
             [float(problem.trans_a), float(problem.trans_b)]
     if problem.op == "conv":
-        reduction = (problem.c // problem.groups) * problem.r * problem.s
+        per_group = problem.c // problem.groups
         # The output row's width on its own: direct convolutions keep a row's outputs in
         # registers, and a row one pixel wide (a kernel as wide as its input, as text CNNs' over
         # word embeddings) ran at a third of the rate of the same work with rows 59 wide; and
         # input channels per group, since a single one takes another code path than many.
         return head + [math.log(problem.n * problem.p * problem.q), math.log(problem.q), math.log(problem.k),
-                       math.log(reduction), math.log(problem.c // problem.groups), math.log(problem.r * problem.s),
+                       math.log(per_group * problem.r * problem.s), math.log(per_group), math.log(problem.r * problem.s),
                        math.log(problem.groups),
                        float(max(problem.stride_h, problem.stride_w))], \
             [float(problem.layout == "NHWC")]
